@@ -1,0 +1,33 @@
+// The lowering driver of the front end: prelude and file -> AST -> module IR, running the
+// passes in order (elaborate, infer_features, name_leaves). Stops before a stage whose input
+// had errors, so that one mistake is reported once.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../grammar/ast.hpp"
+#include "diagnostics.hpp"
+#include "elaborate.hpp"
+#include "module_ir.hpp"
+
+namespace modc {
+
+struct Compilation {
+    SourceManager sources;
+    Diagnostics diags{sources};
+    ast::File prelude;
+    ast::File file;
+    std::uint32_t file_id = 0;
+    std::vector<ir::Network> networks;
+};
+
+// The text of prelude/prelude.mod, compiled into modc.
+const char* prelude_text();
+
+enum class Stage { Parse, IR };
+
+std::unique_ptr<Compilation> compile_source(const std::string& name, const std::string& text,
+                                            const ElaborateOptions& options = {}, Stage until = Stage::IR);
+
+}  // namespace modc

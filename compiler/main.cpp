@@ -1,0 +1,187 @@
+// The `modc` command-line tool. It only wires the stages together and prints what is asked.
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "frontend.hpp"
+#include "print.hpp"
+#include "suggest.hpp"
+#include "version.hpp"
+
+namespace {
+
+using namespace modc;
+
+struct Options {
+    std::string command;
+    std::string file;
+    std::string network;
+    std::vector<std::string> sets;
+    std::string emit = "ir";
+    std::string output;
+    bool color = false;
+};
+
+// Writes all of `text` to `path` or nothing: a temporary file renamed into place.
+bool write_atomically(const std::string& path, const std::string& text) {
+    if (path.empty() || path == "-") {
+        std::cout << text;
+        return static_cast<bool>(std::cout.flush());
+    }
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << text;
+        if (!out.flush()) {
+            std::remove(tmp.c_str());
+            return false;
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) std::remove(tmp.c_str());
+    return !ec;
+}
+
+int fail(const std::string& message) {
+    std::cerr << "modc: error: " << message << '\n';
+    return 1;
+}
+
+bool parse_sets(const std::vector<std::string>& sets, std::map<std::string, Rational>& out) {
+    for (const auto& s : sets) {
+        auto eq = s.find('=');
+        auto value = eq == std::string::npos ? std::nullopt : parse_decimal(s.substr(eq + 1));
+        std::string sign = eq != std::string::npos && eq + 1 < s.size() && s[eq + 1] == '-' ? "-" : "";
+        if (!sign.empty()) value = parse_decimal(s.substr(eq + 2));
+        if (eq == std::string::npos || eq == 0 || !value) {
+            fail("--set expects NAME=NUMBER, got '" + s + "'");
+            return false;
+        }
+        out[s.substr(0, eq)] = sign.empty() ? *value : -*value;
+    }
+    return true;
+}
+
+// The network a command works on: --network NAME, or the only one in the file.
+const ir::Network* pick_network(const Compilation& c, const std::string& wanted, std::string& error) {
+    std::vector<std::string> names;
+    for (const auto& d : c.file.definitions)
+        if (d.is_network) names.push_back(d.name);
+    if (!wanted.empty()) {
+        for (const auto& n : c.networks)
+            if (n.name == wanted) return &n;
+        std::string hint = closest_match(wanted, names);
+        error = "no network named '" + wanted + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?");
+        return nullptr;
+    }
+    if (names.empty()) {
+        error = "the file defines no network";
+        return nullptr;
+    }
+    if (names.size() > 1) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        error = "the file defines several networks (" + list + "); choose one with --network NAME";
+        return nullptr;
+    }
+    return c.networks.empty() ? nullptr : &c.networks.front();
+}
+
+int run(const Options& o) {
+    std::ifstream in(o.file, std::ios::binary);
+    if (!in || std::filesystem::is_directory(o.file)) return fail("cannot read '" + o.file + "'");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+
+    ElaborateOptions eo;
+    if (!parse_sets(o.sets, eo.overrides)) return 1;
+    if (!eo.overrides.empty() || o.command != "check") eo.only_network = o.network;
+    Stage until = (o.command == "emit" && o.emit == "ast") ? Stage::Parse : Stage::IR;
+    auto c = compile_source(o.file, buffer.str(), eo, until);
+    c->diags.render(std::cerr, o.color);
+    if (c->diags.has_errors()) return 1;
+
+    if (o.command == "check") return 0;
+    if (o.command == "emit" && o.emit == "ast") return write_atomically(o.output, print_ast(c->file, c->sources)) ? 0 : fail("cannot write '" + o.output + "'");
+
+    std::string error;
+    const ir::Network* network = pick_network(*c, o.network, error);
+    if (!network) return fail(error);
+    std::string text = o.command == "graph" ? print_dot(*network) : print_ir(*network, c->sources);
+    if (!write_atomically(o.output, text)) return fail("cannot write '" + o.output + "'");
+    return 0;
+}
+
+struct Job {
+    Options options;
+    int status = 0;
+};
+
+void* run_job(void* arg) {
+    auto* job = static_cast<Job*>(arg);
+    try {
+        job->status = run(job->options);
+    } catch (const InternalError& e) {
+        std::cerr << "modc: " << e.what() << "\nThis is a bug in modc; please report it with the input file.\n";
+        job->status = 2;
+    } catch (const std::exception& e) {
+        std::cerr << "modc: internal error: " << e.what() << '\n';
+        job->status = 2;
+    }
+    return nullptr;
+}
+
+// The compiler recurses over nested input; a large stack of its own keeps the limits in
+// elaborate.hpp and grammar.hpp far from the machine's.
+int run_with_large_stack(Options options) {
+    Job job{std::move(options)};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, std::size_t(512) << 20);
+    pthread_t thread;
+    if (pthread_create(&thread, &attr, run_job, &job) != 0) {
+        run_job(&job);
+    } else {
+        pthread_join(thread, nullptr);
+    }
+    pthread_attr_destroy(&attr);
+    return job.status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"modc: a compiler for the modular norm.\nDerives the duality map of a network described in a .mod file.",
+                 "modc"};
+    app.set_version_flag("--version", std::string("modc ") + MODC_VERSION);
+    app.require_subcommand(1);
+    Options o;
+    auto common = [&](CLI::App* sub) {
+        sub->add_option("file", o.file, "the .mod file")->required();
+        sub->add_option("--network", o.network, "the network to use when the file defines several");
+        sub->add_option("--set", o.sets, "set a network parameter: --set d=64 (repeatable)");
+        sub->add_flag("--color", o.color, "color diagnostics");
+    };
+    auto* check = app.add_subcommand("check", "parse, elaborate and check a file; report every error");
+    common(check);
+    auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
+    common(emit);
+    emit->add_option("--emit", o.emit, "the stage: ast or ir")->check(CLI::IsMember({"ast", "ir"}));
+    emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
+    auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
+    common(graph);
+    graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
+    CLI11_PARSE(app, argc, argv);
+    for (auto* sub : {check, emit, graph})
+        if (sub->parsed()) o.command = sub->get_name();
+    if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
+    return run_with_large_stack(std::move(o));
+}

@@ -1,0 +1,54 @@
+// Source files and locations. Every AST and IR node carries a Loc.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace modc {
+
+// A half-open byte range [begin, end) in one source file.
+struct Loc {
+    std::uint32_t file = 0;
+    std::uint32_t begin = 0;
+    std::uint32_t end = 0;
+    bool valid() const { return file != 0; }
+};
+
+// Joins two locations in the same file into the range covering both.
+Loc span(Loc a, Loc b);
+
+struct LineCol {
+    std::uint32_t line = 1;  // 1-based
+    std::uint32_t col = 1;   // 1-based, in bytes
+};
+
+class SourceFile {
+public:
+    SourceFile(std::string name, std::string text);
+    const std::string& name() const { return name_; }
+    const std::string& text() const { return text_; }
+    LineCol line_col(std::uint32_t offset) const;
+    // The text of the line holding offset, without its newline.
+    std::string line_text(std::uint32_t offset) const;
+    std::string slice(Loc loc) const;
+
+private:
+    std::string name_;
+    std::string text_;
+    std::vector<std::uint32_t> line_starts_;
+};
+
+// Owns every source of a compilation; file ids start at 1 so that Loc{} is "no location".
+class SourceManager {
+public:
+    std::uint32_t add(std::string name, std::string text);
+    const SourceFile& file(std::uint32_t id) const { return *files_.at(id - 1); }
+    std::string slice(Loc loc) const { return loc.valid() ? file(loc.file).slice(loc) : std::string(); }
+    std::string describe(Loc loc) const;  // "name:line:col"
+
+private:
+    std::vector<std::unique_ptr<SourceFile>> files_;
+};
+
+}  // namespace modc

@@ -1,0 +1,35 @@
+// Types shared by the grammar's definition and its instantiation (as in X3's rexpr_full example).
+#pragma once
+#include <boost/spirit/home/x3.hpp>
+#include <functional>
+#include <string>
+
+#include "ast.hpp"
+
+namespace modc::grammar {
+namespace x3 = boost::spirit::x3;
+
+using Iterator = std::string::const_iterator;
+
+// What the semantic actions need besides their attributes: where the text starts (to turn
+// iterators into Locs) and the file to add finished declarations to.
+struct ParseState {
+    Iterator begin;
+    Iterator end;
+    std::uint32_t file_id;
+    ast::File* file;
+
+    Loc loc(Iterator first, Iterator last) const;
+};
+
+struct state_tag;
+
+// Whitespace and `#` comments separate tokens.
+struct skipper_tag;
+inline auto const skipper = x3::space | x3::lexeme['#' >> *(x3::char_ - x3::eol) >> (x3::eol | x3::eoi)];
+using Skipper = std::remove_const_t<decltype(skipper)>;
+
+using PhraseContext = x3::phrase_parse_context<Skipper>::type;
+using Context = x3::context<state_tag, std::reference_wrapper<ParseState>, PhraseContext>;
+
+}  // namespace modc::grammar

@@ -1,0 +1,26 @@
+// The .mod grammar (Boost.Spirit X3). The entry point parses a whole file with recovery:
+// a syntax error is reported and parsing resumes at the next line that starts a declaration.
+#pragma once
+#include "../compiler/diagnostics.hpp"
+#include "ast.hpp"
+#include "config.hpp"
+
+namespace modc::grammar {
+
+// One top-level declaration (def, network, atom, bond, optimizer), added to the state's file.
+struct declaration_class;
+using declaration_type = x3::rule<declaration_class>;
+BOOST_SPIRIT_DECLARE(declaration_type)
+declaration_type const& declaration_rule();
+
+}  // namespace modc::grammar
+
+namespace modc {
+
+// Nesting deeper than this (parentheses, braces) is refused before parsing, so that no input
+// can exhaust the parser's stack.
+inline constexpr int kMaxNesting = 200;
+
+ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics& diags);
+
+}  // namespace modc
