@@ -1,8 +1,10 @@
 #include "frontend.hpp"
 
 #include "../grammar/grammar.hpp"
+#include "derive.hpp"
 #include "infer_features.hpp"
 #include "name_leaves.hpp"
+#include "typecheck.hpp"
 
 namespace modc {
 
@@ -19,10 +21,17 @@ std::unique_ptr<Compilation> compile_source(const std::string& name, const std::
     // one run reports as much as it can.
 
     c->networks = elaborate(c->prelude, c->file, c->diags, options);
+    std::vector<bool> fits;
     for (auto& network : c->networks) {
-        infer_features(network, c->diags);
+        fits.push_back(infer_features(network, c->diags));
         name_leaves(network);
     }
+    if (until == Stage::IR) return c;
+
+    for (std::size_t i = 0; i < c->networks.size(); ++i)
+        if (fits[i])
+            if (auto plan = derive(c->networks[i], c->diags)) c->plans.push_back(std::move(*plan));
+    typecheck_optimizers(c->file, c->diags);
     return c;
 }
 

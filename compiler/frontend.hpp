@@ -1,5 +1,6 @@
-// The lowering driver of the front end: prelude and file -> AST -> module IR, running the
-// passes in order (elaborate, infer_features, name_leaves). Stops before a stage whose input
+// The lowering driver of the front end: prelude and file -> AST -> module IR -> dual plan,
+// running the passes in order (elaborate, infer_features, name_leaves, derive; and the
+// optimizer type check). Stops before a stage whose input
 // had errors, so that one mistake is reported once.
 #pragma once
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "../grammar/ast.hpp"
 #include "diagnostics.hpp"
+#include "dual_plan.hpp"
 #include "elaborate.hpp"
 #include "module_ir.hpp"
 
@@ -20,14 +22,15 @@ struct Compilation {
     ast::File file;
     std::uint32_t file_id = 0;
     std::vector<ir::Network> networks;
+    std::vector<DualPlan> plans;  // one per network that derived, in the same order
 };
 
 // The text of prelude/prelude.mod, compiled into modc.
 const char* prelude_text();
 
-enum class Stage { Parse, IR };
+enum class Stage { Parse, IR, Dual };
 
 std::unique_ptr<Compilation> compile_source(const std::string& name, const std::string& text,
-                                            const ElaborateOptions& options = {}, Stage until = Stage::IR);
+                                            const ElaborateOptions& options = {}, Stage until = Stage::Dual);
 
 }  // namespace modc

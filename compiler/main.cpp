@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "explain.hpp"
 #include "frontend.hpp"
 #include "print.hpp"
 #include "suggest.hpp"
@@ -25,6 +26,8 @@ struct Options {
     std::vector<std::string> sets;
     std::string emit = "ir";
     std::string output;
+    std::string why;
+    bool json = false;
     bool color = false;
 };
 
@@ -103,20 +106,42 @@ int run(const Options& o) {
     ElaborateOptions eo;
     if (!parse_sets(o.sets, eo.overrides)) return 1;
     if (!eo.overrides.empty() || o.command != "check") eo.only_network = o.network;
-    Stage until = (o.command == "emit" && o.emit == "ast") ? Stage::Parse : Stage::IR;
+    Stage until = o.command == "emit" && o.emit == "ast" ? Stage::Parse
+                  : o.command == "graph" || (o.command == "emit" && o.emit == "ir") ? Stage::IR
+                                                                                    : Stage::Dual;
     auto c = compile_source(o.file, buffer.str(), eo, until);
     c->diags.render(std::cerr, o.color);
     if (c->diags.has_errors()) return 1;
 
     if (o.command == "check") return 0;
-    if (o.command == "emit" && o.emit == "ast") return write_atomically(o.output, print_ast(c->file, c->sources)) ? 0 : fail("cannot write '" + o.output + "'");
+    auto write = [&](const std::string& text) {
+        return write_atomically(o.output, text) ? 0 : fail("cannot write '" + o.output + "'");
+    };
+    if (o.command == "emit" && o.emit == "ast") return write(print_ast(c->file, c->sources));
 
     std::string error;
     const ir::Network* network = pick_network(*c, o.network, error);
     if (!network) return fail(error);
-    std::string text = o.command == "graph" ? print_dot(*network) : print_ir(*network, c->sources);
-    if (!write_atomically(o.output, text)) return fail("cannot write '" + o.output + "'");
-    return 0;
+    if (o.command == "graph") return write(print_dot(*network));
+    if (o.command == "emit" && o.emit == "ir") return write(print_ir(*network, c->sources));
+
+    const DualPlan* plan = nullptr;
+    for (const auto& p : c->plans)
+        if (p.network == network->name) plan = &p;
+    MODC_ASSERT(plan != nullptr, "a network without errors has a dual plan");
+    if (!o.why.empty()) {
+        auto text = explain_why(*plan, o.why);
+        if (!text) {
+            std::vector<std::string> paths;
+            for (const auto& l : plan->leaves) paths.push_back(l.path);
+            std::string hint = closest_match(o.why, paths);
+            return fail("network '" + plan->network + "' has no weight '" + o.why + "'" +
+                        (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+        return write(*text);
+    }
+    if (o.json) return write(explain_json(*plan).dump(1) + "\n");
+    return write(explain_text(*plan));
 }
 
 struct Job {
@@ -173,14 +198,20 @@ int main(int argc, char** argv) {
     common(check);
     auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
     common(emit);
-    emit->add_option("--emit", o.emit, "the stage: ast or ir")->check(CLI::IsMember({"ast", "ir"}));
+    emit->add_option("--emit", o.emit, "the stage: ast, ir or dual")->check(CLI::IsMember({"ast", "ir", "dual"}));
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
     common(graph);
     graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
+    auto* explain = app.add_subcommand("explain", "derive the network's modular norm and the target of every weight");
+    common(explain);
+    explain->add_flag("--json", o.json, "print the derivation as JSON (schema in docs/derivation.md)");
+    explain->add_option("--why", o.why, "show the chain of factors behind one weight's target (by path)");
+    explain->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
     CLI11_PARSE(app, argc, argv);
-    for (auto* sub : {check, emit, graph})
+    for (auto* sub : {check, emit, graph, explain})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
     return run_with_large_stack(std::move(o));

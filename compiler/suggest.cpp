@@ -8,21 +8,20 @@ namespace modc {
 namespace {
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
+    // Damerau-Levenshtein in half-typos: insert, delete, substitute and swap cost 2; a change
+    // of case alone costs nothing, so that "relu" finds "ReLU".
+    auto fold = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = 2 * i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = 2 * j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
         for (std::size_t j = 1; j <= b.size(); ++j) {
-            // A change of case only costs half a typo, so "relu" finds "ReLU".
-            bool same = a[i - 1] == b[j - 1];
-            bool same_folded = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                               std::tolower(static_cast<unsigned char>(b[j - 1]));
-            std::size_t subst = same ? 0 : (same_folded ? 0 : 2);
-            cur[j] = std::min({prev[j] + 2, cur[j - 1] + 2, prev[j - 1] + subst});
+            std::size_t subst = fold(a[i - 1]) == fold(b[j - 1]) ? 0 : 2;
+            d[i][j] = std::min({d[i - 1][j] + 2, d[i][j - 1] + 2, d[i - 1][j - 1] + subst});
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) && fold(a[i - 2]) == fold(b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 2);
         }
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
+    return d[a.size()][b.size()];
 }
 
 }  // namespace

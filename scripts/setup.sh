@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what modc needs on Debian 12 (apt only) and builds it into build/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  cmake ninja-build g++ python3
+  libboost-dev libcli11-dev nlohmann-json3-dev libfmt-dev catch2
+  llvm-14-dev llvm-14-tools
+  libopenblas-dev liblapacke-dev
+  graphviz
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build
