@@ -7,11 +7,10 @@ namespace modc {
 
 Diagnostic& Diagnostics::add(Severity s, Loc loc, std::string message) {
     // The same error reached twice (e.g. through two uses of one def) is reported once.
-    for (auto& d : diags_)
-        if (d.severity == s && d.loc.file == loc.file && d.loc.begin == loc.begin && d.message == message) {
-            discarded_ = Diagnostic{};
-            return discarded_;
-        }
+    if (!seen_.emplace(s, loc.file, loc.begin, message).second) {
+        discarded_ = Diagnostic{};
+        return discarded_;
+    }
     if (s == Severity::Error) ++error_count_;
     if (s == Severity::Warning) ++warning_count_;
     diags_.push_back(Diagnostic{s, loc, std::move(message), {}});

@@ -5,8 +5,10 @@
 // Internal errors (modc itself is wrong) are a separate exception type, never a diagnostic.
 #pragma once
 #include <ostream>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "source.hpp"
@@ -44,6 +46,7 @@ private:
     Diagnostic& add(Severity s, Loc loc, std::string message);
     const SourceManager* sources_;
     std::vector<Diagnostic> diags_;
+    std::set<std::tuple<Severity, std::uint32_t, std::uint32_t, std::string>> seen_;  // to drop duplicates
     Diagnostic discarded_;  // target for duplicates, which are dropped
     std::size_t error_count_ = 0;
     std::size_t warning_count_ = 0;

@@ -201,7 +201,7 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
         case ExprKind::Negate: {
             Value v = eval(*e.operands[0], env);
             if (v.is_number()) return Value::of(-v.number, e.loc);
-            if (v.is_module()) return Value::of(scaled(v.module, -1, e.ops[0].loc, false), e.loc);
+            if (v.is_module()) return Value::of(scaled(std::move(v.module), -1, e.ops[0].loc, false), e.loc);
             return v;
         }
         case ExprKind::Chain: return eval_chain(e, env);
@@ -304,9 +304,10 @@ Value Elaborator::eval_product(const Expr& e, const Env& env) {
             acc = Value::of(divide ? acc.number / rhs.number : acc.number * rhs.number, loc);
         } else {
             // c * M, M * c and M / c all scale the module's output: Mul(c) @ M.
-            const Value& module = acc.is_module() ? acc : rhs;
+            Value& module = acc.is_module() ? acc : rhs;
             Rational c = acc.is_number() ? acc.number : (divide ? 1 / rhs.number : rhs.number);
-            acc = Value::of(scaled(module.module, c, acc.is_number() ? acc.loc : rhs.loc, true), loc);
+            Loc factor_loc = acc.is_number() ? acc.loc : rhs.loc;
+            acc = Value::of(scaled(std::move(module.module), c, factor_loc, true), loc);
         }
     }
     return acc;
@@ -383,9 +384,13 @@ NodePtr Elaborator::mul_bond(const Rational& c, Loc loc, bool warn_negative) {
     return counted(Node::bond("Mul", {"c"}, {c}, abs(c), Pattern::variable("x"), Pattern::variable("x"), loc));
 }
 
+// Mul(c) @ module. The module is moved in, so that a chain of scalings reuses one composition.
 NodePtr Elaborator::scaled(NodePtr module, const Rational& c, Loc loc, bool warn_negative) {
-    NodePtr mul = mul_bond(c, loc, warn_negative);
-    return counted(Node::compose({std::move(module), std::move(mul)}, span(loc, module ? module->loc : loc)));
+    Loc whole = span(loc, module ? module->loc : loc);
+    std::vector<NodePtr> run_order;
+    run_order.push_back(std::move(module));
+    run_order.push_back(mul_bond(c, loc, warn_negative));
+    return counted(Node::compose(std::move(run_order), whole));
 }
 
 Value Elaborator::call(const std::string& name, Loc name_loc, const std::vector<ast::Arg>& args, const Expr& site,
@@ -475,8 +480,13 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
 
 Value Elaborator::call_definition(const ast::Definition& def, const std::vector<ast::Arg>& args, const Expr& site,
                                   const Env& env) {
-    if (std::find(call_stack_.begin(), call_stack_.end(), &def) != call_stack_.end()) {
-        auto& d = diags_.error(site.loc, "'" + def.name + "' is used inside its own definition; definitions cannot be recursive");
+    if (auto cycle = std::find(call_stack_.begin(), call_stack_.end(), &def); cycle != call_stack_.end()) {
+        // Through other definitions, the message names the cycle: 'f' -> 'g' -> 'f'.
+        std::string through;
+        for (auto it = cycle; it != call_stack_.end(); ++it) through += "'" + (*it)->name + "' -> ";
+        auto& d = diags_.error(site.loc, "'" + def.name + "' is used inside its own definition" +
+                                             (call_stack_.end() - cycle > 1 ? " (" + through + "'" + def.name + "')" : "") +
+                                             "; definitions cannot be recursive");
         Diagnostics::note(d, def.name_loc, "'" + def.name + "' is defined here");
         return Value::error();
     }
@@ -700,7 +710,9 @@ std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
         call_stack_ = {&def};
         body = eval(*def.body, env);
     } catch (const TooLarge& t) {
-        diags_.error(t.loc, "network '" + def.name + "' grows past modc's limit of " + std::to_string(kMaxModules) + " modules");
+        auto& d = diags_.error(def.name_loc, "network '" + def.name + "' grows past modc's limit of " +
+                                                 std::to_string(kMaxModules) + " modules");
+        Diagnostics::note(d, t.loc, "the limit is reached here");
         return std::nullopt;
     }
     call_stack_.clear();

@@ -9,7 +9,11 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "codegen_llvm.hpp"
 #include "explain.hpp"
+#include "kernel_plan.hpp"
+#include "runtime/api/modc.hpp"
+#include "runtime/tensor_io.hpp"
 #include "frontend.hpp"
 #include "print.hpp"
 #include "suggest.hpp"
@@ -27,6 +31,10 @@ struct Options {
     std::string emit = "ir";
     std::string output;
     std::string why;
+    std::vector<std::string> schedules;
+    std::string input;
+    std::string backend = "cpu";
+    std::string dtype = "f32";
     bool json = false;
     bool color = false;
 };
@@ -97,6 +105,81 @@ const ir::Network* pick_network(const Compilation& c, const std::string& wanted,
     return c.networks.empty() ? nullptr : &c.networks.front();
 }
 
+// --schedule NAME sets the default; --schedule PATH=NAME one weight's.
+bool parse_schedules(const std::vector<std::string>& args, CompileOptions& options) {
+    for (const auto& a : args) {
+        auto eq = a.rfind('=');
+        std::string name = eq == std::string::npos ? a : a.substr(eq + 1);
+        if (!kp::find_schedule(name)) {
+            std::string names;
+            for (const auto& s : kp::schedules()) names += (names.empty() ? "" : ", ") + s.name;
+            fail("unknown schedule '" + name + "'; the schedules are " + names);
+            return false;
+        }
+        if (eq == std::string::npos)
+            options.schedule = name;
+        else
+            options.leaf_schedules[a.substr(0, eq)] = name;
+    }
+    return true;
+}
+
+int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
+    if (o.backend != "cpu") {
+        return fail("the " + o.backend + " backend is not available in this build; use --backend cpu");
+    }
+    std::vector<rt::Tensor> grads;
+    try {
+        grads = rt::read_tensors(o.input);
+    } catch (const rt::TensorError& e) {
+        return fail(e.what());
+    }
+    std::vector<rt::TensorSpec> specs;
+    for (const auto& l : plan.leaves) specs.push_back({l.path, l.shape});
+    auto problems = rt::validate(grads, specs);
+    if (!problems.empty()) {
+        for (const auto& p : problems) std::cerr << "modc: error: " << o.input << ": " << p << '\n';
+        std::cerr << "modc: nothing was written\n";
+        return 1;
+    }
+    CompileOptions options;
+    options.network = plan.network;
+    if (!parse_schedules(o.schedules, options)) return 1;
+    for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+    bool f64 = !grads.empty() && grads.front().dtype == rt::DType::F64;
+    options.dtype = f64 ? DType::F64 : DType::F32;
+    Dualizer dualizer = compile_source_text(o.file, text, options);
+
+    // Gradients in weight order, whatever order the file had them in.
+    std::map<std::string, rt::Tensor*> by_name;
+    for (auto& g : grads) by_name[g.name] = &g;
+    std::vector<rt::Tensor> updates;
+    for (const auto& w : dualizer.weights()) {
+        const rt::Tensor& g = *by_name.at(w.path);
+        updates.push_back(rt::Tensor{w.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
+    }
+    auto run_typed = [&](auto zero) {
+        using T = decltype(zero);
+        std::vector<const T*> in;
+        std::vector<T*> out;
+        for (std::size_t i = 0; i < updates.size(); ++i) {
+            in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
+            out.push_back(updates[i].template as<T>().ptr);
+        }
+        dualizer.run(in.data(), out.data());
+    };
+    if (f64)
+        run_typed(0.0);
+    else
+        run_typed(0.0f);
+    try {
+        rt::write_tensors(o.output, updates);
+    } catch (const rt::TensorError& e) {
+        return fail(e.what());
+    }
+    return 0;
+}
+
 int run(const Options& o) {
     std::ifstream in(o.file, std::ios::binary);
     if (!in || std::filesystem::is_directory(o.file)) return fail("cannot read '" + o.file + "'");
@@ -124,6 +207,10 @@ int run(const Options& o) {
     if (!network) return fail(error);
     if (o.command == "graph") return write(print_dot(*network));
     if (o.command == "emit" && o.emit == "ir") return write(print_ir(*network, c->sources));
+    if (o.command == "emit" && o.emit == "dual") {
+        for (const auto& p : c->plans)
+            if (p.network == network->name) return write(explain_text(p));
+    }
 
     const DualPlan* plan = nullptr;
     for (const auto& p : c->plans)
@@ -139,6 +226,16 @@ int run(const Options& o) {
                         (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         }
         return write(*text);
+    }
+    if (o.command == "dualize") return dualize(o, buffer.str(), *plan);
+    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm")) {
+        CompileOptions co;
+        if (!parse_schedules(o.schedules, co)) return 1;
+        std::map<std::string, const kp::Schedule*> per_leaf;
+        for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
+        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf);
+        if (o.emit == "plan") return write(kp::print(kernel_plan));
+        return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
     }
     if (o.json) return write(explain_json(*plan).dump(1) + "\n");
     return write(explain_text(*plan));
@@ -198,7 +295,10 @@ int main(int argc, char** argv) {
     common(check);
     auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
     common(emit);
-    emit->add_option("--emit", o.emit, "the stage: ast, ir or dual")->check(CLI::IsMember({"ast", "ir", "dual"}));
+    emit->add_option("--emit", o.emit, "the stage: ast, ir, dual, plan or llvm")
+        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm"}));
+    emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
+    emit->add_option("--dtype", o.dtype, "element type of the generated kernels")->check(CLI::IsMember({"f32", "f64"}));
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
     common(graph);
@@ -210,8 +310,17 @@ int main(int argc, char** argv) {
     explain->add_option("--why", o.why, "show the chain of factors behind one weight's target (by path)");
     explain->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
+    auto* dualize_cmd = app.add_subcommand("dualize", "apply the network's duality map to gradients");
+    common(dualize_cmd);
+    dualize_cmd->add_option("--in", o.input, "gradients: a .safetensors file or a directory of .npy files")->required();
+    dualize_cmd->add_option("--out", o.output, "updates, written whole or not at all (same formats)")->required();
+    dualize_cmd->add_option("--schedule", o.schedules,
+                            "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "
+                            "PATH=NAME for one weight (repeatable)");
+    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu")->check(CLI::IsMember({"cpu", "cuda"}));
+
     CLI11_PARSE(app, argc, argv);
-    for (auto* sub : {check, emit, graph, explain})
+    for (auto* sub : {check, emit, graph, explain, dualize_cmd})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
     return run_with_large_stack(std::move(o));

@@ -126,7 +126,12 @@ NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
     for (auto& c : children) {
         MODC_ASSERT(c != nullptr, "composition of a null module");
         if (c->kind == NodeKind::Compose && c->label.empty() && !c->is_power) {
-            for (auto& g : c->children) n->children.push_back(g);
+            // A composition no one else holds gives up its children rather than copying them,
+            // so that `M * 2 * 2 * ...` and `- - - M` build in linear time.
+            if (n->children.empty() && c.use_count() == 1)
+                n->children = std::move(c->children);
+            else
+                for (auto& g : c->children) n->children.push_back(g);
         } else {
             n->children.push_back(c);
         }

@@ -27,9 +27,13 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::string closest_match(const std::string& name, const std::vector<std::string>& candidates) {
+    // The distance table costs |name| x |candidate|: no suggestions for absurdly long names.
+    constexpr std::size_t kMaxLength = 64;
+    if (name.size() > kMaxLength) return {};
     std::string best;
     std::size_t best_distance = 0;
     for (const auto& c : candidates) {
+        if (c.size() > kMaxLength) continue;
         std::size_t d = edit_distance(name, c);  // in half-typos
         if (best.empty() || d < best_distance) {
             best = c;

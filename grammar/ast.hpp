@@ -36,10 +36,12 @@ enum class ExprKind {
 };
 
 // Chains keep same-precedence operators n-ary (`a @ b @ c` is one node), so that long
-// inputs never make deep trees; only parentheses nest, and the parser bounds their depth.
+// inputs never make deep trees; parentheses, prefix minus signs and `^` do nest, and the
+// parser bounds the depth of every tree (kMaxNesting, kMaxExprDepth in grammar.hpp).
 struct Expr {
     ExprKind kind;
     Loc loc;
+    int depth = 1;                  // levels of nodes from this one down to its deepest leaf
     std::string text;               // Number: literal; Name/Call: the name; Named: the label
     Loc name_loc;                   // Call/Named: position of the name
     std::vector<ExprPtr> operands;  // Tuple items, Negate/Power/Chain/Named operands

@@ -21,6 +21,15 @@ namespace modc {
 // can exhaust the parser's stack.
 inline constexpr int kMaxNesting = 200;
 
+// Expression trees deeper than this are refused while parsing: prefix minus signs and `^`
+// chains nest without brackets (`- - - x`, `2^2^2`), and every later pass recurses over the tree.
+inline constexpr int kMaxExprDepth = 1000;
+
+// Thrown by the grammar's actions when a tree would grow deeper than kMaxExprDepth.
+struct ExprTooDeep {
+    Loc loc;
+};
+
 ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics& diags);
 
 }  // namespace modc

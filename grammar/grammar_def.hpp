@@ -16,6 +16,7 @@
 //   primary     := NUMBER | NAME args? | "(" expr ("," expr)* ","? ")"
 //   args        := "(" (arg ("," arg)*)? ")"             arg := (NAME "=")? expr
 #pragma once
+#include <algorithm>
 #include <boost/fusion/include/at_c.hpp>
 
 #include "ast.hpp"
@@ -64,12 +65,25 @@ inline ast::ExprPtr make_expr(ast::ExprKind kind, Loc loc) {
     return e;
 }
 
+// Sets the depth of a node whose operands and arguments are in place, and refuses a tree
+// deeper than kMaxExprDepth (reported at `where`) before anything can recurse over it.
+inline void set_depth(ast::Expr& e, Loc where) {
+    int below = 0;
+    for (const auto& o : e.operands)
+        if (o) below = std::max(below, o->depth);
+    for (const auto& a : e.args)
+        if (a.value) below = std::max(below, a.value->depth);
+    e.depth = below + 1;
+    if (e.depth > kMaxExprDepth) throw ExprTooDeep{where};
+}
+
 // Applies prefix minus signs, innermost last: `- - x` is Negate(Negate(x)).
 inline ast::ExprPtr apply_negations(const std::vector<ast::Op>& signs, ast::ExprPtr operand) {
     for (auto it = signs.rbegin(); it != signs.rend(); ++it) {
         auto e = make_expr(ast::ExprKind::Negate, span(it->loc, operand->loc));
         e->ops.push_back(*it);
         e->operands.push_back(std::move(operand));
+        set_depth(*e, it->loc);
         operand = std::move(e);
     }
     return operand;
@@ -109,6 +123,7 @@ auto const make_chain = [](auto& ctx) {
         e->operands.push_back(at_c<1>(item));
         e->loc = span(e->loc, at_c<1>(item)->loc);
     }
+    set_depth(*e, e->loc);
     x3::_val(ctx) = e;
 };
 
@@ -131,6 +146,7 @@ auto const make_power = [](auto& ctx) {
         auto e = make_expr(ast::ExprKind::Power, span(base->loc, result->loc));
         e->ops.push_back(at_c<0>(rest[i]));
         e->operands = {base, result};
+        set_depth(*e, e->ops.front().loc);
         result = e;
     }
     x3::_val(ctx) = result;
@@ -148,6 +164,7 @@ auto const make_named = [](auto& ctx) {
     e->text = name->name;
     e->name_loc = name->loc;
     e->operands.push_back(inner);
+    set_depth(*e, e->loc);
     x3::_val(ctx) = e;
 };
 
@@ -159,6 +176,7 @@ auto const make_call = [](auto& ctx) {
     e->text = name.name;
     e->name_loc = name.loc;
     if (args) e->args = *args;
+    set_depth(*e, name.loc);
     x3::_val(ctx) = e;
 };
 
@@ -172,6 +190,7 @@ auto const make_group = [](auto& ctx) {
     }
     auto e = make_expr(ast::ExprKind::Tuple, Loc{});
     e->operands = items;
+    set_depth(*e, items.front()->loc);
     x3::_val(ctx) = e;
 };
 

@@ -155,6 +155,9 @@ ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics
             diags.error(report == at ? loc_at(at, length) : loc_at(report, 1),
                         "expected " + clean_which(failure.which()) + ", found " + found);
             it = at;
+        } catch (const ExprTooDeep& too_deep) {
+            diags.error(too_deep.loc, "expression nests more than " + std::to_string(kMaxExprDepth) +
+                                          " levels deep");
         }
         after_declaration = false;
         // Resume at the next declaration; the failure may itself sit on one (`network a =` then

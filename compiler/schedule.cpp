@@ -1,0 +1,207 @@
+// compiler/schedule: the orthogonalisation schedules and the lowering of a dual plan into a
+// kernel plan (batching by shape).
+#include <array>
+#include <cstdio>
+#include <map>
+#include <tuple>
+#include <sstream>
+
+#include "diagnostics.hpp"
+#include "kernel_plan.hpp"
+
+namespace modc::kp {
+
+const char* to_string(StepKind kind) {
+    switch (kind) {
+        case StepKind::Normalize: return "normalize";
+        case StepKind::NewtonSchulz: return "newton_schulz";
+        case StepKind::IterateToConvergence: return "newton_schulz_until_converged";
+        case StepKind::SvdPolar: return "svd_polar";
+        case StepKind::NormalizeColumns: return "normalize_columns";
+        case StepKind::NormalizeRows: return "normalize_rows";
+        case StepKind::NormalizeWhole: return "normalize_whole";
+        case StepKind::Sign: return "sign";
+        case StepKind::MaxCoordinate: return "max_coordinate";
+        case StepKind::Finish: return "finish";
+    }
+    return "?";
+}
+
+const std::vector<Schedule>& schedules() {
+    // Coefficients from math.md section 3.
+    static const std::vector<Schedule> all = [] {
+        std::vector<Schedule> s;
+        s.push_back({"muon", std::vector<Coeffs>(5, Coeffs{3.4445, -4.7750, 2.0315}), 1.0, 1e-7, false, false});
+        std::vector<Coeffs> you;
+        for (auto [a, b, c] : {std::array<double, 3>{3955, -8306, 5008}, {3735, -6681, 3463}, {3799, -6499, 3211},
+                               {4019, -6385, 2906}, {2677, -3029, 1162}, {2172, -1833, 682}})
+            you.push_back({a / 1024, b / 1024, c / 1024});
+        s.push_back({"you", you, 1.0, 1e-7, false, false});
+        s.push_back({"polar-express",
+                     {{8.156554524902461, -22.48329292557795, 15.878769915207462},
+                      {4.042929935166739, -2.808917465908714, 0.5000178451051316},
+                      {3.8916678022926607, -2.772484153217685, 0.5060648178503393},
+                      {3.285753657755655, -2.3681294933425376, 0.46449024233003106},
+                      {2.3465413258596377, -1.7097828382687081, 0.42323551169305323}},
+                     1.02,
+                     1e-6,
+                     false,
+                     false});
+        s.push_back({"cubic", {{1.5, -0.5, 0.0}}, 1.0, 1e-7, false, true});
+        s.push_back({"svd", {}, 1.0, 0.0, true, false});
+        return s;
+    }();
+    return all;
+}
+
+const Schedule* find_schedule(const std::string& name) {
+    for (const auto& s : schedules())
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+std::int64_t Group::elements() const {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+namespace {
+
+std::vector<Step> orthogonalize_steps(const Schedule& s) {
+    std::vector<Step> steps;
+    if (s.exact) {
+        steps.push_back({StepKind::SvdPolar});
+    } else {
+        steps.push_back(Step{StepKind::Normalize, {}, s.norm_scale, s.eps});
+        if (s.converge) {
+            Step iterate{StepKind::IterateToConvergence, s.steps.front()};
+            iterate.tolerance = 1e-6;
+            iterate.max_steps = 100;
+            steps.push_back(iterate);
+        } else {
+            for (const auto& c : s.steps) steps.push_back(Step{StepKind::NewtonSchulz, c});
+        }
+    }
+    steps.push_back({StepKind::Finish});
+    return steps;
+}
+
+}  // namespace
+
+KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
+                 const std::map<std::string, const Schedule*>& per_leaf) {
+    KernelPlan kp;
+    kp.network = plan.network;
+    kp.schedule = default_schedule.name;
+    kp.leaf_count = plan.leaves.size();
+    std::map<std::tuple<MapKind, std::vector<std::int64_t>, std::string>, std::size_t> index;
+    for (const auto& leaf : plan.leaves) {
+        auto override = per_leaf.find(leaf.path);
+        const Schedule& schedule = override == per_leaf.end() ? default_schedule : *override->second;
+        bool orthogonal = leaf.norm->map == MapKind::Orthogonalize || leaf.norm->map == MapKind::OrthogonalizeSlices;
+        auto key = std::make_tuple(leaf.norm->map, leaf.shape, orthogonal ? schedule.name : std::string());
+        auto it = index.find(key);
+        if (it == index.end()) {
+            Group g;
+            g.map = leaf.norm->map;
+            g.shape = leaf.shape;
+            if (orthogonal) g.schedule = schedule.name;
+            const auto& s = leaf.shape;
+            switch (g.map) {
+                case MapKind::Orthogonalize:
+                    MODC_ASSERT(s.size() == 2, "orthogonalize needs a matrix");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.transpose = g.rows > g.cols;
+                    g.steps = orthogonalize_steps(schedule);
+                    break;
+                case MapKind::OrthogonalizeSlices:
+                    MODC_ASSERT(s.size() == 4, "orthogonalize_slices needs a kernel");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.slices = s[2] * s[3];
+                    g.transpose = g.rows > g.cols;
+                    g.steps = orthogonalize_steps(schedule);
+                    break;
+                case MapKind::NormalizeColumns:
+                case MapKind::NormalizeRows:
+                    MODC_ASSERT(s.size() == 2, "row and column maps need a matrix");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.steps = {{g.map == MapKind::NormalizeColumns ? StepKind::NormalizeColumns : StepKind::NormalizeRows},
+                               {StepKind::Finish}};
+                    break;
+                case MapKind::Normalize:
+                case MapKind::Sign:
+                case MapKind::MaxCoordinate:
+                    g.rows = 1;
+                    g.cols = g.elements();
+                    g.steps = {{g.map == MapKind::Normalize ? StepKind::NormalizeWhole
+                                : g.map == MapKind::Sign    ? StepKind::Sign
+                                                            : StepKind::MaxCoordinate},
+                               {StepKind::Finish}};
+                    break;
+            }
+            index[key] = kp.groups.size();
+            kp.groups.push_back(std::move(g));
+            it = index.find(key);
+        }
+        kp.groups[it->second].members.push_back(Member{leaf.index, leaf.path, leaf.scale.value()});
+    }
+    return kp;
+}
+
+double flops(const KernelPlan& plan) {
+    double total = 0;
+    for (const auto& g : plan.groups) {
+        double matrices = static_cast<double>(g.members.size() * g.slices);
+        double m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+        for (const auto& s : g.steps) {
+            if (s.kind == StepKind::NewtonSchulz) total += matrices * (3 * m * m * n + m * m * m);
+            if (s.kind == StepKind::IterateToConvergence) total += matrices * 10 * (3 * m * m * n + m * m * m);
+        }
+        total += 3.0 * static_cast<double>(g.elements()) * static_cast<double>(g.members.size());
+    }
+    return total;
+}
+
+std::string print(const KernelPlan& plan) {
+    std::ostringstream out;
+    char buf[256];
+    out << "kernel plan for network " << plan.network << ", schedule " << plan.schedule << ": " << plan.groups.size()
+        << " groups, " << plan.leaf_count << " weights\n";
+    for (std::size_t i = 0; i < plan.groups.size(); ++i) {
+        const auto& g = plan.groups[i];
+        std::string shape;
+        for (auto d : g.shape) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+        out << "group " << i << ": " << modc::to_string(g.map) << " of " << g.members.size() << " x [" << shape << "]";
+        if (g.slices > 1) out << ", " << g.slices << " slices of " << g.rows << " x " << g.cols << " each";
+        if (g.transpose) out << ", transposed to " << g.cols << " x " << g.rows;
+        if (!g.schedule.empty()) out << ", schedule " << g.schedule;
+        out << "\n";
+        for (const auto& m : g.members) {
+            std::snprintf(buf, sizeof buf, "  weight #%d %s scale %.9g\n", m.leaf, m.path.c_str(), m.scale);
+            out << buf;
+        }
+        for (const auto& s : g.steps) {
+            out << "  " << to_string(s.kind);
+            if (s.kind == StepKind::Normalize) {
+                std::snprintf(buf, sizeof buf, " by ||G||_F * %.17g + %.17g", s.norm_scale, s.eps);
+                out << buf;
+            }
+            if (s.kind == StepKind::NewtonSchulz || s.kind == StepKind::IterateToConvergence) {
+                std::snprintf(buf, sizeof buf, " (%.17g, %.17g, %.17g)", s.coeffs.a, s.coeffs.b, s.coeffs.c);
+                out << buf;
+            }
+            if (s.kind == StepKind::IterateToConvergence) {
+                std::snprintf(buf, sizeof buf, " until ||dX||_F <= %.3g, at most %d steps", s.tolerance, s.max_steps);
+                out << buf;
+            }
+            out << "\n";
+        }
+    }
+    return out.str();
+}
+
+}  // namespace modc::kp

@@ -1,0 +1,114 @@
+// Tensor files for `modc dualize`: gradients in, updates out.
+//
+// Two formats, both keyed by tensor name (a weight path such as `blocks[2].attention.q`):
+//   - a safetensors file (`*.safetensors`), https://github.com/huggingface/safetensors
+//   - a directory of .npy files, one per tensor, file name = tensor name + ".npy"
+// Only F32 and F64 tensors are supported. Reading validates the file completely and throws
+// TensorError naming the file and the tensor; writing is all or nothing (a temporary file or
+// directory next to the target, renamed into place only once everything is written).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace modc::rt {
+
+enum class DType { F32, F64 };
+
+std::size_t dtype_size(DType dtype);   // 4 or 8
+const char* dtype_name(DType dtype);   // "F32" or "F64", as safetensors spells them
+
+// "[256, 784]"; "[]" for a 0-d tensor.
+std::string format_shape(const std::vector<std::int64_t>& shape);
+
+class TensorError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A read-only or mutable view of a tensor's elements (C++17 has no std::span).
+template <class T>
+struct Span {
+    T* ptr = nullptr;
+    std::size_t count = 0;
+    T* begin() const { return ptr; }
+    T* end() const { return ptr + count; }
+    std::size_t size() const { return count; }
+    T& operator[](std::size_t i) const { return ptr[i]; }
+};
+
+template <class T>
+constexpr DType dtype_of() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "tensors hold float (F32) or double (F64)");
+    return std::is_same_v<T, float> ? DType::F32 : DType::F64;
+}
+
+// A dense row-major tensor; `data` holds numel() * dtype_size(dtype) bytes in host
+// (little-endian) order.
+struct Tensor {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<std::int64_t> shape;  // empty for a 0-d (scalar) tensor
+    std::vector<std::byte> data;
+
+    // Product of the shape: 1 for a 0-d tensor, 0 if any dimension is 0.
+    std::int64_t numel() const;
+
+    // The elements as T (float for F32, double for F64); throws TensorError if T does not
+    // match the dtype or the data size does not match the shape.
+    template <class T>
+    Span<T> as() {
+        check_view(dtype_of<T>());
+        return {reinterpret_cast<T*>(data.data()), data.size() / sizeof(T)};
+    }
+    template <class T>
+    Span<const T> as() const {
+        check_view(dtype_of<T>());
+        return {reinterpret_cast<const T*>(data.data()), data.size() / sizeof(T)};
+    }
+
+    // A tensor holding a copy of `values` (which must have product(shape) elements).
+    template <class T>
+    static Tensor from(std::string name, std::vector<std::int64_t> shape,
+                       const std::vector<T>& values) {
+        Tensor t{std::move(name), dtype_of<T>(), std::move(shape), {}};
+        t.data.resize(values.size() * sizeof(T));
+        auto out = t.as<T>();  // checks values.size() against the shape
+        for (std::size_t i = 0; i < values.size(); ++i) out[i] = values[i];
+        return t;
+    }
+
+private:
+    void check_view(DType wanted) const;
+};
+
+// An expected tensor: the weight path and the weight's shape.
+struct TensorSpec {
+    std::string name;
+    std::vector<std::int64_t> shape;
+};
+
+// Reads a safetensors file, or a directory of .npy files if `path` is a directory (files
+// not ending in ".npy" are ignored; tensors come back sorted by name). Safetensors tensors
+// come back in file order. Throws TensorError on anything malformed or unsupported.
+std::vector<Tensor> read_tensors(const std::string& path);
+
+// Writes `tensors`, in the given order, all or nothing. The format comes from the path: an
+// existing directory, a path ending in '/', or a path without the ".safetensors" extension
+// is a directory of .npy files; otherwise a safetensors file. An existing directory is
+// replaced only after everything is written, and only if it holds nothing but .npy files.
+// Throws TensorError (bad names, duplicates, inconsistent tensors, I/O errors); on error
+// the target is untouched and no temporary is left behind.
+void write_tensors(const std::string& path, const std::vector<Tensor>& tensors);
+
+// Checks tensors against the expected names and shapes, that all share one dtype (F32 or
+// F64), and that all values are finite. Returns one message per problem, each naming the
+// tensor; empty means fine.
+std::vector<std::string> validate(const std::vector<Tensor>& tensors,
+                                  const std::vector<TensorSpec>& expected);
+
+}  // namespace modc::rt
