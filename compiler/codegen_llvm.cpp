@@ -38,6 +38,7 @@ public:
     Emitter(llvm::Module& m, ElementType type)
         : m_(m), ctx_(m.getContext()), b_(ctx_), type_(type) {
         t_ = type == ElementType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_);
+        acc_ = llvm::Type::getDoubleTy(ctx_);
         i64_ = llvm::Type::getInt64Ty(ctx_);
         ptr_ = llvm::PointerType::getUnqual(t_);
         // Reassociation lets the vectorizer split reductions into lanes.
@@ -72,12 +73,16 @@ private:
     IRBuilder<> b_;
     ElementType type_;
     llvm::Type* t_;
+    llvm::Type* acc_;  // sums of squares and norms, in double: f32 gradients near 1e+-30 neither overflow nor underflow
     llvm::Type* i64_;
     llvm::Type* ptr_;
     llvm::Function* fn_ = nullptr;
 
     Value* i64(std::int64_t v) { return llvm::ConstantInt::get(i64_, static_cast<std::uint64_t>(v), true); }
     Value* real(double v) { return llvm::ConstantFP::get(t_, v); }
+    Value* wide(double v) { return llvm::ConstantFP::get(acc_, v); }
+    Value* widen(Value* v) { return t_ == acc_ ? v : b_.CreateFPExt(v, acc_); }
+    Value* narrow(Value* v) { return t_ == acc_ ? v : b_.CreateFPTrunc(v, t_); }
 
     llvm::Function* begin(const std::string& name, llvm::Type* ret, std::vector<llvm::Type*> params) {
         auto* fty = llvm::FunctionType::get(ret, params, false);
@@ -102,7 +107,13 @@ private:
         body(i);
         Value* next = b_.CreateAdd(i, i64(1), "", true, true);
         i->addIncoming(next, b_.GetInsertBlock());
-        b_.CreateCondBr(b_.CreateICmpSLT(next, to), head, exit);
+        auto* back = b_.CreateCondBr(b_.CreateICmpSLT(next, to), head, exit);
+        // No full unrolling: with every trip count constant, LLVM would otherwise unroll outer
+        // loops into megabytes of code. The vectorizer still widens and interleaves the loop.
+        llvm::Metadata* disable = llvm::MDNode::get(ctx_, llvm::MDString::get(ctx_, "llvm.loop.unroll.disable"));
+        llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, {nullptr, disable});
+        id->replaceOperandWith(0, id);
+        back->setMetadata(llvm::LLVMContext::MD_loop, id);
         b_.SetInsertPoint(exit);
     }
     void loop(std::int64_t n, const std::function<void(Value*)>& body) { loop(i64(0), i64(n), body); }
@@ -128,27 +139,40 @@ private:
     Value* grad_index(const kp::Group& g, Value* o, Value* c, Value* slice) {
         return b_.CreateAdd(b_.CreateMul(idx(o, g.cols, c), i64(g.slices)), slice);
     }
+    // The gradient slice and X share one layout: a flat loop does.
+    static bool contiguous(const kp::Group& g) { return g.slices == 1 && !g.transpose; }
+
     // x / d, or 0 where d is 0: zero gradients map to zero, never NaN.
     Value* safe_inverse(Value* d) {
-        Value* zero = b_.CreateFCmpOEQ(d, real(0));
-        return b_.CreateSelect(zero, real(0), b_.CreateFDiv(real(1), d));
+        auto* zero = llvm::ConstantFP::get(d->getType(), 0.0);
+        return b_.CreateSelect(b_.CreateFCmpOEQ(d, zero), zero,
+                               b_.CreateFDiv(llvm::ConstantFP::get(d->getType(), 1.0), d));
+    }
+    // *sum += v * v, the sum in double.
+    void add_square(Value* sum, Value* v) {
+        Value* w = widen(v);
+        b_.CreateStore(add(b_.CreateLoad(acc_, sum), mul(w, w)), sum);
     }
 
     void normalize(const kp::Group& g, std::size_t gi, const kp::Step& step) {
         begin(KernelNames::normalize(gi), b_.getVoidTy(), {ptr_, ptr_, i64_});
         Value *grad = arg(0), *x = arg(1), *slice = arg(2);
-        Value* ss = accumulator(real(0));
-        loop(g.rows, [&](Value* o) {
-            loop(g.cols, [&](Value* c) {
-                Value* v = load(grad, grad_index(g, o, c, slice));
-                b_.CreateStore(add(get(ss), mul(v, v)), ss);
-            });
-        });
-        Value* denom = add(mul(sqrt(get(ss)), real(step.norm_scale)), real(step.eps));
+        Value* ss = accumulator(wide(0));
+        auto accumulate = [&](Value* index) { add_square(ss, load(grad, index)); };
+        if (g.slices == 1)
+            loop(g.rows * g.cols, accumulate);
+        else
+            loop(g.rows, [&](Value* o) { loop(g.cols, [&](Value* c) { accumulate(grad_index(g, o, c, slice)); }); });
+        Value* denom = add(mul(sqrt(get(ss)), wide(step.norm_scale)), wide(step.eps));
         Value* inv = safe_inverse(denom);
+        if (contiguous(g)) {
+            loop(g.rows * g.cols, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), inv)), x, i); });
+            b_.CreateRetVoid();
+            return;
+        }
         loop(g.rows, [&](Value* o) {
             loop(g.cols, [&](Value* c) {
-                Value* v = mul(load(grad, grad_index(g, o, c, slice)), inv);
+                Value* v = narrow(mul(widen(load(grad, grad_index(g, o, c, slice))), inv));
                 store(v, x, g.transpose ? idx(c, g.rows, o) : idx(o, g.cols, c));
             });
         });
@@ -205,6 +229,11 @@ private:
         begin(KernelNames::finish(gi, j), b_.getVoidTy(), {ptr_, ptr_, i64_});
         Value *update = arg(0), *x = arg(1), *slice = arg(2);
         Value* scale = real(g.members[j].scale);
+        if (contiguous(g)) {
+            loop(g.rows * g.cols, [&](Value* i) { store(mul(scale, load(x, i)), update, i); });
+            b_.CreateRetVoid();
+            return;
+        }
         loop(g.rows, [&](Value* o) {
             loop(g.cols, [&](Value* c) {
                 Value* v = load(x, g.transpose ? idx(c, g.rows, o) : idx(o, g.cols, c));
@@ -227,44 +256,42 @@ private:
         std::int64_t n = g.elements();
         switch (g.map) {
             case MapKind::NormalizeColumns: {
-                // scratch[c] = sum over rows of g[o, c]^2, then each column scaled by 1/sqrt.
-                loop(g.cols, [&](Value* c) { store(real(0), scratch, c); });
+                // sums[c] = sum over rows of g[o, c]^2 (scratch holds cols doubles), then each
+                // column scaled by 1/sqrt.
+                Value* sums = b_.CreateBitCast(scratch, llvm::PointerType::getUnqual(acc_));
+                auto sum_at = [&](Value* c) { return b_.CreateGEP(acc_, sums, c); };
+                loop(g.cols, [&](Value* c) { b_.CreateStore(wide(0), sum_at(c)); });
                 loop(g.rows, [&](Value* o) {
-                    loop(g.cols, [&](Value* c) {
-                        Value* v = load(grad, idx(o, g.cols, c));
-                        store(add(load(scratch, c), mul(v, v)), scratch, c);
-                    });
+                    loop(g.cols, [&](Value* c) { add_square(sum_at(c), load(grad, idx(o, g.cols, c))); });
                 });
-                loop(g.cols, [&](Value* c) { store(mul(scale, safe_inverse(sqrt(load(scratch, c)))), scratch, c); });
+                loop(g.cols, [&](Value* c) {
+                    Value* ss = b_.CreateLoad(acc_, sum_at(c));
+                    b_.CreateStore(mul(wide(g.members[j].scale), safe_inverse(sqrt(ss))), sum_at(c));
+                });
                 loop(g.rows, [&](Value* o) {
                     loop(g.cols, [&](Value* c) {
-                        store(mul(load(grad, idx(o, g.cols, c)), load(scratch, c)), update, idx(o, g.cols, c));
+                        Value* v = mul(widen(load(grad, idx(o, g.cols, c))), b_.CreateLoad(acc_, sum_at(c)));
+                        store(narrow(v), update, idx(o, g.cols, c));
                     });
                 });
                 break;
             }
             case MapKind::NormalizeRows: {
                 loop(g.rows, [&](Value* o) {
-                    Value* ss = accumulator(real(0));
+                    Value* ss = accumulator(wide(0));
+                    loop(g.cols, [&](Value* c) { add_square(ss, load(grad, idx(o, g.cols, c))); });
+                    Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
                     loop(g.cols, [&](Value* c) {
-                        Value* v = load(grad, idx(o, g.cols, c));
-                        b_.CreateStore(add(get(ss), mul(v, v)), ss);
-                    });
-                    Value* factor = mul(scale, safe_inverse(sqrt(get(ss))));
-                    loop(g.cols, [&](Value* c) {
-                        store(mul(load(grad, idx(o, g.cols, c)), factor), update, idx(o, g.cols, c));
+                        store(narrow(mul(widen(load(grad, idx(o, g.cols, c))), factor)), update, idx(o, g.cols, c));
                     });
                 });
                 break;
             }
             case MapKind::Normalize: {
-                Value* ss = accumulator(real(0));
-                loop(n, [&](Value* i) {
-                    Value* v = load(grad, i);
-                    b_.CreateStore(add(get(ss), mul(v, v)), ss);
-                });
-                Value* factor = mul(scale, safe_inverse(sqrt(get(ss))));
-                loop(n, [&](Value* i) { store(mul(load(grad, i), factor), update, i); });
+                Value* ss = accumulator(wide(0));
+                loop(n, [&](Value* i) { add_square(ss, load(grad, i)); });
+                Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
+                loop(n, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), factor)), update, i); });
                 break;
             }
             case MapKind::Sign:

@@ -35,6 +35,10 @@ public:
             d.target = targets_[static_cast<std::size_t>(d.index)];
             d.scale = d.norm->factor(d.shape) * d.target;
             d.loc = leaf->loc;
+            if (leaf->loc.valid()) {
+                const SourceFile& file = diags_.sources().file(leaf->loc.file);
+                d.origin = file.name() + ":" + std::to_string(file.line_col(leaf->loc.begin).line);
+            }
             d.why = whys_[static_cast<std::size_t>(d.index)];
             plan.leaves.push_back(std::move(d));
         }

@@ -44,6 +44,9 @@ const char* color_of(Severity s) {
     return "";
 }
 
+// Longer source lines are cut to this many bytes around the caret.
+constexpr std::size_t kMaxLineShown = 200;
+
 void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d, bool color) {
     const char* bold = color ? "\033[1m" : "";
     const char* reset = color ? "\033[0m" : "";
@@ -57,12 +60,20 @@ void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d,
     if (!d.loc.valid()) return;
     const SourceFile& f = sm.file(d.loc.file);
     std::string line = f.line_text(d.loc.begin);
-    LineCol lc = f.line_col(d.loc.begin);
+    std::size_t start = f.line_col(d.loc.begin).col - 1;  // the caret's byte in the line
+    if (line.size() > kMaxLineShown) {
+        // A long line is shown as a window around the caret, so that many errors on one huge
+        // line cost output in proportion to their number, not to the line's length squared.
+        std::size_t from = start > kMaxLineShown / 2 ? start - kMaxLineShown / 2 : 0;
+        std::size_t to = std::min(line.size(), from + kMaxLineShown);
+        std::string head = from > 0 ? "..." : "";
+        line = head + line.substr(from, to - from) + (to < line.size() ? "..." : "");
+        start = start - from + head.size();
+    }
     out << line << '\n';
     // Keep tabs so the caret lines up under tab-indented source.
     std::string pad;
-    for (std::uint32_t i = 0; i + 1 < lc.col && i < line.size(); ++i) pad += (line[i] == '\t' ? '\t' : ' ');
-    std::size_t start = lc.col - 1;
+    for (std::size_t i = 0; i < start && i < line.size(); ++i) pad += (line[i] == '\t' ? '\t' : ' ');
     std::size_t width = 1;
     if (d.loc.end > d.loc.begin) {
         std::size_t len = d.loc.end - d.loc.begin;

@@ -32,6 +32,7 @@ struct DualLeaf {
     Rational target;  // t: the update is t * dualize_norm(G)
     Surd scale;       // t times the map's own factor: what multiplies the map's raw output
     Loc loc;
+    std::string origin;  // "file.mod:12": where the atom was written, for generated code
     std::vector<WhyStep> why;
 };
 

@@ -60,6 +60,8 @@ private:
 
     Loc declared_at(const std::string& name) const;
     void check_primitive(const ast::Primitive& p);
+    void check_params(const std::vector<ast::Param>& params);
+    bool check_type(const ast::Param& param, const Value& v, Loc loc, const std::string& callee);
 
     Value eval(const Expr& e, const Env& env);
     Value eval_chain(const Expr& e, const Env& env);
@@ -89,6 +91,7 @@ private:
     std::optional<Rational> number_in(const Expr& e, const Env& env, const std::string& what_for);
     std::optional<Pattern> pattern(const Expr& e, const Env& local, const ast::Primitive& p);
 
+    bool small_enough(const Rational& n, Loc loc);
     NodePtr scaled(NodePtr module, const Rational& c, Loc loc, bool warn_negative);
     NodePtr mul_bond(const Rational& c, Loc loc, bool warn_negative);
     NodePtr counted(NodePtr node);
@@ -131,18 +134,46 @@ void Elaborator::declare(const ast::File& file) {
             primitives_[p.name] = &p;
             check_primitive(p);
         }
-    for (const auto& d : file.definitions)
+    for (const auto& d : file.definitions) {
         if (claim(d.name, d.name_loc)) defs_[d.name] = &d;
+        check_params(d.params);
+    }
 }
 
 // Checks of a declaration that do not depend on its arguments.
-void Elaborator::check_primitive(const ast::Primitive& p) {
+void Elaborator::check_params(const std::vector<ast::Param>& params) {
     std::set<std::string> seen;
-    for (const auto& param : p.params) {
+    for (const auto& param : params) {
         if (!seen.insert(param.name).second) diags_.error(param.loc, "parameter '" + param.name + "' declared twice");
-        if (param.type && *param.type != "dim" && *param.type != "number")
-            diags_.error(param.type_loc, "unknown parameter type '" + *param.type + "'; expected 'dim' or 'number'");
+        if (param.type && *param.type != "dim" && *param.type != "number" && *param.type != "module")
+            diags_.error(param.type_loc,
+                         "unknown parameter type '" + *param.type + "'; expected 'dim', 'number' or 'module'");
     }
+}
+
+// Checks an argument against its parameter's declared type, if any.
+bool Elaborator::check_type(const ast::Param& param, const Value& v, Loc loc, const std::string& callee) {
+    if (!param.type || v.is_error()) return true;
+    std::string where = "argument '" + param.name + "' of '" + callee + "'";
+    if (*param.type == "module" && !v.is_module()) {
+        diags_.error(loc, where + " must be a module, but this is a number");
+        return false;
+    }
+    if ((*param.type == "number" || *param.type == "dim") && !v.is_number()) {
+        diags_.error(loc, where + " must be a number, but this is a module");
+        return false;
+    }
+    if (*param.type == "dim" && !is_dimension(v.number)) {
+        diags_.error(loc, where + " is a dimension and must be a positive integer" +
+                              std::string(v.number > 0 && is_integer(v.number) ? " of practical size" : "") +
+                              ", but is " + to_string(v.number));
+        return false;
+    }
+    return true;
+}
+
+void Elaborator::check_primitive(const ast::Primitive& p) {
+    check_params(p.params);
     std::set<std::string> allowed = p.is_atom ? std::set<std::string>{"shape", "norm", "mass", "sensitivity"}
                                               : std::set<std::string>{"sensitivity"};
     std::set<std::string> fields;
@@ -212,7 +243,10 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
                 diags_.error(e.name_loc, "'as' names a module, but this is a number");
                 return Value::error();
             }
-            if (v.is_module()) v.module->label = e.text;
+            if (v.is_module()) {
+                v.module->label = e.text;
+                v.module->named = true;
+            }
             return v;
         }
     }
@@ -262,8 +296,10 @@ Value Elaborator::eval_sum(const Expr& e, const Env& env) {
     if (!ok) return Value::error();
     if (first.is_number()) {
         Rational sum = first.number;
-        for (std::size_t i = 1; i < operands.size(); ++i)
+        for (std::size_t i = 1; i < operands.size(); ++i) {
             sum = e.ops[i - 1].symbol == "+" ? sum + operands[i].number : sum - operands[i].number;
+            if (!small_enough(sum, e.loc)) return Value::error();
+        }
         return Value::of(sum, e.loc);
     }
     std::vector<NodePtr> terms{first.module};
@@ -302,6 +338,7 @@ Value Elaborator::eval_product(const Expr& e, const Env& env) {
             acc = Value::error();
         } else if (acc.is_number() && rhs.is_number()) {
             acc = Value::of(divide ? acc.number / rhs.number : acc.number * rhs.number, loc);
+            if (!small_enough(acc.number, loc)) acc = Value::error();
         } else {
             // c * M, M * c and M / c all scale the module's output: Mul(c) @ M.
             Value& module = acc.is_module() ? acc : rhs;
@@ -368,12 +405,9 @@ Value Elaborator::eval_power(const Expr& e, const Env& env) {
         return Value::of(counted(Node::bond("Identity", {}, {}, 1, Pattern::variable("x"), Pattern::variable("x"),
                                             e.loc)),
                          e.loc);
-    if (copies == 1) return base;
     std::vector<NodePtr> run_order{base.module};
     for (std::int64_t i = 1; i < copies; ++i) run_order.push_back(copy_of(base.module, e.loc));
-    NodePtr power = counted(Node::compose(std::move(run_order), e.loc));
-    power->is_power = true;
-    return Value::of(power, e.loc);
+    return Value::of(counted(Node::power(std::move(run_order), e.loc)), e.loc);
 }
 
 NodePtr Elaborator::mul_bond(const Rational& c, Loc loc, bool warn_negative) {
@@ -382,6 +416,14 @@ NodePtr Elaborator::mul_bond(const Rational& c, Loc loc, bool warn_negative) {
                                 " flips the sign of its output; its sensitivity is taken as |" + to_string(c) +
                                 "| = " + to_string(abs(c)));
     return counted(Node::bond("Mul", {"c"}, {c}, abs(c), Pattern::variable("x"), Pattern::variable("x"), loc));
+}
+
+// Past kMaxNumberBits exact arithmetic gets slow; results of + - * / are refused there, as
+// powers are.
+bool Elaborator::small_enough(const Rational& n, Loc loc) {
+    if (bit_size(n) <= kMaxNumberBits) return true;
+    diags_.error(loc, "this number is too large to compute exactly");
+    return false;
 }
 
 // Mul(c) @ module. The module is moved in, so that a chain of scalings reuses one composition.
@@ -419,10 +461,12 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
                 diags_.error(arg.value->loc, "a positional argument cannot follow a keyword argument");
                 b.ok = false;
             } else if (positional >= params.size()) {
-                auto& d = diags_.error(arg.value->loc, "'" + callee + "' takes " + std::to_string(params.size()) +
-                                                           " argument" + (params.size() == 1 ? "" : "s") +
-                                                           ", but " + std::to_string(args.size() - b.extras.size()) +
-                                                           " were given");
+                auto given = std::count_if(args.begin(), args.end(), [](const ast::Arg& a) { return !a.keyword; });
+                std::string takes = params.empty() ? "takes no arguments"
+                                                   : "takes " + std::to_string(params.size()) + " argument" +
+                                                         (params.size() == 1 ? "" : "s");
+                auto& d = diags_.error(arg.value->loc, "'" + callee + "' " + takes + ", but " + std::to_string(given) +
+                                                           (given == 1 ? " was given" : " were given"));
                 if (decl_loc.valid()) Diagnostics::note(d, decl_loc, "'" + callee + "' is declared here");
                 b.ok = false;
                 break;
@@ -495,11 +539,13 @@ Value Elaborator::call_definition(const ast::Definition& def, const std::vector<
         return Value::error();
     }
     Binding b = bind(def.name, def.name_loc, def.params, args, {}, site, env);
+    for (std::size_t i = 0; i < def.params.size() && b.ok; ++i)
+        b.ok = check_type(def.params[i], b.values[def.params[i].name], b.arg_locs[i], def.name);
     if (!b.ok) return Value::error();
     call_stack_.push_back(&def);
     Value result = eval(*def.body, b.values);
     call_stack_.pop_back();
-    if (result.is_module()) result.module->label = def.name;
+    if (result.is_module() && !result.module->named) result.module->label = def.name;
     result.loc = site.loc;
     return result;
 }
@@ -696,6 +742,7 @@ std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
             env[p.name] = Value::of(it->second, p.loc);
         } else if (p.default_value) {
             env[p.name] = eval(*p.default_value, env);
+            if (!check_type(p, env[p.name], p.default_value->loc, def.name)) env[p.name] = Value::error();
         } else {
             diags_.error(p.loc, "parameter '" + p.name + "' of network '" + def.name +
                                     "' has no default; give it one or set it with --set " + p.name + "=VALUE");
@@ -713,6 +760,9 @@ std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
         auto& d = diags_.error(def.name_loc, "network '" + def.name + "' grows past modc's limit of " +
                                                  std::to_string(kMaxModules) + " modules");
         Diagnostics::note(d, t.loc, "the limit is reached here");
+        return std::nullopt;
+    } catch (const ir::NumberTooLarge& t) {
+        diags_.error(t.loc, "the " + t.what + " of this module is too large to compute exactly");
         return std::nullopt;
     }
     call_stack_.clear();

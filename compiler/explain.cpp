@@ -29,7 +29,7 @@ std::string explain_text(const DualPlan& plan) {
         path_width = std::max(path_width, l.path.size());
         shape_width = std::max(shape_width, shape_text(l.shape).size());
     }
-    out += fmt::format("  {:>3}  {:<{}}  {:<{}}  {:<14}  {:<20}  {:<16}  {}\n", "#", "path", path_width, "shape",
+    out += fmt::format("  {:>3}  {:<{}}  {:<{}}  {:<16}  {:<20}  {:<16}  {}\n", "#", "path", path_width, "shape",
                        shape_width, "norm", "map", "target t", "scale");
     for (const auto& l : plan.leaves) {
         std::string target = to_string(l.target) + " = " + decimal(to_double(l.target));
@@ -37,7 +37,7 @@ std::string explain_text(const DualPlan& plan) {
         std::string scale = l.scale.str();
         std::string scale_value = decimal(l.scale.value());
         if (scale != scale_value) scale += " = " + scale_value;
-        out += fmt::format("  {:>3}  {:<{}}  {:<{}}  {:<14}  {:<20}  {:<16}  {}\n", l.index, l.path, path_width,
+        out += fmt::format("  {:>3}  {:<{}}  {:<{}}  {:<16}  {:<20}  {:<16}  {}\n", l.index, l.path, path_width,
                            shape_text(l.shape), shape_width, l.norm->title, to_string(l.norm->map), target, scale);
     }
     return out;
@@ -80,7 +80,9 @@ std::optional<std::string> explain_why(const DualPlan& plan, const std::string& 
         out += fmt::format("  {}: x {}  ({})  -> t = {}\n", s.node, to_string(s.factor), rule,
                            to_string(s.target_after));
     }
-    if (leaf->target == 0) out += "  an enclosing module has mass 0: the weight gets no update\n";
+    if (leaf->target == 0)
+        out += leaf->mass == 0 ? "  the weight has mass 0: it gets no update\n"
+                               : "  an enclosing module has mass 0: the weight gets no update\n";
     out += fmt::format("  target t = {} = {}\n", to_string(leaf->target), decimal(to_double(leaf->target)));
     out += fmt::format("  map {} ({}), own factor {}\n", to_string(leaf->norm->map), leaf->norm->title,
                        leaf->norm->factor(leaf->shape).str());

@@ -47,6 +47,7 @@ struct Member {
     int leaf = 0;        // index in the dual plan
     std::string path;
     double scale = 0;    // t times the map's own factor
+    std::string origin;  // "file.mod:12", where the atom was written (for #line in generated code)
 };
 
 struct Group {

@@ -2,13 +2,18 @@
 #include <pthread.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <unistd.h>
 
+#include "bench.hpp"
+#include "codegen_cuda.hpp"
 #include "codegen_llvm.hpp"
 #include "explain.hpp"
 #include "kernel_plan.hpp"
@@ -18,6 +23,10 @@
 #include "print.hpp"
 #include "suggest.hpp"
 #include "version.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/gpu.hpp"
+#include "runtime/cuda/nvrtc.hpp"
+#endif
 
 namespace {
 
@@ -35,6 +44,8 @@ struct Options {
     std::string input;
     std::string backend = "cpu";
     std::string dtype = "f32";
+    std::string arch = "sm_90";
+    BenchOptions bench;
     bool json = false;
     bool color = false;
 };
@@ -124,8 +135,117 @@ bool parse_schedules(const std::vector<std::string>& args, CompileOptions& optio
     return true;
 }
 
+// The CUDA backend (runtime/cuda): why it cannot run here, or empty.
+std::string cuda_unavailable() {
+#ifdef MODC_WITH_CUDA
+    return cuda::gpu_unavailable();
+#else
+    return "this modc was built without NVRTC (no CUDA toolkit was found when it was built)";
+#endif
+}
+
+#ifdef MODC_WITH_CUDA
+std::unique_ptr<cuda::DiskCache> kernel_cache() {
+    auto dir = cuda::DiskCache::default_dir();
+    return dir.empty() ? nullptr : std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+}
+
+int dualize_cuda(const Options& o, const DualPlan& plan, const CompileOptions& options, std::vector<rt::Tensor>& grads,
+                 bool f64) {
+    std::map<std::string, const kp::Schedule*> per_leaf;
+    for (const auto& [path, name] : options.leaf_schedules) {
+        bool known = false;
+        for (const auto& l : plan.leaves) known |= l.path == path;
+        if (!known) return fail("network '" + plan.network + "' has no weight '" + path + "'");
+        per_leaf[path] = kp::find_schedule(name);
+    }
+    kp::KernelPlan kernel_plan = kp::lower(plan, *kp::find_schedule(options.schedule), per_leaf);
+    cuda::CudaOptions co;
+    co.type = f64 ? ElementType::F64 : ElementType::F32;
+    std::map<std::string, rt::Tensor*> by_name;
+    for (auto& g : grads) by_name[g.name] = &g;
+    std::vector<rt::Tensor> updates;
+    std::vector<const void*> in;
+    std::vector<void*> out;
+    for (const auto& l : plan.leaves) {
+        const rt::Tensor& g = *by_name.at(l.path);
+        updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
+    }
+    for (std::size_t i = 0; i < updates.size(); ++i) {
+        in.push_back(by_name.at(updates[i].name)->data.data());
+        out.push_back(updates[i].data.data());
+    }
+    try {
+        auto cache = kernel_cache();
+        cuda::GpuOptions go;
+        go.cache = cache.get();
+        cuda::GpuDualizer gpu(cuda::codegen_cuda(kernel_plan, co), go);
+        gpu.run(in.data(), out.data());
+        // MODC_CUDA_TIMING=N: N more runs, and a line on stderr with the median GPU time.
+        if (const char* timing = std::getenv("MODC_CUDA_TIMING"); timing && std::atoi(timing) > 0) {
+            std::vector<double> ms;
+            for (int i = 0; i < std::atoi(timing); ++i) {
+                gpu.run(in.data(), out.data());
+                ms.push_back(gpu.last_ms());
+            }
+            std::sort(ms.begin(), ms.end());
+            std::fprintf(stderr, "modc: cuda: %s; kernels %s; %s; dualization %.3f ms (median of %zu runs, GPU time without copies)\n",
+                         gpu.device().c_str(), gpu.from_cache() ? "from the cache" : "compiled", gpu.graph() ? "one CUDA graph" : "no graph",
+                         ms[ms.size() / 2], ms.size());
+        }
+    } catch (const cuda::Unsupported& e) {
+        return fail(e.what());
+    } catch (const cuda::GpuError& e) {
+        return fail(std::string("the CUDA backend failed: ") + e.what());
+    }
+    try {
+        rt::write_tensors(o.output, updates);
+    } catch (const rt::TensorError& e) {
+        return fail(e.what());
+    }
+    return 0;
+}
+#endif
+
+// `--emit cuda` (text, always) and `--emit ptx` (NVRTC, for --arch).
+int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::function<int(const std::string&)>& write) {
+    cuda::CudaOptions co;
+    co.type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
+    cuda::Program program;
+    try {
+        program = cuda::codegen_cuda(kernel_plan, co);
+    } catch (const cuda::Unsupported& e) {
+        return fail(e.what());
+    }
+    if (o.emit == "cuda") return write(cuda::print_cuda(program));
+#ifdef MODC_WITH_CUDA
+    std::string arch = cuda::normalize_arch(o.arch);
+    if (arch.empty()) return fail("--arch expects an architecture such as sm_80 or sm_90, got '" + o.arch + "'");
+    std::string why;
+    const cuda::Nvrtc* nvrtc = cuda::load_nvrtc(&why);
+    if (!nvrtc) return fail(why);
+    cuda::CompileRequest request;
+    request.source = program.source;
+    request.name = program.network + ".cu";
+    request.arch = arch;
+    auto cache = kernel_cache();
+    cuda::Compiled compiled = cuda::compile(*nvrtc, request, cache.get());
+    if (!compiled.ok) {
+        std::cerr << compiled.log << '\n';
+        return fail("NVRTC " + cuda::nvrtc_version(*nvrtc) + " could not compile the generated CUDA code for " + arch +
+                    " (its log is above)");
+    }
+    return write(compiled.ptx);
+#else
+    return fail("this modc was built without NVRTC (no CUDA toolkit was found when it was built); --emit ptx needs it");
+#endif
+}
+
 int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
-    if (o.backend != "cpu") {
+    if (o.backend == "cuda") {
+        std::string why = cuda_unavailable();
+        if (!why.empty()) return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+    } else if (o.backend != "cpu") {
         return fail("the " + o.backend + " backend is not available in this build; use --backend cpu");
     }
     std::vector<rt::Tensor> grads;
@@ -148,6 +268,9 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
     bool f64 = !grads.empty() && grads.front().dtype == rt::DType::F64;
     options.dtype = f64 ? DType::F64 : DType::F32;
+#ifdef MODC_WITH_CUDA
+    if (o.backend == "cuda") return dualize_cuda(o, plan, options, grads, f64);
+#endif
     Dualizer dualizer = compile_source_text(o.file, text, options);
 
     // Gradients in weight order, whatever order the file had them in.
@@ -188,7 +311,7 @@ int run(const Options& o) {
 
     ElaborateOptions eo;
     if (!parse_sets(o.sets, eo.overrides)) return 1;
-    if (!eo.overrides.empty() || o.command != "check") eo.only_network = o.network;
+    eo.only_network = o.network;
     Stage until = o.command == "emit" && o.emit == "ast" ? Stage::Parse
                   : o.command == "graph" || (o.command == "emit" && o.emit == "ir") ? Stage::IR
                                                                                     : Stage::Dual;
@@ -228,13 +351,25 @@ int run(const Options& o) {
         return write(*text);
     }
     if (o.command == "dualize") return dualize(o, buffer.str(), *plan);
-    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm")) {
+    if (o.command == "bench") {
+        CompileOptions co;
+        co.network = plan->network;
+        if (!parse_schedules(o.schedules, co)) return 1;
+        for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        co.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
+        auto start = std::chrono::steady_clock::now();
+        Dualizer dualizer = compile_source_text(o.file, buffer.str(), co);
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return write(run_bench(dualizer, seconds, o.bench));
+    }
+    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm" || o.emit == "cuda" || o.emit == "ptx")) {
         CompileOptions co;
         if (!parse_schedules(o.schedules, co)) return 1;
         std::map<std::string, const kp::Schedule*> per_leaf;
         for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
         kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf);
         if (o.emit == "plan") return write(kp::print(kernel_plan));
+        if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
         return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
     }
     if (o.json) return write(explain_json(*plan).dump(1) + "\n");
@@ -295,8 +430,9 @@ int main(int argc, char** argv) {
     common(check);
     auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
     common(emit);
-    emit->add_option("--emit", o.emit, "the stage: ast, ir, dual, plan or llvm")
-        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm"}));
+    emit->add_option("--emit", o.emit, "the stage: ast, ir, dual, plan, llvm, cuda or ptx")
+        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx"}));
+    emit->add_option("--arch", o.arch, "GPU architecture for --emit ptx: sm_90 (default), sm_80, ...");
     emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
     emit->add_option("--dtype", o.dtype, "element type of the generated kernels")->check(CLI::IsMember({"f32", "f64"}));
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -317,10 +453,20 @@ int main(int argc, char** argv) {
     dualize_cmd->add_option("--schedule", o.schedules,
                             "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "
                             "PATH=NAME for one weight (repeatable)");
-    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu")->check(CLI::IsMember({"cpu", "cuda"}));
+    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
+
+    auto* bench = app.add_subcommand("bench", "time the compiled dualizer on random gradients");
+    common(bench);
+    bench->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
+    bench->add_option("--backend", o.backend, "where to run: cpu")->check(CLI::IsMember({"cpu"}));
+    bench->add_option("--dtype", o.dtype, "f32 or f64")->check(CLI::IsMember({"f32", "f64"}));
+    bench->add_option("--runs", o.bench.runs, "timed runs")->check(CLI::Range(1, 100000));
+    bench->add_option("--warmup", o.bench.warmup, "untimed runs first")->check(CLI::Range(0, 100000));
+    bench->add_flag("--json", o.bench.json, "print the report as JSON");
+    bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
     CLI11_PARSE(app, argc, argv);
-    for (auto* sub : {check, emit, graph, explain, dualize_cmd})
+    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
     return run_with_large_stack(std::move(o));

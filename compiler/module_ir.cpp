@@ -52,6 +52,42 @@ std::string Features::str() const {
     return "?";
 }
 
+namespace {
+
+void check_size(const Rational& r, const char* what, Loc loc) {
+    if (bit_size(r) > kMaxNumberBits) throw NumberTooLarge{loc, what};
+}
+
+// The mass (a sum) and sensitivity (a product) of a composition, refused past kMaxNumberBits.
+// The product is kept as numerator and denominator, normalized only when they grow large, so
+// that multiplying by 1 or by a small factor costs no gcd.
+struct Totals {
+    Loc loc;
+    Rational mass = 0;
+    BigInt num = 1, den = 1;
+
+    void add(const Node& c) {
+        if (c.mass != 0) {
+            mass += c.mass;
+            check_size(mass, "mass", loc);
+        }
+        if (num == 0 || c.sensitivity == 1) return;
+        num *= boost::multiprecision::numerator(c.sensitivity);
+        den *= boost::multiprecision::denominator(c.sensitivity);
+        if (num == 0) {
+            den = 1;
+        } else if (msb(num) + msb(den) > kMaxNumberBits) {
+            Rational product(num, den);
+            check_size(product, "sensitivity", loc);
+            num = boost::multiprecision::numerator(product);
+            den = boost::multiprecision::denominator(product);
+        }
+    }
+    Rational sensitivity() const { return den == 1 ? Rational(num) : Rational(num, den); }
+};
+
+}  // namespace
+
 const char* to_string(NodeKind kind) {
     switch (kind) {
         case NodeKind::Atom: return "atom";
@@ -121,8 +157,7 @@ NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
     auto n = std::make_shared<Node>();
     n->kind = NodeKind::Compose;
     n->loc = loc;
-    n->mass = 0;
-    n->sensitivity = 1;
+    Totals totals{loc};
     for (auto& c : children) {
         MODC_ASSERT(c != nullptr, "composition of a null module");
         if (c->kind == NodeKind::Compose && c->label.empty() && !c->is_power) {
@@ -135,9 +170,27 @@ NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
         } else {
             n->children.push_back(c);
         }
-        n->mass += c->mass;
-        n->sensitivity *= c->sensitivity;
+        totals.add(*c);
     }
+    n->mass = totals.mass;
+    n->sensitivity = totals.sensitivity();
+    return n;
+}
+
+NodePtr Node::power(std::vector<NodePtr> copies, Loc loc) {
+    MODC_ASSERT(!copies.empty(), "a power has at least one copy");
+    auto n = std::make_shared<Node>();
+    n->kind = NodeKind::Compose;
+    n->is_power = true;
+    n->loc = loc;
+    Totals totals{loc};
+    for (auto& c : copies) {
+        MODC_ASSERT(c != nullptr, "power of a null module");
+        totals.add(*c);
+    }
+    n->mass = totals.mass;
+    n->sensitivity = totals.sensitivity();
+    n->children = std::move(copies);
     return n;
 }
 
@@ -150,8 +203,14 @@ NodePtr Node::tuple(std::vector<NodePtr> children, Loc loc) {
     n->sensitivity = 0;
     for (auto& c : children) {
         MODC_ASSERT(c != nullptr, "tuple of a null module");
-        n->mass += c->mass;
-        n->sensitivity += c->sensitivity;
+        if (c->mass != 0) {
+            n->mass += c->mass;
+            check_size(n->mass, "mass", loc);
+        }
+        if (c->sensitivity != 0) {
+            n->sensitivity += c->sensitivity;
+            check_size(n->sensitivity, "sensitivity", loc);
+        }
     }
     n->children = std::move(children);
     return n;

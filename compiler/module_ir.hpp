@@ -51,6 +51,7 @@ struct Node {
     Features input, output;          // filled by infer_features
     Loc loc;
     std::string label;               // the def or `as` name this node was made under, if any
+    bool named = false;              // the label came from `as` (a def's name does not replace it)
     bool is_power = false;           // Compose of the copies made by `M ^ n`
     std::vector<NodePtr> children;   // Compose: in run order (input side first); Tuple: in order
 
@@ -73,6 +74,16 @@ struct Node {
     // children in run order; nested unlabelled compositions are flattened.
     static NodePtr compose(std::vector<NodePtr> children, Loc loc);
     static NodePtr tuple(std::vector<NodePtr> children, Loc loc);
+    // The n copies of `M ^ n`, composed, each kept whole (never flattened) so that it can be
+    // named by its index.
+    static NodePtr power(std::vector<NodePtr> copies, Loc loc);
+};
+
+// Thrown by Node::compose, Node::power and Node::tuple when the mass or sensitivity of the compound would
+// need more than kMaxNumberBits bits: bad input (`Mul(3) ^ 100000`), reported by the elaborator.
+struct NumberTooLarge {
+    Loc loc;
+    std::string what;  // "mass" or "sensitivity"
 };
 
 // A deep copy: every use of a module value gets weights of its own.

@@ -76,7 +76,7 @@ void name_leaves(ir::Network& network) {
     if (root.is_leaf())
         root.path = root.label.empty() ? lower(root.op) : root.label;
     else
-        name(root, "");  // the network itself is the root: no prefix
+        name(root, root.named ? root.label : "");  // `network n = (...) as top` prefixes paths with top
 }
 
 }  // namespace modc

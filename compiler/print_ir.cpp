@@ -43,7 +43,7 @@ std::string print_ir(const ir::Network& network, const SourceManager& sources) {
     const ir::Node& root = *network.root;
     out << "network " << network.name << ": " << root.input.str() << " -> " << root.output.str() << ", mass "
         << to_string(root.mass) << ", sensitivity " << to_string(root.sensitivity) << ", "
-        << network.leaves.size() << " weights\n";
+        << network.leaves.size() << (network.leaves.size() == 1 ? " weight\n" : " weights\n");
     print_node(out, root, sources, 1);
     return out.str();
 }

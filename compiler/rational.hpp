@@ -26,6 +26,10 @@ std::optional<Rational> parse_decimal(std::string_view text);
 inline constexpr unsigned kMaxBits = 4096;
 std::optional<Rational> power(const Rational& base, const BigInt& exp);
 
+// No number modc computes with (values in .mod files, masses, sensitivities) needs more than
+// this many bits (bit_size): exact arithmetic on larger ones costs more than it is worth.
+inline constexpr unsigned kMaxNumberBits = 2 * kMaxBits;
+
 // Number of bits in numerator plus denominator: used to refuse absurd numbers before they cost time.
 unsigned bit_size(const Rational& r);
 

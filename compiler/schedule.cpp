@@ -147,7 +147,7 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
             kp.groups.push_back(std::move(g));
             it = index.find(key);
         }
-        kp.groups[it->second].members.push_back(Member{leaf.index, leaf.path, leaf.scale.value()});
+        kp.groups[it->second].members.push_back(Member{leaf.index, leaf.path, leaf.scale.value(), leaf.origin});
     }
     return kp;
 }

@@ -38,6 +38,7 @@ public:
             if (p.name == kWeights || p.name == kGradient) {
                 diags_.error(p.loc, "'" + p.name + "' is predefined in an optimizer and cannot be a parameter");
                 ok_ = false;
+                continue;
             }
             vars_[p.name] = Type::Scalar;
             params_.push_back(p.name);
@@ -88,18 +89,13 @@ private:
             return;
         }
         Type& var = vars_[s.target];
-        if (s.assign.symbol != "=") {
-            if (var == Type::Unknown) {
-                error(s.target_loc, "'" + s.target + "' is updated with '" + s.assign.symbol + "' before it has a value");
-                return;
-            }
-            value = combine(var, value, s.assign.loc, s.assign.symbol.substr(0, 1));
-        }
+        // `u += x` on state not yet inferred reads the previous step's u, as `u = u + x` does.
+        if (s.assign.symbol != "=") value = combine(var, value, s.assign.loc, s.assign.symbol.substr(0, 1));
         if (value == Type::Unknown || value == Type::Error) return;
-        if (var != Type::Unknown && var != value && reporting_) {
-            auto* d = error(s.loc, "'" + s.target + "' is assigned " + name_of(value) + " here, but holds " +
-                                       name_of(var) + " elsewhere");
-            (void)d;
+        if (var != Type::Unknown && var != value) {
+            // The first type a variable gets is its type; a later assignment that disagrees is the error.
+            error(s.loc, "'" + s.target + "' is assigned " + name_of(value) + " here, but holds " + name_of(var) +
+                             " elsewhere");
             return;
         }
         var = value;
@@ -107,12 +103,14 @@ private:
 
     void check_weight_update(const ast::Statement& s, Type value) {
         if (value == Type::Error || value == Type::Unknown) return;
-        std::string verb = s.assign.symbol == "-=" ? "subtracts" : s.assign.symbol == "+=" ? "adds" : "assigns";
+        std::string what = s.assign.symbol == "-=" ? "subtracts a dual value (a gradient) from the primal weights"
+                           : s.assign.symbol == "+=" ? "adds a dual value (a gradient) to the primal weights"
+                                                     : "makes the primal weights a dual value (a gradient)";
+        std::string fix = s.assign.symbol == "=" ? std::string(kWeights) + " = " + kWeights + " - lr * dualize(" + kGradient + ")"
+                                                 : std::string(kWeights) + " " + s.assign.symbol + " lr * dualize(" + kGradient + ")";
         if (value == Type::Dual) {
-            auto* d = error(s.value->loc,
-                            "ill-typed update: " + std::string(kWeights) + " " + s.assign.symbol + " ... " + verb +
-                                " a dual value (a gradient) to the primal weights; dualize it first, e.g. " +
-                                kWeights + " " + s.assign.symbol + " lr * dualize(" + kGradient + ")");
+            auto* d = error(s.value->loc, "ill-typed update: " + std::string(kWeights) + " " + s.assign.symbol +
+                                              " ... " + what + "; dualize it first, e.g. " + fix);
             if (d) Diagnostics::note(*d, s.assign.loc, "the weights are updated here");
         } else if (value == Type::Scalar) {
             error(s.value->loc, "ill-typed update: " + std::string(kWeights) + " " + s.assign.symbol +

@@ -3,6 +3,9 @@
 # Check it with   modc check examples/gpt.mod
 # and list its 74 weights, with their paths and masses, with
 #                 modc emit examples/gpt.mod --emit ir
+# `modc explain examples/gpt.mod` derives each weight's target norm from the masses and
+# sensitivities below: 1/7 for the embedding and the output layer, 5/7 for q, k and v,
+# 5/21 for o and the MLP matrices, at any depth L (modula's values, math.md section 5).
 #
 # Reminders (docs/language.md has the whole language):
 #   * `A @ B` is composition and reads right to left: B runs first, its output feeds A.

@@ -303,6 +303,7 @@ struct call_class : located {};
 x3::rule<call_class, ast::ExprPtr> const call = "name";
 struct group_class : located {};
 x3::rule<group_class, ast::ExprPtr> const group = "parenthesised expression";
+x3::rule<class items_class, std::vector<ast::ExprPtr>> const items = "expression";
 x3::rule<class args_class, std::vector<ast::Arg>> const args = "arguments";
 x3::rule<class arg_class, ast::Arg> const arg = "argument";
 struct add_op_class : located {};
@@ -357,7 +358,8 @@ auto const power_def = (primary >> *(pow_op > exponent))[make_power];
 auto const exponent_def = (*neg_op >> primary)[make_unary];
 auto const primary_def = number | call | group;
 auto const call_def = (identifier >> -args)[make_call];
-auto const group_def = (lit('(') > (expr % ',') > -char_(',') > rparen)[make_group];
+auto const group_def = (lit('(') > items > -char_(',') > rparen)[make_group];
+auto const items_def = expr % ',';
 auto const args_def = lit('(') >> x3::eps[clear] > -(arg[push] % ',') > rparen;
 auto const arg_def = (identifier >> lit('=') >> !lit('=') > expr)[make_keyword_arg] | expr[make_positional_arg];
 
@@ -372,7 +374,7 @@ auto const param_def = (identifier >> -(lit(':') > identifier) >> -(lit('=') > e
 auto const fields_def = lit('{') >> x3::eps[clear] > *(field[push]) > rbrace;
 auto const field_def = (identifier > equals > expr > -lit(';'))[make_field];
 auto const statements_def = lit('{') >> x3::eps[clear] > *(statement[push]) > rbrace;
-auto const statement_def = (identifier >> assign_op > expr > -lit(';'))[make_statement];
+auto const statement_def = (identifier > assign_op > expr > -lit(';'))[make_statement];
 
 auto const definition_keyword_def = x3::raw[kw("def") | kw("network")][make_ident];
 auto const primitive_keyword_def = x3::raw[kw("atom") | kw("bond")][make_ident];
@@ -383,7 +385,7 @@ auto const primitive_def = (primitive_keyword > identifier > -params > colon > e
 auto const optimizer_def = (kw("optimizer") > identifier > -params > statements)[add_optimizer];
 auto const declaration_def = definition | primitive | optimizer;
 
-BOOST_SPIRIT_DEFINE(identifier, number, expr, additive, compose, product, unary, power, exponent, primary, call,
+BOOST_SPIRIT_DEFINE(identifier, number, expr, items, additive, compose, product, unary, power, exponent, primary, call,
                     group, args, arg, add_op, compose_op, mul_op, pow_op, neg_op, assign_op, arrow, equals, rparen,
                     rbrace, colon, params, param, fields, field, statements, statement, definition_keyword, primitive_keyword, definition, primitive,
                     optimizer, declaration)

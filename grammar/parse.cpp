@@ -71,6 +71,26 @@ std::pair<std::string, std::uint32_t> token_at(Iterator it, Iterator end) {
     return {"'" + text + "'", static_cast<std::uint32_t>(p - it)};
 }
 
+// Where the last token before `at` ends: blanks and comments are skipped backwards. (A '#'
+// always starts a comment: the language has no strings.)
+Iterator end_of_previous_token(Iterator at, Iterator begin) {
+    Iterator back = at;
+    for (;;) {
+        while (back != begin && grammar::is_space(*(back - 1))) --back;
+        Iterator line = back;
+        while (line != begin && *(line - 1) != '\n') --line;
+        Iterator hash = std::find(line, back, '#');
+        if (hash == back) return back;
+        back = hash;
+    }
+}
+
+// Whether only blanks stand between the start of its line and `it`.
+bool first_on_line(Iterator it, Iterator begin) {
+    while (it != begin && (*(it - 1) == ' ' || *(it - 1) == '\t' || *(it - 1) == '\r')) --it;
+    return it == begin || *(it - 1) == '\n';
+}
+
 // The first line after `it` whose first token is a declaration keyword, or the end.
 Iterator next_declaration(Iterator it, Iterator end) {
     while (it != end) {
@@ -123,7 +143,8 @@ ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics
     auto const parser = x3::with<grammar::state_tag>(std::ref(state))[grammar::declaration_rule()];
     auto loc_at = [&](Iterator p, std::uint32_t length) {
         auto b = static_cast<std::uint32_t>(p - text.begin());
-        return Loc{file_id, b, b + std::max<std::uint32_t>(length, 1)};
+        auto e = std::min(b + std::max<std::uint32_t>(length, 1), static_cast<std::uint32_t>(text.size()));
+        return Loc{file_id, b, std::max(b, e)};  // at the end of the file: empty, but still there
     };
 
     Iterator it = text.begin();
@@ -149,8 +170,7 @@ ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics
             // Something missing at the end of a line is shown there, as clang does, not at the
             // start of the next line.
             Iterator report = at;
-            Iterator back = at;
-            while (back != text.begin() && std::isspace(static_cast<unsigned char>(*(back - 1)))) --back;
+            Iterator back = end_of_previous_token(at, text.begin());
             if (std::find(back, at, '\n') != at && back != text.begin()) report = back;
             diags.error(report == at ? loc_at(at, length) : loc_at(report, 1),
                         "expected " + clean_which(failure.which()) + ", found " + found);
@@ -161,8 +181,9 @@ ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics
         }
         after_declaration = false;
         // Resume at the next declaration; the failure may itself sit on one (`network a =` then
-        // `network b = ...` on the next line).
-        if (it == start || !starts_with_keyword(it, end)) it = next_declaration(it, end);
+        // `network b = ...` on the next line), but not on a keyword inside a line (`M as def`).
+        if (it == start || !first_on_line(it, text.begin()) || !starts_with_keyword(it, end))
+            it = next_declaration(it, end);
     }
     return file;
 }

@@ -36,7 +36,20 @@ const std::string kNpyMagic = "\x93NUMPY";
 
 [[noreturn]] void fail(const std::string& message) { throw TensorError(message); }
 
-std::string quote_name(const std::string& name) { return "'" + name + "'"; }
+// 'name', with control characters (NUL above all: messages are C strings) shown as \xNN.
+std::string quote_name(const std::string& name) {
+    std::string out = "'";
+    for (unsigned char c : name) {
+        if (c < 0x20 || c == 0x7f) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "'";
+}
 
 std::string errno_text(int err) { return std::system_category().message(err); }
 

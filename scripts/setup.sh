@@ -9,6 +9,8 @@ packages=(
   llvm-14-dev llvm-14-tools
   libopenblas-dev liblapacke-dev
   graphviz
+  python3-numpy            # tests: .npy interop; bench/run.py
+  python3-torch python3-matplotlib   # bench/run.py: the PyTorch peer and the plot
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -94,7 +94,8 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan) : plan_(std::move(plan)) {
             for (std::size_t j = 0; j < group.members.size(); ++j)
                 k.finish.push_back(jit_->function<typename Kernels::Finish>(KernelNames::finish(g, j)));
         } else {
-            scratch = std::max(scratch, static_cast<std::size_t>(group.cols));
+            // Column sums are kept in double (codegen_llvm: normalize_columns).
+            scratch = std::max(scratch, static_cast<std::size_t>(group.cols) * (sizeof(double) / sizeof(T)));
             for (std::size_t j = 0; j < group.members.size(); ++j)
                 k.closed.push_back(jit_->function<typename Kernels::Closed>(KernelNames::closed(g, j)));
         }

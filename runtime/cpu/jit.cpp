@@ -1,5 +1,6 @@
 #include "jit.hpp"
 
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
@@ -67,6 +68,11 @@ llvm::orc::JITTargetMachineBuilder optimize(llvm::Module& module) {
 Jit::Jit(LlvmModule module) {
     auto builder = optimize(*module.module);
     jit_ = check(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(builder)).create(), "creating the JIT");
+    // O3 turns copy and fill loops into calls to memcpy and memset: resolve those (and any other
+    // C library symbol the optimizer introduces) from the process.
+    jit_->getMainJITDylib().addGenerator(check(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+                                                   jit_->getDataLayout().getGlobalPrefix()),
+                                               "exposing the process's symbols"));
     llvm::orc::ThreadSafeModule tsm(std::move(module.module), std::move(module.context));
     if (auto err = jit_->addIRModule(std::move(tsm)))
         throw InternalError("LLVM: adding the module: " + llvm::toString(std::move(err)));

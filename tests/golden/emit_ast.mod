@@ -7,7 +7,8 @@ optimizer sgd(lr = 0.1) { W -= lr * dualize(grad); }
 # The printer lists atoms and bonds first, then defs and networks, then optimizers.
 # Precedence shows in the tree: `^` binds tighter than unary minus, `*` tighter than `@`,
 # `@` tighter than `+`, and `as` is loosest; `(a, b,)` is a tuple; optimizer blocks are
-# parsed (and not yet checked). The input comes first so that positions stay put.
+# parsed like the rest (`modc check` type-checks them). The input comes first so that
+# positions stay put.
 # RUN: %modc check %s
 # RUN: %modc emit %s --emit ast | FileCheck %s --strict-whitespace --match-full-lines
 # CHECK:Bond Twice <1:6>

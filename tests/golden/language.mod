@@ -24,7 +24,7 @@ network scaled = 2 * Linear(3, 4) @ Linear(4, 4) / 4
 network sum = Linear(4, 4) + ReLU - Identity
 # RUN: %modc emit %s --network sum 2>&1 | FileCheck %s --check-prefix=SUM
 # SUM-NOT:     warning
-# SUM:         network sum: 4 -> 4, mass 1, sensitivity 3, 1 weights
+# SUM:         network sum: 4 -> 4, mass 1, sensitivity 3, 1 weight
 # SUM-NEXT:      compose {mass 1, sensitivity 3, 4 -> 4}
 # SUM-NEXT:        tuple {mass 1, sensitivity 3, 4 -> (4, 4, 4)}
 # SUM-NEXT:          atom Linear(4, 4) #0 linear
@@ -75,7 +75,7 @@ network paths = (layer(4) ^ 2 as layers) @ (twice(Linear(4, 4)) as pair) @ (Line
 bond Widen(d: dim) : d -> 2 * d
 network widen = Linear(3, 8, norm = spectral) @ Widen(4)
 # RUN: %modc emit %s --network widen | FileCheck %s --check-prefix=WIDEN
-# WIDEN: network widen: 4 -> 3, mass 1, sensitivity 1, 1 weights
+# WIDEN: network widen: 4 -> 3, mass 1, sensitivity 1, 1 weight
 # WIDEN: bond Widen(4) {mass 0, sensitivity 1, 4 -> 8}
 # WIDEN: atom Linear(3, 8) #0 linear shape [3, 8] norm spectral
 
@@ -94,4 +94,4 @@ network widen = Linear(3, 8, norm = spectral) @ Widen(4)
 # PAIR: error: modules do not fit: the next module expects a tuple of 2, but 'Linear(4, 4)' outputs 4 features
 # RUN: printf 'def f(a) = g(a)\ndef g(a) = f(a)\nnetwork n = f(1)\n' > %t.rec.mod
 # RUN: not %modc check %t.rec.mod 2>&1 | FileCheck %s --check-prefix=REC
-# REC: error: 'f' is used inside its own definition; definitions cannot be recursive
+# REC: error: 'f' is used inside its own definition ('f' -> 'g' -> 'f'); definitions cannot be recursive

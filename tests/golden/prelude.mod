@@ -24,7 +24,7 @@ network pairs = Add @ (ApplyAttentionScores @ (Identity, AttentionQK @ Rope(4) @
 # ATOMS-NEXT: atom Gain(2) #4 gain shape [2] norm linf {mass 1, sensitivity 1, 2 -> 2}
 #
 # BONDS:      warning: 'Mul(-2)' scales by the negative number -2: it flips the sign of its output, and its sensitivity is taken as |-2| = 2
-# BONDS:      network bonds: 6 -> (6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, ?), mass 1, sensitivity 33/2, 1 weights
+# BONDS:      network bonds: 6 -> (6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, ?), mass 1, sensitivity 33/2, 1 weight
 # BONDS:      bond Identity {mass 0, sensitivity 1, 6 -> 6}
 # BONDS-NEXT: bond ReLU {mass 0, sensitivity 1, 6 -> 6}
 # BONDS-NEXT: bond GELU {mass 0, sensitivity 1, 6 -> 6}

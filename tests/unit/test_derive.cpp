@@ -234,7 +234,7 @@ TEST_CASE("the update type check accepts dualized updates", "[typecheck]") {
 
 TEST_CASE("the update type check rejects ill-typed updates", "[typecheck]") {
     std::string raw = optimizer_errors("W -= lr * grad");
-    CHECK(raw.find("test.mod:3:6: error: ill-typed update: W -= ... subtracts a dual value (a gradient) to the "
+    CHECK(raw.find("test.mod:3:6: error: ill-typed update: W -= ... subtracts a dual value (a gradient) from the "
                    "primal weights; dualize it first, e.g. W -= lr * dualize(grad)") != std::string::npos);
     CHECK(raw.find("test.mod:3:3: note: the weights are updated here") != std::string::npos);
 
@@ -246,6 +246,11 @@ TEST_CASE("the update type check rejects ill-typed updates", "[typecheck]") {
     CHECK(optimizer_errors("W -= lr * dualize(gard)").find("unknown name 'gard' in optimizer 'opt'; did you mean "
                                                             "'grad'?") != std::string::npos);
     CHECK(optimizer_errors("m = beta * m + grad\nW -= lr * m").find("4:6: error: ill-typed update") != std::string::npos);
+    CHECK(optimizer_errors("u += grad\nW -= lr * dualize(u)") == "");  // state read before it is set
+    CHECK(optimizer_errors("u = grad\nu = W\nW -= lr * dualize(u)")
+              .find("4:1: error: 'u' is assigned a primal value (in weight space) here, but holds a dual value (a "
+                    "gradient) elsewhere") != std::string::npos);
+    CHECK(optimizer_errors("W = grad").find("e.g. W = W - lr * dualize(grad)") != std::string::npos);
     CHECK(optimizer_errors("grad = W").find("'grad' is the gradient and cannot be assigned") != std::string::npos);
     CHECK(optimizer_errors("W -= lr").find("needs a value in weight space, but this is a number") != std::string::npos);
     CHECK(optimizer_errors("W -= grad * grad").find("cannot multiply") != std::string::npos);

@@ -297,7 +297,7 @@ TEST_CASE("npy: a directory is written as numpy lays it out", "[tensor_io]") {
           npy("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", raw<float>({2.5f})));
     CHECK(read_file(dir / "out/f64.npy") ==
           npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", raw(ramp<double>(3))));
-    CHECK(read_file(dir / "out/f64.npy").size() == 64 + 24);
+    CHECK(read_file(dir / "out/f64.npy").size() == 128 + 24);  // the data starts at a multiple of 64
 
     auto back = read_tensors(dir / "out");  // sorted by name
     REQUIRE(back.size() == 5);
@@ -423,8 +423,8 @@ TEST_CASE("writing: bad tensors are refused before anything is created", "[tenso
     const std::string st = dir / "out.safetensors";
     CHECK(error_of([&] { write_tensors(out, with(Tensor::from<float>("a/b", {1}, {1.f}))); }) ==
           out + ": tensor 'a/b': a name containing '/' or NUL cannot be a .npy file name");
-    CHECK_THAT(error_of([&] { write_tensors(out, with(Tensor::from<float>(std::string("a\0b", 3), {1}, {1.f}))); }),
-               Contains("a name containing '/' or NUL cannot be a .npy file name"));
+    CHECK(error_of([&] { write_tensors(out, with(Tensor::from<float>(std::string("a\0b", 3), {1}, {1.f}))); }) ==
+          out + ": tensor 'a\\x00b': a name containing '/' or NUL cannot be a .npy file name");
     CHECK(error_of([&] { write_tensors(out, with(Tensor::from<float>("scale", {1}, {1.f}))); }) ==
           out + ": tensor 'scale' appears twice");
     CHECK(error_of([&] { write_tensors(out, with(Tensor::from<float>("", {1}, {1.f}))); }) ==

@@ -1,0 +1,56 @@
+// runtime/cuda/gpu: runs a CUDA program (compiler/codegen_cuda.hpp) on a GPU.
+//
+// The driver API (libcuda.so.1) and cuBLAS (libcublas.so.*) are opened at run time, so modc
+// builds and starts where they are missing; gpu_unavailable() then says why, plainly. The
+// kernels are compiled with NVRTC for the device's architecture (through the disk cache), every
+// buffer is allocated once, and the whole dualization (kernels and cuBLAS calls) is captured
+// into one CUDA graph, launched once per run. Only the copies of the gradients in and of the
+// updates out stay outside it.
+#pragma once
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "cache.hpp"
+#include "compiler/codegen_cuda.hpp"
+
+namespace modc::cuda {
+
+struct GpuError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Empty when the CUDA backend can run here; else why not, as a sentence (no driver, no device,
+// no cuBLAS, no NVRTC).
+std::string gpu_unavailable();
+
+struct GpuOptions {
+    bool graph = true;                  // capture the run as one CUDA graph
+    const DiskCache* cache = nullptr;   // for the NVRTC compilation
+    int device = 0;
+};
+
+class GpuDualizer {
+public:
+    // Compiles the program for the device, loads it and allocates every buffer. Throws GpuError.
+    explicit GpuDualizer(Program program, const GpuOptions& options = {});
+    ~GpuDualizer();
+    GpuDualizer(const GpuDualizer&) = delete;
+    GpuDualizer& operator=(const GpuDualizer&) = delete;
+
+    const Program& program() const;
+    std::string device() const;  // "NVIDIA H100 80GB HBM3, sm_90"
+    bool graph() const;          // the run is one CUDA graph
+    bool from_cache() const;     // the kernels came from the disk cache
+
+    // grads[i] and updates[i] are host pointers to weight i's tensor (weight order), of the
+    // program's element type. Copies in, runs, copies out; throws GpuError.
+    void run(const void* const* grads, void* const* updates);
+    double last_ms() const;  // GPU time of the last run, without the copies
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modc::cuda

@@ -1,0 +1,736 @@
+// The CUDA backend without a GPU (issue 6):
+//   - every kernel of every example compiles with NVRTC for sm_80 and sm_90, without errors
+//     and without register spills (ptxas's own report, --ptxas-options=-v);
+//   - the emitted CUDA text, compiled for the host with tests/cuda_host/cuda_host.h and run
+//     by the program's op list (CBLAS in column-major mode standing in for cuBLAS, with the
+//     very parameters cuBLAS would get), gives the CPU backend's updates;
+//   - the NVRTC disk cache: hits, two writers at once, corrupted entries;
+//   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1.
+#include <catch2/catch.hpp>
+#include <cblas.h>
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <limits>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "compiler/codegen_cuda.hpp"
+#include "compiler/frontend.hpp"
+#include "compiler/kernel_plan.hpp"
+#include "runtime/api/modc.hpp"
+#include "runtime/cuda/cache.hpp"
+#include "runtime/tensor_io.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/gpu.hpp"
+#include "runtime/cuda/nvrtc.hpp"
+#endif
+
+namespace fs = std::filesystem;
+using namespace modc;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::random_device rd;
+        path = fs::temp_directory_path() / ("modc_cuda_" + std::to_string(rd()) + std::to_string(rd()));
+        fs::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+// Every map kind, a batched group (two equal Linears), transposed matrices and Conv2D slices.
+const char* kKinds = R"(
+atom Rows(dout: dim, din: dim) : din -> dout { shape = (dout, din)  norm = rms_to_linf }
+atom Signs(dout: dim, din: dim) : din -> dout { shape = (dout, din)  norm = l1_to_linf }
+atom MaxC(d: dim) : d -> d { shape = d  norm = l1 }
+atom Frob(dout: dim, din: dim) : din -> dout { shape = (dout, din)  norm = frobenius }
+atom Spec(dout: dim, din: dim) : din -> dout { shape = (dout, din)  norm = spectral }
+atom Vec(d: dim) : d -> d { shape = d  norm = l2 }
+network kinds =
+    Embed(5, 8) @ Rows(8, 16) @ Signs(16, 16) @ MaxC(16) @ MaxC(16) @ Bias(16) @ Gain(16) @ Vec(16)
+  @ Frob(16, 12) @ Spec(12, 20) @ Linear(20, 20) @ Linear(20, 20) @ Linear(20, 6)
+  @ AvgPool @ Conv2D(6, 4, 3) @ Conv2D(4, 4, 3)
+)";
+
+// A network to test: a file or a text, with parameter overrides.
+struct Net {
+    std::string name;  // for messages and #line
+    std::string text;
+    std::map<std::string, std::string> set;
+};
+
+Net example(const std::string& file, std::map<std::string, std::string> set = {}) {
+    fs::path p = fs::path(MODC_SOURCE_DIR) / "examples" / file;
+    return Net{p.string(), read(p), std::move(set)};
+}
+
+// GPT at a size the host emulation runs in well under a second; every kind of weight it has.
+Net small_gpt() { return example("gpt.mod", {{"vocab", "64"}, {"d", "32"}, {"heads", "2"}, {"L", "2"}}); }
+
+std::vector<Net> shared_cases() {
+    std::vector<Net> nets;
+    for (const auto& e : fs::directory_iterator(MODC_SHARED_CASES)) {
+        auto p = e.path();
+        if (p.extension() == ".mod" && p.filename().string().rfind("error", 0) != 0) nets.push_back(Net{p.string(), read(p), {}});
+    }
+    std::sort(nets.begin(), nets.end(), [](const Net& a, const Net& b) { return a.name < b.name; });
+    return nets;
+}
+
+// The dual plans of a network file (one per network).
+std::vector<DualPlan> dual_plans(const Net& net) {
+    ElaborateOptions eo;
+    for (const auto& [k, v] : net.set) eo.overrides[k] = *parse_decimal(v);
+    auto c = compile_source(net.name, net.text, eo);
+    INFO(c->diags.render());
+    REQUIRE_FALSE(c->diags.has_errors());
+    return c->plans;
+}
+
+kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule) {
+    for (std::size_t i = 0; i < plan.leaves.size(); ++i) REQUIRE(plan.leaves[i].index == static_cast<int>(i));
+    return kp::lower(plan, *kp::find_schedule(schedule));
+}
+
+const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};
+
+// ---- the host emulation -------------------------------------------------------------------
+
+// The generated source compiled for the host (no Catch2 assertions: runs on several threads).
+struct HostBuild {
+    TempDir dir;
+    fs::path so;
+    int status = -1;
+    std::string log;
+};
+
+std::unique_ptr<HostBuild> build_for_host(const std::string& source) {
+    auto b = std::make_unique<HostBuild>();
+    fs::path cu = b->dir.path / "kernels.cu", log = b->dir.path / "log";
+    b->so = b->dir.path / "kernels.so";
+    std::ofstream(cu) << source;
+    std::string cmd = quote(MODC_HOST_CXX) + " -std=c++17 -O1 -shared -fPIC -w -include " + quote(MODC_CUDA_HOST_HEADER) +
+                      " -x c++ " + quote(cu.string()) + " -o " + quote(b->so.string()) + " 2>" + quote(log.string());
+    b->status = std::system(cmd.c_str());
+    b->log = read(log);
+    return b;
+}
+
+// A host build, loaded.
+class HostKernels {
+public:
+    HostKernels(const HostBuild& build, const cuda::Program& program) {
+        INFO(build.log);
+        REQUIRE(build.status == 0);
+        lib_ = ::dlopen(build.so.c_str(), RTLD_NOW | RTLD_LOCAL);
+        REQUIRE(lib_ != nullptr);
+        launch_ = reinterpret_cast<Launcher>(::dlsym(lib_, "modc_host_launch"));
+        REQUIRE(launch_ != nullptr);
+        for (const auto& k : program.kernels) {
+            void* f = ::dlsym(lib_, k.c_str());
+            INFO(k);
+            REQUIRE(f != nullptr);
+            kernels_[k] = reinterpret_cast<void (*)()>(f);
+        }
+    }
+    ~HostKernels() {
+        if (lib_) ::dlclose(lib_);
+    }
+    HostKernels(const HostKernels&) = delete;
+    HostKernels& operator=(const HostKernels&) = delete;
+    void launch(const cuda::Launch& l, const std::vector<void*>& args) const {
+        launch_(kernels_.at(l.kernel), l.grid.data(), l.block.data(), static_cast<int>(args.size()), args.data());
+    }
+
+private:
+    using Launcher = void (*)(void (*)(), const unsigned*, const unsigned*, int, void* const*);
+    void* lib_ = nullptr;
+    Launcher launch_ = nullptr;
+    std::map<std::string, void (*)()> kernels_;
+};
+
+void syrk(bool lower, bool trans, int n, int k, float alpha, const float* a, int lda, float beta, float* c, int ldc) {
+    cblas_ssyrk(CblasColMajor, lower ? CblasLower : CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
+}
+void syrk(bool lower, bool trans, int n, int k, double alpha, const double* a, int lda, double beta, double* c, int ldc) {
+    cblas_dsyrk(CblasColMajor, lower ? CblasLower : CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
+}
+void symm(bool right, bool lower, int m, int n, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
+          float* c, int ldc) {
+    cblas_ssymm(CblasColMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper, m, n, alpha, a, lda, b, ldb,
+                beta, c, ldc);
+}
+void symm(bool right, bool lower, int m, int n, double alpha, const double* a, int lda, const double* b, int ldb, double beta,
+          double* c, int ldc) {
+    cblas_dsymm(CblasColMajor, right ? CblasRight : CblasLeft, lower ? CblasLower : CblasUpper, m, n, alpha, a, lda, b, ldb,
+                beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
+          float* c, int ldc) {
+    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+                beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b, int ldb, double beta,
+          double* c, int ldc) {
+    cblas_dgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+                beta, c, ldc);
+}
+
+// Runs a program's ops on the host, as runtime/cuda runs them on a GPU. Work buffers start as
+// NaN, and the triangle a syrk leaves undefined is set to NaN after it: reading anything the
+// program did not write shows up in the updates.
+template <class T>
+void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector<std::vector<T>>& grads,
+                 std::vector<std::vector<T>>& updates) {
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    std::array<std::vector<std::uint64_t>, cuda::kWorkBuffers> work;
+    for (int b = 0; b < cuda::kWorkBuffers; ++b) {
+        work[static_cast<std::size_t>(b)].resize(static_cast<std::size_t>(p.bytes[static_cast<std::size_t>(b)] + 7) / 8 + 1);
+        T* base = reinterpret_cast<T*>(work[static_cast<std::size_t>(b)].data());
+        std::fill(base, base + work[static_cast<std::size_t>(b)].size() * 8 / sizeof(T), nan);
+    }
+    updates.assign(grads.size(), {});
+    for (std::size_t i = 0; i < grads.size(); ++i) updates[i].assign(grads[i].size(), nan);
+    auto address = [&](const cuda::Operand& o) -> void* {
+        switch (o.buffer) {
+            case cuda::Buffer::Grad: return const_cast<T*>(grads.at(static_cast<std::size_t>(o.leaf)).data());
+            case cuda::Buffer::Update: return updates.at(static_cast<std::size_t>(o.leaf)).data();
+            default: {
+                auto& w = work[static_cast<std::size_t>(o.buffer)];
+                if (o.offset < 0 || static_cast<std::size_t>(o.offset) >= w.size() * 8)
+                    throw std::logic_error("an operand outside its buffer");
+                return reinterpret_cast<char*>(w.data()) + o.offset;
+            }
+        }
+    };
+    auto t = [&](const cuda::Operand& o) { return static_cast<T*>(address(o)); };
+    for (const auto& op : p.ops) {
+        if (const auto* l = std::get_if<cuda::Launch>(&op.what)) {
+            std::vector<void*> args;
+            for (const auto& a : l->args) args.push_back(address(a));
+            k.launch(*l, args);
+            continue;
+        }
+        const auto& m = std::get<cuda::Matmul>(op.what);
+        const T alpha = static_cast<T>(m.alpha), beta = static_cast<T>(m.beta);
+        switch (m.kind) {
+            case cuda::Matmul::Kind::Syrk: {
+                syrk(m.lower, m.trans_a, m.n, m.k, alpha, t(m.a), m.lda, beta, t(m.c), m.ldc);
+                T* c = t(m.c);  // cuBLAS leaves the other triangle as it was: make it unusable
+                for (int col = 0; col < m.n; ++col)
+                    for (int row = 0; row < m.n; ++row)
+                        if (m.lower ? row < col : row > col) c[row + col * m.ldc] = nan;
+                break;
+            }
+            case cuda::Matmul::Kind::Symm:
+                symm(m.right, m.lower, m.m, m.n, alpha, t(m.a), m.lda, t(m.b), m.ldb, beta, t(m.c), m.ldc);
+                break;
+            case cuda::Matmul::Kind::Gemm:
+                for (int b = 0; b < m.batch; ++b)
+                    gemm(m.trans_a, m.trans_b, m.m, m.n, m.k, alpha, t(m.a) + b * m.stride_a, m.lda, t(m.b) + b * m.stride_b,
+                         m.ldb, beta, t(m.c) + b * m.stride_c, m.ldc);
+                break;
+        }
+    }
+}
+
+template <class T>
+std::vector<std::vector<T>> random_grads(const std::vector<WeightInfo>& weights, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> normal;
+    std::vector<std::vector<T>> grads;
+    for (const auto& w : weights) {
+        std::vector<T> g(static_cast<std::size_t>(w.elements()));
+        for (auto& v : g) v = static_cast<T>(normal(rng));
+        grads.push_back(std::move(g));
+    }
+    return grads;
+}
+
+double norm(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x * x;
+    return std::sqrt(s);
+}
+
+// One comparison of the emitted CUDA, run on the host, with the CPU backend.
+struct HostCase {
+    Net net;
+    std::string schedule = "polar-express";
+    cuda::MatmulMode mode = cuda::MatmulMode::Auto;
+    bool f64 = false;
+    double tolerance = 0;  // relative Frobenius error of each weight's update
+};
+
+template <class T>
+void compare(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first) {
+    CompileOptions options;
+    options.schedule = c.schedule;
+    options.set = c.net.set;
+    options.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    Dualizer cpu = compile_source_text(c.net.name, c.net.text, options);
+    REQUIRE(cpu.weights().size() == program.leaf_count);
+
+    auto grads = random_grads<T>(cpu.weights(), 7);
+    if (zero_first)  // zero gradients map to zero updates, never NaN
+        for (std::size_t i = 0; i < grads.size(); i += 2) std::fill(grads[i].begin(), grads[i].end(), T(0));
+    std::vector<std::vector<T>> expected(grads.size()), got;
+    std::vector<const T*> in;
+    std::vector<T*> out;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        expected[i].assign(grads[i].size(), T(0));
+        in.push_back(grads[i].data());
+        out.push_back(expected[i].data());
+    }
+    cpu.run(in.data(), out.data());
+    run_on_host(program, kernels, grads, got);
+
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        std::vector<double> diff(grads[i].size()), ref(grads[i].size());
+        bool finite = true;
+        for (std::size_t e = 0; e < grads[i].size(); ++e) {
+            finite &= std::isfinite(static_cast<double>(got[i][e]));
+            diff[e] = static_cast<double>(got[i][e]) - static_cast<double>(expected[i][e]);
+            ref[e] = static_cast<double>(expected[i][e]);
+        }
+        double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
+        INFO(c.net.name << ", " << c.schedule << (c.f64 ? ", f64" : ", f32") << (zero_first ? ", zero gradients" : "")
+                        << ": weight " << cpu.weights()[i].path << ", relative error " << error);
+        CHECK(finite);
+        CHECK(error <= c.tolerance);
+    }
+}
+
+// Generates every case's program, compiles them for the host two at a time, and compares.
+void check_on_host(const std::vector<HostCase>& cases) {
+    std::vector<cuda::Program> programs;
+    for (const auto& c : cases) {
+        auto plans = dual_plans(c.net);
+        REQUIRE(plans.size() == 1);
+        cuda::CudaOptions co;
+        co.type = c.f64 ? ElementType::F64 : ElementType::F32;
+        co.matmul = c.mode;
+        programs.push_back(cuda::codegen_cuda(kernel_plan(plans.front(), c.schedule), co));
+    }
+    std::vector<std::future<std::unique_ptr<HostBuild>>> builds;
+    std::size_t next = 0;
+    auto start_one = [&] {
+        if (next < programs.size()) {
+            const std::string& source = programs[next++].source;
+            builds.push_back(std::async(std::launch::async, [&source] { return build_for_host(source); }));
+        }
+    };
+    start_one();
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        start_one();  // the next build runs while this case is compared
+        auto build = builds[i].get();
+        HostKernels kernels(*build, programs[i]);
+        if (cases[i].f64) {
+            compare<double>(cases[i], programs[i], kernels, false);
+        } else {
+            compare<float>(cases[i], programs[i], kernels, false);
+            compare<float>(cases[i], programs[i], kernels, true);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the CUDA source has a kernel per step, constants as literals and #line directives", "[cuda]") {
+    Net net = example("mlp.mod");
+    auto plans = dual_plans(net);
+    cuda::Program p = cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express"));
+    CHECK_THAT(p.source, Contains("extern \"C\" __global__ void __launch_bounds__(256) g0_normalize("));
+    CHECK_THAT(p.source, Contains("#line 31 \"" + net.name + "\""));
+    CHECK_THAT(p.source, Contains("g2_m0_finish"));
+    CHECK_THAT(p.source, Contains("i < 200704"));  // 256 x 784, as a literal
+    CHECK_THAT(p.source, Contains("0.190476194f * x[i]"));
+    CHECK_THAT(p.source, Contains("cublasSsyrk(lower, T, n=256, k=784"));
+    CHECK(p.source.find("#include") == std::string::npos);
+    CHECK(p.source.find("__syncthreads") == std::string::npos);
+    CHECK(p.source.find("__shared__") == std::string::npos);
+    // Every kernel is launched, and every launch names a kernel of the source.
+    std::set<std::string> launched;
+    for (const auto& op : p.ops)
+        if (const auto* l = std::get_if<cuda::Launch>(&op.what)) launched.insert(l->kernel);
+    CHECK(launched == std::set<std::string>(p.kernels.begin(), p.kernels.end()));
+    // Deterministic.
+    CHECK(cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express")).source == p.source);
+    // svd has no CUDA form.
+    CHECK_THROWS_AS(cuda::codegen_cuda(kernel_plan(plans.front(), "svd")), cuda::Unsupported);
+}
+
+// f32 results differ from the CPU's by rounding (sums in another order, amplified a little by
+// the first Newton-Schulz steps); f64 ones show that the arithmetic is the same.
+TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's updates", "[cuda][host]") {
+    using M = cuda::MatmulMode;
+    const Net kinds{"kinds.mod", kKinds, {}};
+    const double f32 = 3e-5, f64 = 1e-11;
+    check_on_host({
+        // every map kind; the schedules, with symmetric (syrk, symm) and batched (gemm) matmuls
+        {kinds, "polar-express", M::Auto, false, f32},
+        {kinds, "polar-express", M::Auto, true, f64},
+        {kinds, "muon", M::Symmetric, true, f64},
+        {kinds, "you", M::Batched, true, f64},
+        {kinds, "cubic", M::Symmetric, true, f64},
+        {kinds, "cubic", M::Batched, false, f32},
+        // the examples, gpt at a small size
+        {example("mlp.mod", {{"width", "64"}}), "polar-express", M::Auto, false, f32},
+        {example("cnn.mod", {{"width", "8"}}), "polar-express", M::Auto, false, f32},
+        {small_gpt(), "polar-express", M::Auto, false, f32},
+        {small_gpt(), "muon", M::Auto, true, f64},
+    });
+}
+
+#ifdef MODC_WITH_CUDA
+
+namespace {
+
+struct NvrtcRun {
+    std::string what;
+    std::vector<std::string> kernels;
+    cuda::Compiled compiled;
+};
+
+// Compiles a program for `arch` (no Catch2 assertions here: this runs on several threads).
+NvrtcRun compile_program(const cuda::Nvrtc& nvrtc, const cuda::DiskCache& cache, const cuda::Program& program,
+                            const std::string& what, const std::string& arch) {
+    cuda::CompileRequest request;
+    request.source = program.source;
+    request.name = program.network + ".cu";
+    request.arch = arch;
+    return NvrtcRun{what + ", " + arch, program.kernels, cuda::compile(nvrtc, request, &cache)};
+}
+
+// No errors, every kernel reported by ptxas, none with spills.
+void check_compiled(const NvrtcRun& c) {
+    INFO(c.what << ":\n" << c.compiled.log);
+    REQUIRE(c.compiled.ok);
+    CHECK(!c.compiled.ptx.empty());
+    CHECK(!c.compiled.cubin.empty());
+    std::set<std::string> reported;
+    for (const auto& r : cuda::parse_ptxas_info(c.compiled.log)) {
+        INFO(r.name << ": " << r.registers << " registers, " << r.spill_stores << " bytes spill stores, " << r.spill_loads
+                    << " bytes spill loads");
+        CHECK(r.spill_stores == 0);
+        CHECK(r.spill_loads == 0);
+        CHECK(r.registers > 0);
+        reported.insert(r.name);
+    }
+    CHECK(reported == std::set<std::string>(c.kernels.begin(), c.kernels.end()));
+}
+
+}  // namespace
+
+TEST_CASE("every kernel of every example compiles with NVRTC for sm_80 and sm_90, without spills", "[cuda][nvrtc]") {
+    std::string why;
+    const cuda::Nvrtc* nvrtc = cuda::load_nvrtc(&why);
+    if (!nvrtc) {
+        WARN("NVRTC is not available here, so the kernels were not compiled: " << why);
+        return;
+    }
+    // A cache in the build tree: later runs of the tests skip the compilations they already did.
+    cuda::DiskCache cache(fs::path(MODC_TEST_CACHE_DIR) / "nvrtc");
+    // The examples under every schedule; the shared cases under the two kinds of schedule (a
+    // fixed list of steps, and steps until convergence): muon and you differ from
+    // polar-express only in the numbers, and this keeps a first run of the tests short.
+    std::vector<std::pair<Net, std::vector<std::string>>> nets{
+        {example("mlp.mod"), kGpuSchedules}, {example("cnn.mod"), kGpuSchedules}, {example("gpt.mod"), kGpuSchedules}};
+    for (auto& n : shared_cases()) nets.push_back({n, {"polar-express", "cubic"}});
+    std::vector<std::pair<cuda::Program, std::string>> programs;
+    for (const auto& [net, schedules] : nets)
+        for (const auto& plan : dual_plans(net))
+            for (const auto& schedule : schedules)
+                programs.emplace_back(cuda::codegen_cuda(kernel_plan(plan, schedule)),
+                                      net.name + " network " + plan.network + ", " + schedule);
+    // Every kernel kind, in f32 and f64, with either form of the matmuls.
+    const DualPlan kinds = dual_plans(Net{"kinds.mod", kKinds, {}}).front();
+    for (auto type : {ElementType::F32, ElementType::F64})
+        for (auto [schedule, mode] : {std::pair{"polar-express", cuda::MatmulMode::Symmetric}, {"cubic", cuda::MatmulMode::Batched}}) {
+            cuda::CudaOptions co;
+            co.type = type;
+            co.matmul = mode;
+            programs.emplace_back(cuda::codegen_cuda(kernel_plan(kinds, schedule), co),
+                                  std::string("kinds.mod, ") + schedule + ", " + to_string(type));
+        }
+    auto start = std::chrono::steady_clock::now();
+    int cached = 0;
+    for (const auto& [program, what] : programs) {
+        // sm_80 and sm_90 side by side: NVRTC compiles separate programs concurrently.
+        auto sm80 = std::async(std::launch::async, [&, &program = program, &what = what] {
+            return compile_program(*nvrtc, cache, program, what, "sm_80");
+        });
+        NvrtcRun sm90 = compile_program(*nvrtc, cache, program, what, "sm_90");
+        NvrtcRun c80 = sm80.get();
+        check_compiled(c80);
+        check_compiled(sm90);
+        cached += c80.compiled.from_cache + sm90.compiled.from_cache;
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    WARN("NVRTC " << cuda::nvrtc_version(*nvrtc) << ": " << programs.size() << " programs x 2 architectures in " << seconds
+                  << " s, " << cached << " of them from the cache in " << cache.dir());
+}
+
+TEST_CASE("an NVRTC error comes back with its log", "[cuda][nvrtc]") {
+    const cuda::Nvrtc* nvrtc = cuda::load_nvrtc(nullptr);
+    if (!nvrtc) return;
+    cuda::CompileRequest request;
+    request.source = "#line 7 \"net.mod\"\nextern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }\n";
+    request.arch = "sm_80";
+    cuda::Compiled c = cuda::compile(*nvrtc, request);
+    CHECK_FALSE(c.ok);
+    CHECK_THAT(c.log, Contains("net.mod(7)"));
+    CHECK_THAT(c.log, Contains("undefined_name"));
+}
+
+#endif
+
+TEST_CASE("the disk cache: hits, corrupted entries, two writers at once", "[cuda][cache]") {
+    CHECK(cuda::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(cuda::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(cuda::sha256_hex(std::string(1000000, 'a')) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    TempDir dir;
+    cuda::DiskCache cache(dir.path / "c");
+    std::string key = cuda::DiskCache::key({"source", "-arch=sm_90", "13.0"});
+    CHECK(key != cuda::DiskCache::key({"sourc", "e-arch=sm_90", "13.0"}));
+    CHECK(cache.load(key).status == cuda::DiskCache::Status::Miss);
+
+    int made = 0;
+    auto make = [&]() -> std::optional<std::string> {
+        ++made;
+        return std::string("payload\0with a NUL", 18);
+    };
+    cuda::DiskCache::Status status;
+    CHECK(*cache.get_or_make(key, make, &status) == std::string("payload\0with a NUL", 18));
+    CHECK(status == cuda::DiskCache::Status::Miss);
+    CHECK(*cache.get_or_make(key, make, &status) == std::string("payload\0with a NUL", 18));
+    CHECK(status == cuda::DiskCache::Status::Hit);
+    CHECK(made == 1);
+
+    SECTION("a flipped byte is detected and the entry made again") {
+        std::string bytes = read(cache.path_of(key));
+        bytes[bytes.size() - 3] ^= 0x20;
+        std::ofstream(cache.path_of(key), std::ios::binary) << bytes;
+        auto found = cache.load(key);
+        CHECK(found.status == cuda::DiskCache::Status::Corrupt);
+        CHECK_THAT(found.why, Contains("checksum"));
+        CHECK(*cache.get_or_make(key, make, &status) == std::string("payload\0with a NUL", 18));
+        CHECK(status == cuda::DiskCache::Status::Corrupt);
+        CHECK(made == 2);
+        CHECK(cache.load(key).status == cuda::DiskCache::Status::Hit);
+    }
+    SECTION("a truncated entry is detected and the entry made again") {
+        std::string bytes = read(cache.path_of(key));
+        for (std::size_t keep : {bytes.size() - 1, std::size_t(20), std::size_t(0)}) {
+            std::ofstream(cache.path_of(key), std::ios::binary) << bytes.substr(0, keep);
+            CHECK(cache.load(key).status == cuda::DiskCache::Status::Corrupt);
+        }
+        CHECK(cache.get_or_make(key, make, &status).has_value());
+        CHECK(status == cuda::DiskCache::Status::Corrupt);
+        CHECK(cache.load(key).status == cuda::DiskCache::Status::Hit);
+    }
+    SECTION("failures are not stored") {
+        std::string other = cuda::DiskCache::key({"other"});
+        CHECK_FALSE(cache.get_or_make(other, [] { return std::optional<std::string>(); }).has_value());
+        CHECK(cache.load(other).status == cuda::DiskCache::Status::Miss);
+    }
+    SECTION("two processes and several threads storing the same key at once") {
+        std::string big(1 << 20, 'x');
+        for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+        std::string shared = cuda::DiskCache::key({"shared"});
+        pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            bool ok = true;
+            for (int i = 0; i < 10; ++i) ok &= cache.store(shared, big);
+            ::_exit(ok ? 0 : 1);
+        }
+        std::vector<std::thread> threads;
+        std::atomic<int> failures{0};
+        for (int t = 0; t < 3; ++t)
+            threads.emplace_back([&] {
+                for (int i = 0; i < 5; ++i) {
+                    if (!cache.store(shared, big)) ++failures;
+                    auto found = cache.load(shared);  // never a partial entry
+                    if (found.status != cuda::DiskCache::Status::Hit || found.payload != big) ++failures;
+                }
+            });
+        for (auto& t : threads) t.join();
+        int child_status = 0;
+        ::waitpid(child, &child_status, 0);
+        CHECK(WIFEXITED(child_status));
+        CHECK(WEXITSTATUS(child_status) == 0);
+        CHECK(failures == 0);
+        CHECK(cache.load(shared).payload == big);
+        // No temporary files are left behind.
+        for (const auto& e : fs::directory_iterator(cache.dir()))
+            CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+    }
+}
+
+TEST_CASE("--backend cuda without a GPU says so and exits 1", "[cuda][cli]") {
+#ifdef MODC_WITH_CUDA
+    std::string why = cuda::gpu_unavailable();
+    if (why.empty()) {
+        WARN("this machine has a usable GPU; the no-GPU message was not checked");
+        return;
+    }
+#endif
+    TempDir dir;
+    fs::path log = dir.path / "log";
+    std::string cmd = quote(MODC_BINARY) + " dualize " + quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod") +
+                      " --in " + quote((dir.path / "grads.safetensors").string()) + " --out " +
+                      quote((dir.path / "updates.safetensors").string()) + " --backend cuda >/dev/null 2>" + quote(log.string());
+    int status = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    std::string message = read(log);
+    INFO(message);
+#ifdef MODC_WITH_CUDA
+    CHECK_THAT(message, Contains("modc: error: the CUDA backend cannot run here: " + why + "; use --backend cpu"));
+#else
+    CHECK_THAT(message, Contains("this modc was built without NVRTC"));
+#endif
+    CHECK(!fs::exists(dir.path / "updates.safetensors"));
+}
+
+TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
+    TempDir dir;
+    fs::path out = dir.path / "out", log = dir.path / "log";
+    std::string mlp = quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod");
+    auto run = [&](const std::string& args) {
+        std::string cmd = "MODC_CACHE_DIR=" + quote((dir.path / "cache").string()) + " " + quote(MODC_BINARY) + " emit " + mlp +
+                          " " + args + " >" + quote(out.string()) + " 2>" + quote(log.string());
+        int status = std::system(cmd.c_str());
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    };
+    CHECK(run("--emit cuda") == 0);
+    CHECK_THAT(read(out), Contains("__global__"));
+    CHECK(run("--emit cuda --schedule svd") == 1);
+    CHECK_THAT(read(log), Contains("svd"));
+#ifdef MODC_WITH_CUDA
+    if (!cuda::load_nvrtc(nullptr)) return;
+    CHECK(run("--emit ptx") == 0);
+    CHECK_THAT(read(out), Contains(".target sm_90"));
+    CHECK_THAT(read(out), Contains(".entry g0_normalize"));
+    CHECK(run("--emit ptx --arch sm_80") == 0);
+    CHECK_THAT(read(out), Contains(".target sm_80"));
+    CHECK(run("--emit ptx --arch sm_8") == 1);
+    CHECK_THAT(read(log), Contains("--arch"));
+#else
+    CHECK(run("--emit ptx") == 1);
+    CHECK_THAT(read(log), Contains("this modc was built without NVRTC"));
+#endif
+}
+
+#ifdef MODC_FAKE_CUDA
+
+namespace {
+
+// `modc dualize --backend cuda` with MODC_LIBCUDA and MODC_LIBCUBLAS pointing at
+// tests/cuda_host/fake_cuda.cpp, which runs the host build of the same source: the whole of
+// runtime/cuda/gpu.cpp (loading, buffers, launches, cuBLAS calls, graph capture and replay)
+// and the CLI path, against `--backend cpu`.
+template <class T>
+void check_fake_gpu(const Net& net, const std::string& schedule, double tolerance) {
+    auto plans = dual_plans(net);
+    REQUIRE(plans.size() == 1);
+    const DualPlan& plan = plans.front();
+    cuda::CudaOptions co;
+    co.type = std::is_same_v<T, float> ? ElementType::F32 : ElementType::F64;
+    cuda::Program program = cuda::codegen_cuda(kernel_plan(plan, schedule), co);
+    auto build = build_for_host(program.source);
+    INFO(build->log);
+    REQUIRE(build->status == 0);
+    {
+        std::ofstream params(build->so.string() + ".params");
+        std::set<std::string> seen;
+        for (const auto& op : program.ops)
+            if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
+                params << l->kernel << " " << l->args.size() << "\n";
+    }
+
+    TempDir dir;
+    std::mt19937 rng(11);
+    std::normal_distribution<double> normal;
+    std::vector<rt::Tensor> grads;
+    for (const auto& l : plan.leaves) {
+        std::int64_t n = 1;
+        for (auto d : l.shape) n *= d;
+        std::vector<T> values(static_cast<std::size_t>(n));
+        for (auto& v : values) v = static_cast<T>(normal(rng));
+        grads.push_back(rt::Tensor::from(l.path, l.shape, values));
+    }
+    rt::write_tensors((dir.path / "grads.safetensors").string(), grads);
+    std::string args = " dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
+                       " --schedule " + schedule;
+    for (const auto& [k, v] : net.set) args += " --set " + k + "=" + v;
+    auto run = [&](const std::string& env, const std::string& backend) {
+        std::string cmd = env + " " + quote(MODC_BINARY) + args + " --backend " + backend + " --out " +
+                          quote((dir.path / (backend + ".safetensors")).string()) + " 2>" + quote((dir.path / "log").string());
+        int status = std::system(cmd.c_str());
+        INFO(cmd << "\n" << read(dir.path / "log"));
+        REQUIRE(WIFEXITED(status));
+        REQUIRE(WEXITSTATUS(status) == 0);
+    };
+    run("", "cpu");
+    run("MODC_LIBCUDA=" + quote(MODC_FAKE_CUDA) + " MODC_LIBCUBLAS=" + quote(MODC_FAKE_CUDA) + " MODC_FAKE_KERNELS=" +
+            quote(build->so.string()) + " MODC_CACHE_DIR=" + quote((dir.path / "cache").string()),
+        "cuda");
+    auto cpu = rt::read_tensors((dir.path / "cpu.safetensors").string());
+    auto gpu = rt::read_tensors((dir.path / "cuda.safetensors").string());
+    REQUIRE(cpu.size() == gpu.size());
+    for (std::size_t i = 0; i < cpu.size(); ++i) {
+        REQUIRE(cpu[i].name == gpu[i].name);
+        REQUIRE(cpu[i].shape == gpu[i].shape);
+        auto a = cpu[i].template as<T>();
+        auto b = gpu[i].template as<T>();
+        std::vector<double> diff(a.size()), ref(a.size());
+        for (std::size_t e = 0; e < a.size(); ++e) {
+            diff[e] = static_cast<double>(b[e]) - static_cast<double>(a[e]);
+            ref[e] = static_cast<double>(a[e]);
+        }
+        double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
+        INFO(net.name << ", " << schedule << ": weight " << cpu[i].name << ", relative error " << error);
+        CHECK(error <= tolerance);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on the host", "[cuda][gpu]") {
+    check_fake_gpu<float>(example("mlp.mod", {{"width", "64"}}), "polar-express", 3e-5);
+    check_fake_gpu<double>(example("cnn.mod", {{"width", "8"}}), "cubic", 1e-11);
+    check_fake_gpu<float>(small_gpt(), "muon", 3e-5);
+    TempDir dir;
+    fs::path kinds = dir.path / "kinds.mod";
+    std::ofstream(kinds) << kKinds;
+    check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
+}
+
+#endif
