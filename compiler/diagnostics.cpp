@@ -59,15 +59,18 @@ void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d,
         << reset << '\n';
     if (!d.loc.valid()) return;
     const SourceFile& f = sm.file(d.loc.file);
-    std::string line = f.line_text(d.loc.begin);
+    std::string_view whole = f.line_view(d.loc.begin);
     std::size_t start = f.line_col(d.loc.begin).col - 1;  // the caret's byte in the line
-    if (line.size() > kMaxLineShown) {
+    std::string line;
+    if (whole.size() <= kMaxLineShown) {
+        line = whole;
+    } else {
         // A long line is shown as a window around the caret, so that many errors on one huge
         // line cost output in proportion to their number, not to the line's length squared.
-        std::size_t from = start > kMaxLineShown / 2 ? start - kMaxLineShown / 2 : 0;
-        std::size_t to = std::min(line.size(), from + kMaxLineShown);
+        std::size_t from = start > kMaxLineShown / 2 ? std::min(start, whole.size()) - kMaxLineShown / 2 : 0;
+        std::size_t to = std::min(whole.size(), from + kMaxLineShown);
         std::string head = from > 0 ? "..." : "";
-        line = head + line.substr(from, to - from) + (to < line.size() ? "..." : "");
+        line = head + std::string(whole.substr(from, to - from)) + (to < whole.size() ? "..." : "");
         start = start - from + head.size();
     }
     out << line << '\n';
@@ -91,11 +94,14 @@ void Diagnostics::render(std::ostream& out, bool color) const {
     std::stable_sort(order.begin(), order.end(), [](const Diagnostic* a, const Diagnostic* b) {
         return std::make_pair(a->loc.file, a->loc.begin) < std::make_pair(b->loc.file, b->loc.begin);
     });
+    // Rendered into one buffer and written at once: std::cerr would flush every piece.
+    std::ostringstream text;
     for (const Diagnostic* dp : order) {
         const Diagnostic& d = *dp;
-        render_one(out, *sources_, d, color);
-        for (const auto& n : d.notes) render_one(out, *sources_, n, color);
+        render_one(text, *sources_, d, color);
+        for (const auto& n : d.notes) render_one(text, *sources_, n, color);
     }
+    out << text.str();
 }
 
 std::string Diagnostics::render() const {

@@ -12,8 +12,19 @@ Loc span(Loc a, Loc b) {
 
 SourceFile::SourceFile(std::string name, std::string text) : name_(std::move(name)), text_(std::move(text)) {
     line_starts_.push_back(0);
-    for (std::uint32_t i = 0; i < text_.size(); ++i)
-        if (text_[i] == '\n') line_starts_.push_back(i + 1);
+    line_ends_.push_back(static_cast<std::uint32_t>(text_.size()));
+    bool ended = false;  // the current line has met its first '\r'
+    for (std::uint32_t i = 0; i < text_.size(); ++i) {
+        if (text_[i] == '\n') {
+            if (!ended) line_ends_.back() = i;
+            line_starts_.push_back(i + 1);
+            line_ends_.push_back(static_cast<std::uint32_t>(text_.size()));
+            ended = false;
+        } else if (text_[i] == '\r' && !ended) {
+            line_ends_.back() = i;
+            ended = true;
+        }
+    }
 }
 
 LineCol SourceFile::line_col(std::uint32_t offset) const {
@@ -23,12 +34,10 @@ LineCol SourceFile::line_col(std::uint32_t offset) const {
     return {line, offset - line_starts_[line - 1] + 1};
 }
 
-std::string SourceFile::line_text(std::uint32_t offset) const {
+std::string_view SourceFile::line_view(std::uint32_t offset) const {
     LineCol lc = line_col(offset);
     std::uint32_t start = line_starts_[lc.line - 1];
-    std::uint32_t stop = start;
-    while (stop < text_.size() && text_[stop] != '\n' && text_[stop] != '\r') ++stop;
-    return text_.substr(start, stop - start);
+    return std::string_view(text_).substr(start, line_ends_[lc.line - 1] - start);
 }
 
 std::string SourceFile::slice(Loc loc) const {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace modc {
@@ -29,14 +30,16 @@ public:
     const std::string& name() const { return name_; }
     const std::string& text() const { return text_; }
     LineCol line_col(std::uint32_t offset) const;
-    // The text of the line holding offset, without its newline.
-    std::string line_text(std::uint32_t offset) const;
+    // The text of the line holding offset, without its newline (a '\r' also ends it).
+    std::string line_text(std::uint32_t offset) const { return std::string(line_view(offset)); }
+    std::string_view line_view(std::uint32_t offset) const;
     std::string slice(Loc loc) const;
 
 private:
     std::string name_;
     std::string text_;
     std::vector<std::uint32_t> line_starts_;
+    std::vector<std::uint32_t> line_ends_;  // where each line's text stops: its '\n' or first '\r'
 };
 
 // Owns every source of a compilation; file ids start at 1 so that Loc{} is "no location".

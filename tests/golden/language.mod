@@ -34,13 +34,14 @@ network sum = Linear(4, 4) + ReLU - Identity
 # SUM-NEXT:            bond Mul(-1)
 # SUM-NEXT:        bond Add {mass 0, sensitivity 1, (4, 4, 4) -> 4}
 
-# M ^ 0 is Identity, M ^ 1 is M, M ^ n a power of n copies with weights of their own.
+# M ^ 0 is Identity; M ^ n (n >= 1) a power of n copies with weights of their own.
 network powers = (Linear(4, 4) ^ 3) @ (Linear(4, 4) ^ 1) @ (Linear(4, 4) ^ 0)
 # RUN: %modc emit %s --network powers | FileCheck %s --check-prefix=POWERS
 # POWERS:      network powers: 4 -> 4, mass 4, sensitivity 1, 4 weights
 # POWERS-NEXT:   compose
 # POWERS-NEXT:     bond Identity
-# POWERS-NEXT:     atom Linear(4, 4) #0 linear[0]
+# POWERS-NEXT:     power {mass 1, sensitivity 1, 4 -> 4}
+# POWERS-NEXT:       atom Linear(4, 4) #0 linear[0]
 # POWERS-NEXT:     power {mass 3, sensitivity 1, 4 -> 4}
 # POWERS-NEXT:       atom Linear(4, 4) #1 linear[1]
 # POWERS-NEXT:       atom Linear(4, 4) #2 linear[2]
