@@ -125,13 +125,15 @@ def main():
     parser.add_argument("--modc", default=os.path.join(ROOT, "build", "modc"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "performance"))
+    parser.add_argument("--networks", default=",".join(n for n, _ in NETWORKS),
+                        help="comma-separated, from bench/gpt2_blocks.mod")
     args = parser.parse_args()
 
     rng = np.random.default_rng(2024)
     peak = sgemm_peak()
     results = {"machine": machine(), "sgemm_peak_gflops": peak, "networks": []}
     with tempfile.TemporaryDirectory() as workdir:
-        for network, title in NETWORKS:
+        for network, title in [(n, t) for n, t in NETWORKS if n in args.networks.split(",")]:
             explain = json.loads(subprocess.run([args.modc, "explain", os.path.join(HERE, "gpt2_blocks.mod"),
                                                  "--network", network, "--json"], check=True, capture_output=True,
                                                 text=True).stdout)
@@ -161,12 +163,31 @@ def main():
                 add("modc CPU, " + schedule, (report["median_seconds"], report["p10_seconds"], report["p90_seconds"]),
                     outputs, "compile %.2f s" % report["compile_seconds"])
             results["networks"].append({"network": network, "title": title, "weights": len(shapes),
-                                        "naive_flops": flops, "rows": rows})
+                                        "naive_flops": flops, "rows": rows,
+                                        "latency": compile_latency(args.modc, network, workdir)})
 
     with open(args.out + ".json", "w") as f:
         json.dump(results, f, indent=1)
     print_table(results)
     plot(results, args.out + ".png")
+
+
+def compile_latency(modc, network, workdir):
+    """Seconds from .mod to a ready CPU dualizer, and to cubin (NVRTC) cold and with a warm cache."""
+    mod = os.path.join(HERE, "gpt2_blocks.mod")
+    report = json.loads(subprocess.run([modc, "bench", mod, "--network", network, "--runs", "1", "--warmup", "0",
+                                        "--json"], check=True, capture_output=True, text=True).stdout)
+    latency = {"cpu_seconds": report["compile_seconds"]}
+    env = dict(os.environ, MODC_CACHE_DIR=os.path.join(workdir, "cache_" + network))
+    for key in ("cubin_cold_seconds", "cubin_warm_seconds"):
+        start = time.perf_counter()
+        done = subprocess.run([modc, "emit", mod, "--network", network, "--emit", "ptx"], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            latency[key] = None  # this modc was built without NVRTC
+            continue
+        latency[key] = time.perf_counter() - start
+    return latency
 
 
 def machine():
@@ -189,6 +210,10 @@ def print_table(results):
               % (net["title"], net["weights"], net["naive_flops"]))
         torch_rows = [r for r in net["rows"] if r["peer"].startswith("PyTorch")]
         base = torch_rows[0]["median_s"] if torch_rows else None
+        lat = net["latency"]
+        cubin = lambda v: "%.2f s" % v if v is not None else "n/a (no NVRTC)"
+        print("Compile latency: .mod to CPU dualizer %.2f s; to cubin %s cold, %s with a warm cache\n"
+              % (lat["cpu_seconds"], cubin(lat["cubin_cold_seconds"]), cubin(lat["cubin_warm_seconds"])))
         print("| peer | median | p10-p90 | effective GFLOP/s | % of sgemm peak | speed-up vs PyTorch | max error vs SVD |")
         print("|---|---|---|---|---|---|---|")
         for r in net["rows"]:

@@ -20,6 +20,7 @@
 #include "runtime/api/modc.hpp"
 #include "runtime/tensor_io.hpp"
 #include "frontend.hpp"
+#include "large_stack.hpp"
 #include "print.hpp"
 #include "suggest.hpp"
 #include "version.hpp"
@@ -376,40 +377,21 @@ int run(const Options& o) {
     return write(explain_text(*plan));
 }
 
-struct Job {
-    Options options;
+int run_guarded(const Options& options) {
     int status = 0;
-};
-
-void* run_job(void* arg) {
-    auto* job = static_cast<Job*>(arg);
     try {
-        job->status = run(job->options);
+        run_with_large_stack([&] { status = run(options); });
+    } catch (const CompileError& e) {  // a user error found by the API (e.g. --schedule for a missing weight)
+        std::cerr << "modc: error: " << e.what() << '\n';
+        status = 1;
     } catch (const InternalError& e) {
         std::cerr << "modc: " << e.what() << "\nThis is a bug in modc; please report it with the input file.\n";
-        job->status = 2;
+        status = 2;
     } catch (const std::exception& e) {
         std::cerr << "modc: internal error: " << e.what() << '\n';
-        job->status = 2;
+        status = 2;
     }
-    return nullptr;
-}
-
-// The compiler recurses over nested input; a large stack of its own keeps the limits in
-// elaborate.hpp and grammar.hpp far from the machine's.
-int run_with_large_stack(Options options) {
-    Job job{std::move(options)};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, std::size_t(512) << 20);
-    pthread_t thread;
-    if (pthread_create(&thread, &attr, run_job, &job) != 0) {
-        run_job(&job);
-    } else {
-        pthread_join(thread, nullptr);
-    }
-    pthread_attr_destroy(&attr);
-    return job.status;
+    return status;
 }
 
 }  // namespace
@@ -469,5 +451,5 @@ int main(int argc, char** argv) {
     for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
-    return run_with_large_stack(std::move(o));
+    return run_guarded(o);
 }

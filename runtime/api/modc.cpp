@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "compiler/frontend.hpp"
+#include "compiler/large_stack.hpp"
 #include "compiler/kernel_plan.hpp"
 #include "runtime/cpu/dualizer.hpp"
 
@@ -64,7 +65,9 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
         if (!n) throw CompileError("parameter " + key + " must be a number, got '" + value + "'");
         eo.overrides[key] = value.size() && value[0] == '-' ? Rational(-*n) : *n;
     }
-    auto c = compile_source(name, text, eo);
+    // On a large stack of its own, so that a deeply nested file cannot overflow the caller's.
+    std::unique_ptr<Compilation> c;
+    run_with_large_stack([&] { c = compile_source(name, text, eo); });
     if (c->diags.has_errors()) throw CompileError(c->diags.render());
     if (c->plans.empty()) throw CompileError(name + ": the file defines no network");
     if (c->plans.size() > 1 && options.network.empty())

@@ -4,6 +4,7 @@
 #include <nvrtc.h>
 
 #include <cctype>
+#include <filesystem>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,7 @@ public:
 #undef MODC_DECLARE
     void* library = nullptr;
     int major = 0, minor = 0;
+    std::string identity;  // "13.0 /path/to/libnvrtc.so.13.0.88 12345678": tells patch releases apart
 };
 
 namespace {
@@ -64,6 +66,13 @@ std::unique_ptr<Nvrtc> open_nvrtc(std::string& why) {
         return nullptr;
     }
     n->nvrtcVersion(&n->major, &n->minor);
+    n->identity = std::to_string(n->major) + "." + std::to_string(n->minor);
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void*>(n->nvrtcVersion), &info) && info.dli_fname) {
+        std::error_code ec;
+        auto file = std::filesystem::canonical(info.dli_fname, ec);
+        if (!ec) n->identity += " " + file.string() + " " + std::to_string(std::filesystem::file_size(file, ec));
+    }
     return n;
 }
 
@@ -182,7 +191,7 @@ Compiled compile(const Nvrtc& nvrtc, const CompileRequest& request, const DiskCa
         return program.compile(options);
     };
     if (!cache) return run();
-    std::vector<std::string> parts{"nvrtc", nvrtc_version(nvrtc), request.source};
+    std::vector<std::string> parts{"nvrtc", nvrtc.identity, request.source};
     for (const auto& o : options) parts.push_back(o);
     std::string key = DiskCache::key(parts);
     Compiled fresh;

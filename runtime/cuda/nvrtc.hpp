@@ -42,7 +42,8 @@ struct Compiled {
     bool replaced_corrupt_entry = false;  // the cache held a damaged entry, compiled again
 };
 
-// Compiles with NVRTC, through `cache` when it is not null. Failures are in the result (ok =
+// Compiles with NVRTC, through `cache` when it is not null. The cache key is a SHA-256 of the
+// source, the options and NVRTC's identity (version, and the library file's path and size). Failures are in the result (ok =
 // false, the reason in the log); only a failure to load NVRTC leaves log = the reason and
 // options empty.
 Compiled compile(const Nvrtc& nvrtc, const CompileRequest& request, const DiskCache* cache = nullptr);

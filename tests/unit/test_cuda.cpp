@@ -593,7 +593,7 @@ TEST_CASE("the disk cache: hits, corrupted entries, two writers at once", "[cuda
     }
 }
 
-TEST_CASE("--backend cuda without a GPU says so and exits 1", "[cuda][cli]") {
+TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cuda][cli]") {
 #ifdef MODC_WITH_CUDA
     std::string why = cuda::gpu_unavailable();
     if (why.empty()) {
