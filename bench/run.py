@@ -34,7 +34,7 @@ def naive_flops(shapes, steps=5):
     return total
 
 
-def median_time(fn, runs, warmup=2):
+def median_time(fn, runs, warmup=1):
     for _ in range(warmup):
         fn()
     times = []

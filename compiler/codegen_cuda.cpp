@@ -118,6 +118,8 @@ private:
         std::int64_t blocks = (count + o_.block - 1) / o_.block;
         return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, o_.max_grid));
     }
+    // Reductions end in one atomic per thread on a few addresses: fewer threads, more work each.
+    unsigned reduce_grid_for(std::int64_t count) const { return std::min(grid_for(count), o_.max_reduce_grid); }
 
     // `#line 12 "file.mod"` from an origin "file.mod:12".
     std::string line_directive(const std::string& origin) const {
@@ -282,7 +284,7 @@ private:
         for (std::size_t j = 0; j < g.members.size(); ++j) {
             int leaf = g.members[j].leaf;
             std::int64_t first = static_cast<std::int64_t>(j) * S;
-            launch(CudaKernelNames::sumsq(gi), {grid_for(E), static_cast<unsigned>(S), 1},
+            launch(CudaKernelNames::sumsq(gi), {reduce_grid_for(E), static_cast<unsigned>(S), 1},
                    {grad(leaf), work(Buffer::Scratch, first)}, "||G||_F^2 of " + g.members[j].path);
             launch(KernelNames::normalize(gi), {grid_for(E), static_cast<unsigned>(S), 1},
                    {grad(leaf), work(Buffer::X, first * MN), work(Buffer::Scratch, first)}, "X = G / ||G||_F");
@@ -319,7 +321,7 @@ private:
                 step_ops(g, gi, si, step, B, m, n, symmetric, iterate, x, y, acc_at, done_at);
                 std::swap(x, y);
                 if (iterate) {
-                    launch(KernelNames::change(gi), {grid_for(MN), static_cast<unsigned>(B), 1},
+                    launch(KernelNames::change(gi), {reduce_grid_for(MN), static_cast<unsigned>(B), 1},
                            {work(x, 0), work(y, 0), bytes(Buffer::Scratch, acc_at)}, "||X' - X||^2 and ||X||^2");
                     launch(CudaKernelNames::converged(gi), {grid_for(B), 1, 1},
                            {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little");
@@ -633,12 +635,13 @@ private:
             const std::string scale = real(member.scale);
             const std::int64_t at = static_cast<std::int64_t>(j) * per_member;
             if (g.map == MapKind::NormalizeRows || g.map == MapKind::Normalize)
-                launch(CudaKernelNames::sumsq(gi), {grid_for(g.map == MapKind::NormalizeRows ? rows * std::min<std::int64_t>(32, cols) : E), 1, 1},
+                launch(CudaKernelNames::sumsq(gi),
+                       {reduce_grid_for(g.map == MapKind::NormalizeRows ? rows * std::min<std::int64_t>(32, cols) : E), 1, 1},
                        {grad(leaf), work(Buffer::Scratch, at)}, "sums of squares of " + member.path);
             if (keys) {
-                launch(CudaKernelNames::maxabs(gi), {grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
+                launch(CudaKernelNames::maxabs(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
                        "largest |g| of " + member.path);
-                launch(CudaKernelNames::argmax(gi), {grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
+                launch(CudaKernelNames::argmax(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
                        "where it is");
             }
             std::string what;
@@ -763,7 +766,8 @@ std::string describe(const Op& op, ElementType type) {
 }
 
 Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options) {
-    MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0, "bad CUDA launch options");
+    MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0 && options.max_reduce_grid > 0,
+                "bad CUDA launch options");
     return Generator(plan, options).run();
 }
 

@@ -90,6 +90,7 @@ struct CudaOptions {
     MatmulMode matmul = MatmulMode::Auto;
     unsigned block = 256;      // threads per block of every kernel
     unsigned max_grid = 1024;  // blocks along x at most (the kernels loop over the rest)
+    unsigned max_reduce_grid = 256;  // the same for reductions, which end in one atomic per thread
 };
 
 struct Program {

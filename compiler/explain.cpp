@@ -2,15 +2,14 @@
 
 #include <fmt/format.h>
 
+#include "module_ir.hpp"
+
 namespace modc {
+
+using ir::shape_text;
 
 namespace {
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 std::string decimal(double v) { return fmt::format("{:.6g}", v); }
 

@@ -226,6 +226,12 @@ void scale_masses(Node& node, const Rational& factor) {
     visit(node, [&](Node& n) { n.mass *= factor; });
 }
 
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
 std::size_t count_nodes(const Node& node) {
     std::size_t n = 1;
     for (auto& c : node.children) n += count_nodes(*c);

@@ -91,6 +91,8 @@ NodePtr clone(const Node& node);
 // Multiplies the mass of every node below and including `node` (the rule behind `tare`).
 void scale_masses(Node& node, const Rational& factor);
 std::size_t count_nodes(const Node& node);
+// "[256, 784]": a weight shape as messages and reports print it.
+std::string shape_text(const std::vector<std::int64_t>& shape);
 
 struct Network {
     std::string name;

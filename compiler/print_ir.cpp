@@ -4,13 +4,10 @@
 
 namespace modc {
 
+using ir::shape_text;
+
 namespace {
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 std::string line_col(const SourceManager& sources, Loc loc) {
     if (!loc.valid()) return "";

@@ -285,6 +285,7 @@ struct HostCase {
     cuda::MatmulMode mode = cuda::MatmulMode::Auto;
     bool f64 = false;
     double tolerance = 0;  // relative Frobenius error of each weight's update
+    unsigned block = 256, max_grid = 1024;  // launches (the kernels are right for any)
 };
 
 template <class T>
@@ -335,6 +336,8 @@ void check_on_host(const std::vector<HostCase>& cases) {
         cuda::CudaOptions co;
         co.type = c.f64 ? ElementType::F64 : ElementType::F32;
         co.matmul = c.mode;
+        co.block = c.block;
+        co.max_grid = co.max_reduce_grid = c.max_grid;
         programs.push_back(cuda::codegen_cuda(kernel_plan(plans.front(), c.schedule), co));
     }
     std::vector<std::future<std::unique_ptr<HostBuild>>> builds;
@@ -404,6 +407,9 @@ TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's upda
         {example("cnn.mod", {{"width", "8"}}), "polar-express", M::Auto, false, f32},
         {small_gpt(), "polar-express", M::Auto, false, f32},
         {small_gpt(), "muon", M::Auto, true, f64},
+        // tiny launches: each thread loops over many elements
+        {kinds, "cubic", M::Auto, true, f64, 32, 3},
+        {example("cnn.mod", {{"width", "8"}}), "you", M::Auto, false, f32, 64, 2},
     });
 }
 
