@@ -152,7 +152,10 @@ NodePtr Node::bond(std::string op, std::vector<std::string> arg_names, std::vect
     return n;
 }
 
-NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
+namespace {
+
+// A composition of `children` in run order; `flatten` merges unlabelled inner compositions.
+NodePtr make_compose(std::vector<NodePtr> children, Loc loc, bool flatten) {
     MODC_ASSERT(!children.empty(), "a composition has at least one module");
     auto n = std::make_shared<Node>();
     n->kind = NodeKind::Compose;
@@ -160,7 +163,8 @@ NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
     Totals totals{loc};
     for (auto& c : children) {
         MODC_ASSERT(c != nullptr, "composition of a null module");
-        if (c->kind == NodeKind::Compose && c->label.empty() && !c->is_power) {
+        totals.add(*c);
+        if (flatten && c->kind == NodeKind::Compose && c->label.empty() && !c->is_power) {
             // A composition no one else holds gives up its children rather than copying them,
             // so that `M * 2 * 2 * ...` and `- - - M` build in linear time.
             if (n->children.empty() && c.use_count() == 1)
@@ -170,27 +174,19 @@ NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) {
         } else {
             n->children.push_back(c);
         }
-        totals.add(*c);
     }
     n->mass = totals.mass;
     n->sensitivity = totals.sensitivity();
     return n;
 }
 
+}  // namespace
+
+NodePtr Node::compose(std::vector<NodePtr> children, Loc loc) { return make_compose(std::move(children), loc, true); }
+
 NodePtr Node::power(std::vector<NodePtr> copies, Loc loc) {
-    MODC_ASSERT(!copies.empty(), "a power has at least one copy");
-    auto n = std::make_shared<Node>();
-    n->kind = NodeKind::Compose;
+    NodePtr n = make_compose(std::move(copies), loc, false);
     n->is_power = true;
-    n->loc = loc;
-    Totals totals{loc};
-    for (auto& c : copies) {
-        MODC_ASSERT(c != nullptr, "power of a null module");
-        totals.add(*c);
-    }
-    n->mass = totals.mass;
-    n->sensitivity = totals.sensitivity();
-    n->children = std::move(copies);
     return n;
 }
 
