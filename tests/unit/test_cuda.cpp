@@ -7,6 +7,8 @@
 //   - the NVRTC disk cache: hits, two writers at once, corrupted entries;
 //   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1.
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
 #include <cblas.h>
 #include <dlfcn.h>
 #include <sys/wait.h>
@@ -41,12 +43,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string read(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using modc::test::read;
 
 struct TempDir {
     fs::path path;

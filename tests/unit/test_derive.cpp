@@ -1,6 +1,8 @@
 // The derivation (issue 3): targets against the shared reference cases and against values
 // worked out by hand from math.md section 4.
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,12 +14,7 @@ using namespace modc;
 
 namespace {
 
-std::string read(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using modc::test::read;
 
 std::unique_ptr<Compilation> compile(const std::string& text) { return compile_source("test.mod", text); }
 

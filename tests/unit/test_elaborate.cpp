@@ -2,6 +2,8 @@
 // exact numbers, masses and sensitivities of every kind of module, copies, weight order and
 // paths, feature sizes, the shared reference cases and network parameters set from outside.
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -15,12 +17,7 @@ using ir::NodeKind;
 
 namespace {
 
-std::string read(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using modc::test::read;
 
 std::unique_ptr<Compilation> elaborate_text(const std::string& text, const ElaborateOptions& options = {}) {
     return compile_source("test.mod", text, options, Stage::IR);

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -24,12 +26,7 @@ using namespace modc;
 
 namespace {
 
-std::string read(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using modc::test::read;
 
 // The input, printable and short, for failure messages.
 std::string shown(const std::string& text) {
