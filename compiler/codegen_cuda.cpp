@@ -768,6 +768,7 @@ std::string describe(const Op& op, ElementType type) {
 Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options) {
     MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0 && options.max_reduce_grid > 0,
                 "bad CUDA launch options");
+    for (const auto& g : plan.groups) MODC_ASSERT(!g.gram, "the CUDA backend was given a Gram Newton-Schulz group");
     return Generator(plan, options).run();
 }
 

@@ -111,6 +111,10 @@ struct Unsupported : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// How to lower a dual plan for this backend: it has no Gram Newton-Schulz yet.
+inline constexpr kp::LowerOptions kLowerOptions{.gram = false};
+
+// `plan` must come from kp::lower(..., kLowerOptions).
 Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options = {});
 
 // The source, then the run as comments (what `modc emit --emit cuda` prints).

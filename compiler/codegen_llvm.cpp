@@ -56,7 +56,7 @@ public:
                 if (step.kind == kp::StepKind::Normalize || step.kind == kp::StepKind::SvdPolar) normalize(g, gi, step);
                 if (step.kind == kp::StepKind::NewtonSchulz || step.kind == kp::StepKind::IterateToConvergence) {
                     poly(g, KernelNames::poly(gi, s), step.coeffs);
-                    axpy(g, KernelNames::axpy(gi, s), step.coeffs.a);
+                    if (!g.gram) axpy(g, KernelNames::axpy(gi, s), step.coeffs.a);
                 }
                 if (step.kind == kp::StepKind::IterateToConvergence) change(g, gi);
             }
@@ -200,6 +200,8 @@ private:
                 store(v, out, idx(i, m, j));
             });
         });
+        // Gram Newton-Schulz needs the whole polynomial P = a I + b A + c A A.
+        if (g.gram) loop(m, [&](Value* i) { store(add(load(out, idx(i, m, i)), real(k.a)), out, idx(i, m, i)); });
         b_.CreateRetVoid();
     }
 

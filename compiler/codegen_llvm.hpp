@@ -21,7 +21,8 @@ const char* to_string(ElementType t);
 //   normalize    void(const T* grad, T* X, i64 slice)  X = G_slice / (||G_slice||_F * ns + eps), transposed if needed
 //   symmetrize   void(T* A)                           copies A's upper triangle into its lower
 //   poly         void(T* B, const T* A, const T* AA)  upper triangle of B = b A + c AA
-//   axpy         void(T* Y, const T* X)               Y = a X
+//                                                     (Gram groups: P = a I + b A + c AA)
+//   axpy         void(T* Y, const T* X)               Y = a X (not in Gram groups)
 //   change       double(const T* X, const T* Y)       ||Y - X||_F / ||X||_F
 //   finish       void(T* update, const T* X, i64 slice)  update_slice = scale * X (transposed back)
 //   closed       void(T* update, const T* grad, T* scratch)  a closed-form map with its scale

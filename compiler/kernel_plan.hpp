@@ -57,6 +57,13 @@ struct Group {
     std::int64_t rows = 0, cols = 0;  // each matrix the steps see (slices for Conv2D; 1 x d for vectors)
     std::int64_t slices = 1;          // matrices per leaf: k*k for Conv2D kernels, else 1
     bool transpose = false;           // orthogonalise X^T (rows > cols): iterate on the smaller Gram matrix
+    // Gram Newton-Schulz: run the steps on m x m matrices only. Every iterate is X_k = Q_k X_0
+    // with Q_k a polynomial in G = X_0 X_0^T, so with A_k = X_k X_k^T and P_k = a I + b A_k + c A_k^2:
+    //   Q_{k+1} = P_k Q_k,  A_{k+1} = P_k^2 A_k  (all commute),  and at the end X = Q_K X_0.
+    // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps) and
+    // the schedule's own error (scalar_error >= 0.05) dwarfs its extra rounding: about 100x the
+    // direct iteration's, 2e-3 at worst in f32 (tests/unit/test_cpu.cpp).
+    bool gram = false;
     std::vector<Member> members;
     std::vector<Step> steps;
 
@@ -74,6 +81,11 @@ struct Schedule {
     bool converge = false;     // cubic: iterate steps[0] to convergence
 };
 
+// The scalar error of a fixed schedule: max |p(s) - 1| over the singular values s in
+// [0.002, 1] of the normalised matrix, the range the fixed schedules are made for (sampled;
+// 0 for svd and cubic, which converge).
+double scalar_error(const Schedule& schedule);
+
 // Known schedules: muon, you, polar-express (the default), cubic, svd.
 const std::vector<Schedule>& schedules();
 const Schedule* find_schedule(const std::string& name);
@@ -86,13 +98,23 @@ struct KernelPlan {
     std::size_t leaf_count = 0;
 };
 
+struct LowerOptions {
+    // Allow Gram Newton-Schulz for wide matrices (the CPU backend runs it; the CUDA one does not
+    // yet); see Group::gram.
+    bool gram = true;
+};
+
 // Groups leaves by (map, shape, schedule) and lays out the steps of each group. `per_leaf`
 // overrides the schedule for the weights it names (by path).
 KernelPlan lower(const DualPlan& plan, const Schedule& schedule,
-                 const std::map<std::string, const Schedule*>& per_leaf = {});
+                 const std::map<std::string, const Schedule*>& per_leaf = {}, const LowerOptions& options = {});
 
-// Floating-point operations of one run, counting orthogonalisation as 3 m^2 n + m^3 per
-// Newton-Schulz step (the symmetric form; see math.md section 3).
+// Flops of `steps` Newton-Schulz steps on one m x n matrix (m <= n), using the symmetry of
+// X X^T and of b A + c A A: directly 3 m^2 n + m^3 per step (math.md section 3); as Gram
+// Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3.
+double newton_schulz_flops(double m, double n, int steps, bool gram);
+
+// Floating-point operations of one run (the cubic schedule counted as 10 steps).
 double flops(const KernelPlan& plan);
 
 std::string print(const KernelPlan& plan);

@@ -49,6 +49,8 @@ struct Options {
     BenchOptions bench;
     bool json = false;
     bool color = false;
+    bool no_gram = false;
+    unsigned threads = 0;
 };
 
 // Writes all of `text` to `path` or nothing: a temporary file renamed into place.
@@ -160,7 +162,7 @@ int dualize_cuda(const Options& o, const DualPlan& plan, const CompileOptions& o
         if (!known) return fail("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = kp::find_schedule(name);
     }
-    kp::KernelPlan kernel_plan = kp::lower(plan, *kp::find_schedule(options.schedule), per_leaf);
+    kp::KernelPlan kernel_plan = kp::lower(plan, *kp::find_schedule(options.schedule), per_leaf, cuda::kLowerOptions);
     cuda::CudaOptions co;
     co.type = f64 ? ElementType::F64 : ElementType::F32;
     std::map<std::string, rt::Tensor*> by_name;
@@ -269,6 +271,8 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
     bool f64 = !grads.empty() && grads.front().dtype == rt::DType::F64;
     options.dtype = f64 ? DType::F64 : DType::F32;
+    options.gram = !o.no_gram;
+    options.threads = o.threads;
 #ifdef MODC_WITH_CUDA
     if (o.backend == "cuda") return dualize_cuda(o, plan, options, grads, f64);
 #endif
@@ -358,6 +362,8 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         co.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
+        co.gram = !o.no_gram;
+        co.threads = o.threads;
         auto start = std::chrono::steady_clock::now();
         Dualizer dualizer = compile_source_text(o.file, buffer.str(), co);
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -368,7 +374,9 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         std::map<std::string, const kp::Schedule*> per_leaf;
         for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
-        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf);
+        bool cuda = o.emit == "cuda" || o.emit == "ptx";
+        kp::LowerOptions lowering = cuda ? cuda::kLowerOptions : kp::LowerOptions{.gram = !o.no_gram};
+        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, lowering);
         if (o.emit == "plan") return write(kp::print(kernel_plan));
         if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
         return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
@@ -418,6 +426,11 @@ int main(int argc, char** argv) {
     emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
     emit->add_option("--dtype", o.dtype, "element type of the generated kernels")->check(CLI::IsMember({"f32", "f64"}));
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
+    auto no_gram = [&](CLI::App* sub) {
+        sub->add_flag("--no-gram", o.no_gram,
+                      "iterate on every matrix directly: no Gram Newton-Schulz for wide matrices (CPU backend)");
+    };
+    no_gram(emit);
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
     common(graph);
     graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -436,6 +449,9 @@ int main(int argc, char** argv) {
                             "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "
                             "PATH=NAME for one weight (repeatable)");
     dualize_cmd->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
+    no_gram(dualize_cmd);
+    dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
+        ->check(CLI::Range(1, 1024));
 
     auto* bench = app.add_subcommand("bench", "time the compiled dualizer on random gradients");
     common(bench);
@@ -445,6 +461,8 @@ int main(int argc, char** argv) {
     bench->add_option("--runs", o.bench.runs, "timed runs")->check(CLI::Range(1, 100000));
     bench->add_option("--warmup", o.bench.warmup, "untimed runs first")->check(CLI::Range(0, 100000));
     bench->add_flag("--json", o.bench.json, "print the report as JSON");
+    no_gram(bench);
+    bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
     CLI11_PARSE(app, argc, argv);

@@ -1,6 +1,8 @@
 // compiler/schedule: the orthogonalisation schedules and the lowering of a dual plan into a
 // kernel plan (batching by shape).
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <tuple>
@@ -89,8 +91,46 @@ std::vector<Step> orthogonalize_steps(const Schedule& s) {
 
 }  // namespace
 
+double newton_schulz_flops(double m, double n, int steps, bool gram) {
+    if (steps <= 0) return 0;
+    return gram ? 3 * m * m * n + (6.0 * steps - 5) * m * m * m : steps * (3 * m * m * n + m * m * m);
+}
+
+double scalar_error(const Schedule& schedule) {
+    if (schedule.exact || schedule.converge) return 0;
+    double worst = 0;
+    const int samples = 2000;
+    for (int i = 0; i <= samples; ++i) {
+        double x = std::pow(500.0, -static_cast<double>(i) / samples);  // 1 down to 0.002
+        for (const auto& c : schedule.steps) x = c.a * x + c.b * x * x * x + c.c * x * x * x * x * x;
+        worst = std::max(worst, std::abs(x - 1));
+    }
+    return worst;
+}
+
+namespace {
+
+// Gram Newton-Schulz pays for its extra m x m products once n is a few times m. It needs a
+// fixed step list (not the cubic schedule's convergence test, which watches X itself) and
+// c != 0 in every step (A A is what it updates).
+bool use_gram(const Group& g, const Schedule& schedule, const LowerOptions& options) {
+    if (!options.gram || scalar_error(schedule) < 0.05) return false;
+    int steps = 0;
+    for (const auto& s : g.steps) {
+        if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return false;
+        if (s.kind == StepKind::NewtonSchulz) {
+            if (s.coeffs.c == 0) return false;
+            ++steps;
+        }
+    }
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    return steps >= 2 && newton_schulz_flops(m, n, steps, true) <= 0.75 * newton_schulz_flops(m, n, steps, false);
+}
+
+}  // namespace
+
 KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
-                 const std::map<std::string, const Schedule*>& per_leaf) {
+                 const std::map<std::string, const Schedule*>& per_leaf, const LowerOptions& options) {
     KernelPlan kp;
     kp.network = plan.network;
     kp.schedule = default_schedule.name;
@@ -143,6 +183,7 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
                                {StepKind::Finish}};
                     break;
             }
+            g.gram = use_gram(g, schedule, options);
             index[key] = kp.groups.size();
             kp.groups.push_back(std::move(g));
             it = index.find(key);
@@ -157,10 +198,12 @@ double flops(const KernelPlan& plan) {
     for (const auto& g : plan.groups) {
         double matrices = static_cast<double>(g.members.size() * g.slices);
         double m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+        int steps = 0;
         for (const auto& s : g.steps) {
-            if (s.kind == StepKind::NewtonSchulz) total += matrices * (3 * m * m * n + m * m * m);
-            if (s.kind == StepKind::IterateToConvergence) total += matrices * 10 * (3 * m * m * n + m * m * m);
+            if (s.kind == StepKind::NewtonSchulz) steps += 1;
+            if (s.kind == StepKind::IterateToConvergence) steps += 10;
         }
+        total += matrices * newton_schulz_flops(m, n, steps, g.gram);
         total += 3.0 * static_cast<double>(g.elements()) * static_cast<double>(g.members.size());
     }
     return total;
@@ -179,6 +222,7 @@ std::string print(const KernelPlan& plan) {
         if (g.slices > 1) out << ", " << g.slices << " slices of " << g.rows << " x " << g.cols << " each";
         if (g.transpose) out << ", transposed to " << g.cols << " x " << g.rows;
         if (!g.schedule.empty()) out << ", schedule " << g.schedule;
+        if (g.gram) out << ", Gram Newton-Schulz on " << g.small() << " x " << g.small();
         out << "\n";
         for (const auto& m : g.members) {
             std::snprintf(buf, sizeof buf, "  weight #%d %s scale %.9g\n", m.leaf, m.path.c_str(), m.scale);

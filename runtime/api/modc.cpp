@@ -85,7 +85,7 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf);
+    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
 
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;
@@ -94,9 +94,9 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape});
     impl->flops = kp::flops(kernel_plan);
     if (options.dtype == DType::F32)
-        impl->cpu = std::make_unique<cpu::Dualizer<float>>(std::move(kernel_plan));
+        impl->cpu = std::make_unique<cpu::Dualizer<float>>(std::move(kernel_plan), options.threads);
     else
-        impl->cpu = std::make_unique<cpu::Dualizer<double>>(std::move(kernel_plan));
+        impl->cpu = std::make_unique<cpu::Dualizer<double>>(std::move(kernel_plan), options.threads);
     return Dualizer(std::move(impl));
 }
 

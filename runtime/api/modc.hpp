@@ -20,6 +20,8 @@ struct CompileOptions {
     std::map<std::string, std::string> leaf_schedules;  // per weight path, overriding `schedule`
     std::map<std::string, std::string> set;       // network parameters: {"d", "64"}
     DType dtype = DType::F32;
+    bool gram = true;      // Gram Newton-Schulz for wide matrices where it saves flops (kernel_plan.hpp)
+    unsigned threads = 0;  // matrices dualized at once; 0: one per hardware thread
 };
 
 struct WeightInfo {

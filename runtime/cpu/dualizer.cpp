@@ -4,8 +4,13 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <numeric>
+#include <thread>
 
 #include "compiler/diagnostics.hpp"
 
@@ -23,12 +28,12 @@ void syrk(int m, int k, const float* x, float* c) {
 void syrk(int m, int k, const double* x, double* c) {
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, k, 1.0, x, k, 0.0, c, m);
 }
-// C += A B, A symmetric m x m (upper triangle read), B and C m x n.
-void symm(int m, int n, const float* a, const float* b, float* c) {
-    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0f, a, m, b, n, 1.0f, c, n);
+// C = A B + beta C, A symmetric m x m (upper triangle read), B and C m x n.
+void symm(int m, int n, const float* a, const float* b, float beta, float* c) {
+    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0f, a, m, b, n, beta, c, n);
 }
-void symm(int m, int n, const double* a, const double* b, double* c) {
-    cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0, a, m, b, n, 1.0, c, n);
+void symm(int m, int n, const double* a, const double* b, double beta, double* c) {
+    cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0, a, m, b, n, beta, c, n);
 }
 // C = A B (A m x k, B k x n).
 void gemm(int m, int n, int k, const float* a, const float* b, float* c) {
@@ -44,6 +49,33 @@ int gesdd(int m, int n, float* x, float* s, float* u, float* vt) {
 int gesdd(int m, int n, double* x, double* s, double* u, double* vt) {
     return LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, x, n, s, u, m, vt, n);
 }
+
+bool orthogonal(const kp::Group& g) { return g.map == MapKind::Orthogonalize || g.map == MapKind::OrthogonalizeSlices; }
+
+// Flops of one item, to order the work (the cubic schedule counted as 10 steps, an SVD as 20).
+double item_cost(const kp::Group& g) {
+    if (!orthogonal(g)) return 3.0 * static_cast<double>(g.elements());
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    int steps = 0;
+    for (const auto& s : g.steps) {
+        if (s.kind == kp::StepKind::NewtonSchulz) steps += 1;
+        if (s.kind == kp::StepKind::IterateToConvergence || s.kind == kp::StepKind::SvdPolar) steps += 10;
+    }
+    return kp::newton_schulz_flops(m, n, steps, g.gram);
+}
+
+// OpenBLAS's thread count for a scope: one while items run side by side (each call then runs
+// in its caller's thread), restored afterwards. The setting is process-wide.
+class BlasThreads {
+public:
+    explicit BlasThreads(int n) : saved_(openblas_get_num_threads()) { openblas_set_num_threads(n); }
+    ~BlasThreads() { openblas_set_num_threads(saved_); }
+    BlasThreads(const BlasThreads&) = delete;
+    BlasThreads& operator=(const BlasThreads&) = delete;
+
+private:
+    int saved_;
+};
 
 }  // namespace
 
@@ -66,18 +98,40 @@ struct Dualizer<T>::Kernels {
     std::vector<Closed*> closed;
 };
 
+// The buffers of one thread: X and Y (m x n), the m x m matrices of a step (A, A A, B or P,
+// and for Gram Newton-Schulz Q and a spare), the closed forms' scratch, and the SVD's outputs.
 template <class T>
-Dualizer<T>::Dualizer(kp::KernelPlan plan) : plan_(std::move(plan)) {
+struct Dualizer<T>::Workspace {
+    std::vector<T> x, y, a, aa, b, q, t, scratch, singular, u, vt;
+
+    void fit(const kp::Group& g) {
+        auto grow = [](std::vector<T>& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
+        if (!orthogonal(g)) {
+            // Column sums are kept in double (codegen_llvm: normalize_columns).
+            grow(scratch, static_cast<std::size_t>(g.cols) * (sizeof(double) / sizeof(T)));
+            return;
+        }
+        auto m = static_cast<std::size_t>(g.small()), n = static_cast<std::size_t>(g.large());
+        for (auto* v : {&x, &y}) grow(*v, m * n);
+        for (auto* v : {&a, &aa, &b}) grow(*v, m * m);
+        if (g.gram)
+            for (auto* v : {&q, &t}) grow(*v, m * m);
+        for (const auto& s : g.steps)
+            if (s.kind == kp::StepKind::SvdPolar) {
+                grow(singular, m);
+                grow(u, m * m);
+                grow(vt, m * n);
+            }
+    }
+};
+
+template <class T>
+Dualizer<T>::Dualizer(kp::KernelPlan plan, unsigned threads) : plan_(std::move(plan)) {
     jit_ = std::make_unique<Jit>(codegen_llvm(plan_, element_type(T{})));
-    std::size_t matrix = 0, gram = 0, scratch = 0;
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
         const auto& group = plan_.groups[g];
         Kernels k;
-        bool orthogonal = group.map == MapKind::Orthogonalize || group.map == MapKind::OrthogonalizeSlices;
-        if (orthogonal) {
-            auto m = static_cast<std::size_t>(group.small()), n = static_cast<std::size_t>(group.large());
-            matrix = std::max(matrix, m * n);
-            gram = std::max(gram, m * m);
+        if (orthogonal(group)) {
             k.normalize = jit_->function<typename Kernels::Normalize>(KernelNames::normalize(g));
             k.symmetrize = jit_->function<typename Kernels::Symmetrize>(KernelNames::symmetrize(g));
             k.poly.resize(group.steps.size());
@@ -86,7 +140,7 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan) : plan_(std::move(plan)) {
                 auto kind = group.steps[s].kind;
                 if (kind == kp::StepKind::NewtonSchulz || kind == kp::StepKind::IterateToConvergence) {
                     k.poly[s] = jit_->function<typename Kernels::Poly>(KernelNames::poly(g, s));
-                    k.axpy[s] = jit_->function<typename Kernels::Axpy>(KernelNames::axpy(g, s));
+                    if (!group.gram) k.axpy[s] = jit_->function<typename Kernels::Axpy>(KernelNames::axpy(g, s));
                 }
                 if (kind == kp::StepKind::IterateToConvergence)
                     k.change = jit_->function<typename Kernels::Change>(KernelNames::change(g));
@@ -94,26 +148,33 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan) : plan_(std::move(plan)) {
             for (std::size_t j = 0; j < group.members.size(); ++j)
                 k.finish.push_back(jit_->function<typename Kernels::Finish>(KernelNames::finish(g, j)));
         } else {
-            // Column sums are kept in double (codegen_llvm: normalize_columns).
-            scratch = std::max(scratch, static_cast<std::size_t>(group.cols) * (sizeof(double) / sizeof(T)));
             for (std::size_t j = 0; j < group.members.size(); ++j)
                 k.closed.push_back(jit_->function<typename Kernels::Closed>(KernelNames::closed(g, j)));
         }
         kernels_.push_back(std::move(k));
+        double cost = item_cost(group);
+        for (std::size_t j = 0; j < group.members.size(); ++j)
+            for (std::int64_t s = 0; s < (orthogonal(group) ? group.slices : 1); ++s) items_.push_back({g, j, s, cost});
     }
-    x_.resize(matrix);
-    y_.resize(matrix);
-    a_.resize(gram);
-    aa_.resize(gram);
-    b_.resize(gram);
-    scratch_.resize(scratch);
-    bool exact = false;
-    for (const auto& g : plan_.groups)
-        for (const auto& s : g.steps) exact |= s.kind == kp::StepKind::SvdPolar;
-    if (exact) {
-        singular_.resize(static_cast<std::size_t>(std::sqrt(static_cast<double>(gram))) + 1);
-        u_.resize(gram);
-        vt_.resize(matrix);
+    std::stable_sort(items_.begin(), items_.end(), [](const Item& l, const Item& r) { return l.cost > r.cost; });
+
+    threads_ = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+    // An item worth more than its share of the cores runs alone, on all of them.
+    double rest = 0;
+    for (const auto& item : items_) rest += item.cost;
+    while (shared_items_ < items_.size() && items_[shared_items_].cost * threads_ > rest)
+        rest -= items_[shared_items_++].cost;
+    if (items_.size() - shared_items_ < 2) threads_ = 1;
+    if (threads_ == 1) shared_items_ = items_.size();
+
+    workspaces_.resize(threads_);
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+        const auto& group = plan_.groups[items_[i].group];
+        if (i < shared_items_) {
+            workspaces_[0].fit(group);
+        } else {
+            for (auto& w : workspaces_) w.fit(group);
+        }
     }
 }
 
@@ -121,53 +182,97 @@ template <class T>
 Dualizer<T>::~Dualizer() = default;
 
 template <class T>
-void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y) {
+void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w) {
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
     int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    syrk(m, n, x, a_.data());  // A = X X^T
+    syrk(m, n, x, w.a.data());  // A = X X^T
     if (group.steps[step].coeffs.c != 0) {
-        k.symmetrize(a_.data());
-        syrk(m, m, a_.data(), aa_.data());  // A A = A A^T, A symmetric
+        k.symmetrize(w.a.data());
+        syrk(m, m, w.a.data(), w.aa.data());  // A A = A A^T, A symmetric
     }
-    k.poly[step](b_.data(), a_.data(), aa_.data());  // B = b A + c A A
-    k.axpy[step](y, x);                              // Y = a X
-    symm(m, n, b_.data(), x, y);                     // Y += B X
+    k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A
+    k.axpy[step](y, x);                                 // Y = a X
+    symm(m, n, w.b.data(), x, T(1), y);                 // Y += B X
     std::swap(x, y);
 }
 
+// Gram Newton-Schulz (kernel_plan.hpp, Group::gram) on X_0 in w.x; the result is left in w.y.
+// Per step: A A (syrk), P (poly), Q = P Q (symm), and before every step but the last
+// A = P^2 A (syrk, symm): 6 m^3 flops instead of 3 m^2 n + m^3.
 template <class T>
-void Dualizer<T>::svd_polar(const kp::Group& group, T* x) {
+T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w) {
+    const auto& group = plan_.groups[g];
+    const auto& k = kernels_[g];
     int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    int info = gesdd(m, n, x, singular_.data(), u_.data(), vt_.data());
-    MODC_ASSERT(info == 0, "LAPACK gesdd failed with info " + std::to_string(info));
-    // U V^T over the singular values that are not zero to working precision.
-    T tolerance = static_cast<T>(std::max(m, n)) * std::numeric_limits<T>::epsilon() * singular_[0];
-    for (int j = 0; j < m; ++j)
-        if (!(singular_[static_cast<std::size_t>(j)] > tolerance))
-            for (int i = 0; i < m; ++i) u_[static_cast<std::size_t>(i * m + j)] = 0;
-    gemm(m, n, m, u_.data(), vt_.data(), x);
+    T *a = w.a.data(), *aa = w.aa.data(), *p = w.b.data(), *q = w.q.data(), *spare = w.t.data();
+    std::vector<std::size_t> steps;
+    for (std::size_t s = 0; s < group.steps.size(); ++s)
+        if (group.steps[s].kind == kp::StepKind::NewtonSchulz) steps.push_back(s);
+    syrk(m, n, w.x.data(), a);  // A_0 = G = X_0 X_0^T
+    k.symmetrize(a);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        syrk(m, m, a, aa);           // A A
+        k.poly[steps[i]](p, a, aa);  // P = a I + b A + c A A (upper triangle)
+        k.symmetrize(p);
+        if (i == 0) {
+            std::copy(p, p + static_cast<std::ptrdiff_t>(m) * m, q);  // Q_1 = P_0
+        } else {
+            symm(m, m, p, q, T(0), spare);  // Q = P Q
+            std::swap(q, spare);
+        }
+        if (i + 1 < steps.size()) {
+            syrk(m, m, p, aa);                // P^2 = P P^T
+            symm(m, m, aa, a, T(0), spare);  // A = P^2 A
+            std::swap(a, spare);
+            k.symmetrize(a);  // symmetric in exact arithmetic: keep it so
+        }
+    }
+    gemm(m, n, m, q, w.x.data(), w.y.data());  // X = Q X_0
+    return w.y.data();
 }
 
 template <class T>
-void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::size_t member, std::int64_t slice) {
+void Dualizer<T>::svd_polar(const kp::Group& group, T* x, Workspace& w) {
+    int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
+    int info = gesdd(m, n, x, w.singular.data(), w.u.data(), w.vt.data());
+    MODC_ASSERT(info == 0, "LAPACK gesdd failed with info " + std::to_string(info));
+    // U V^T over the singular values that are not zero to working precision.
+    T tolerance = static_cast<T>(std::max(m, n)) * std::numeric_limits<T>::epsilon() * w.singular[0];
+    for (int j = 0; j < m; ++j)
+        if (!(w.singular[static_cast<std::size_t>(j)] > tolerance))
+            for (int i = 0; i < m; ++i) w.u[static_cast<std::size_t>(i * m + j)] = 0;
+    gemm(m, n, m, w.u.data(), w.vt.data(), x);
+}
+
+template <class T>
+void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::size_t member, std::int64_t slice,
+                                Workspace& w) {
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
-    T* x = x_.data();
-    T* y = y_.data();
+    T* x = w.x.data();
+    T* y = w.y.data();
+    bool gram_done = false;  // Gram Newton-Schulz runs all of the group's steps at once
     for (std::size_t s = 0; s < group.steps.size(); ++s) {
         const auto& step = group.steps[s];
         switch (step.kind) {
             case kp::StepKind::Normalize: k.normalize(grad, x, slice); break;
             case kp::StepKind::SvdPolar:
                 k.normalize(grad, x, slice);  // the polar factor does not depend on the scale
-                svd_polar(group, x);
+                svd_polar(group, x, w);
                 break;
-            case kp::StepKind::NewtonSchulz: newton_schulz_step(g, s, x, y); break;
+            case kp::StepKind::NewtonSchulz:
+                if (!group.gram) {
+                    newton_schulz_step(g, s, x, y, w);
+                } else if (!gram_done) {
+                    x = gram_newton_schulz(g, w);
+                    gram_done = true;
+                }
+                break;
             case kp::StepKind::IterateToConvergence: {
                 double tolerance = std::max(step.tolerance, 30.0 * std::numeric_limits<T>::epsilon());
                 for (int i = 0; i < step.max_steps; ++i) {
-                    newton_schulz_step(g, s, x, y);
+                    newton_schulz_step(g, s, x, y, w);
                     if (k.change(y, x) <= tolerance) break;
                 }
                 break;
@@ -179,19 +284,38 @@ void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::si
 }
 
 template <class T>
+void Dualizer<T>::run_item(const Item& item, const T* const* grads, T* const* updates, Workspace& w) {
+    const auto& group = plan_.groups[item.group];
+    auto leaf = static_cast<std::size_t>(group.members[item.member].leaf);
+    if (orthogonal(group))
+        orthogonalize(item.group, grads[leaf], updates[leaf], item.member, item.slice, w);
+    else
+        kernels_[item.group].closed[item.member](updates[leaf], grads[leaf], w.scratch.data());
+}
+
+template <class T>
 void Dualizer<T>::run(const T* const* grads, T* const* updates) {
-    for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
-        const auto& group = plan_.groups[g];
-        bool orthogonal = group.map == MapKind::Orthogonalize || group.map == MapKind::OrthogonalizeSlices;
-        for (std::size_t j = 0; j < group.members.size(); ++j) {
-            auto leaf = static_cast<std::size_t>(group.members[j].leaf);
-            if (orthogonal) {
-                for (std::int64_t s = 0; s < group.slices; ++s) orthogonalize(g, grads[leaf], updates[leaf], j, s);
-            } else {
-                kernels_[g].closed[j](updates[leaf], grads[leaf], scratch_.data());
-            }
+    for (std::size_t i = 0; i < shared_items_; ++i) run_item(items_[i], grads, updates, workspaces_[0]);
+    if (shared_items_ == items_.size()) return;
+
+    BlasThreads one(1);
+    std::atomic<std::size_t> next{shared_items_};
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    auto work = [&](Workspace& w) {
+        try {
+            for (std::size_t i; (i = next.fetch_add(1)) < items_.size();) run_item(items_[i], grads, updates, w);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(failure_mutex);
+            if (!failure) failure = std::current_exception();
+            next = items_.size();
         }
-    }
+    };
+    std::vector<std::thread> helpers;
+    for (unsigned t = 1; t < threads_; ++t) helpers.emplace_back(work, std::ref(workspaces_[t]));
+    work(workspaces_[0]);
+    for (auto& h : helpers) h.join();
+    if (failure) std::rethrow_exception(failure);
 }
 
 template class Dualizer<float>;

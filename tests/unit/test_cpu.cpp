@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "compiler/frontend.hpp"
+#include "compiler/kernel_plan.hpp"
 #include "runtime/api/modc.h"
 #include "runtime/api/modc.hpp"
 #include "runtime/tensor_io.hpp"
@@ -294,12 +295,15 @@ double relative_error(const std::string& norm, const Shape& s, const Vec& update
 
 modc::Dualizer compile(const std::string& text, const std::string& schedule, modc::DType dtype,
                        const std::map<std::string, std::string>& leaf_schedules = {},
-                       const std::map<std::string, std::string>& set = {}) {
+                       const std::map<std::string, std::string>& set = {}, bool gram = true,
+                       unsigned threads = 0) {
     modc::CompileOptions options;
     options.schedule = schedule;
     options.dtype = dtype;
     options.leaf_schedules = leaf_schedules;
     options.set = set;
+    options.gram = gram;
+    options.threads = threads;
     return modc::compile_source_text("test.mod", text, options);
 }
 
@@ -869,8 +873,12 @@ TEST_CASE("cpu: per-leaf schedules override the default", "[cpu]") {
     CHECK(error(r, 1) <= 1e-5);              // a: svd
     CHECK(error(r, 0) > 1e-2);               // b: muon is not exact...
     CHECK(error(r, 0) <= band("muon") + 5e-4);  // ...but within its band
-    // Under muon alone b's update is bit-identical, and a's is no longer exact.
-    auto plain = compile(text, "muon", modc::DType::F32);
+    // Under muon alone b's update is bit-identical when run the same way (one matrix at a time:
+    // how many threads OpenBLAS splits a product over can change the last bits), and a's is no
+    // longer exact.
+    auto one_at_a_time = compile(text, "muon", modc::DType::F32, {{"a", "svd"}}, {}, true, 1);
+    r = run(one_at_a_time, grads);
+    auto plain = compile(text, "muon", modc::DType::F32, {}, {}, true, 1);
     Result p = run(plain, grads);
     CHECK(p.updates[0] == r.updates[0]);
     CHECK(error(p, 1) > 1e-2);
@@ -884,6 +892,109 @@ TEST_CASE("cpu: per-leaf schedules override the default", "[cpu]") {
     CHECK_THROWS_AS(compile(text, "svd", modc::DType::F32, {{"c", "svd"}}), modc::CompileError);
     CHECK_THROWS_AS(compile(text, "svd", modc::DType::F32, {{"a", "newton"}}), modc::CompileError);
     CHECK_THROWS_AS(compile(text, "svd2", modc::DType::F32), modc::CompileError);
+}
+
+TEST_CASE("cpu: Gram Newton-Schulz computes the same polynomial as the direct iteration", "[cpu]") {
+    // Wide and tall matrices (n = 4 m: Gram pays) under the schedules it serves, on spectra
+    // that fill the schedules' range [0.002, 1]. Gram's rounding is about 100x the direct
+    // iteration's: small against these schedules' own errors (0.14 and 0.32), not against
+    // you's (0.0044), so lower() keeps you direct.
+    struct Case {
+        Shape shape;
+        double lo;
+    };
+    const std::vector<Case> cases = {{{48, 192}, 0.01}, {{192, 48}, 0.01}, {{40, 160}, 0.003}};
+    for (auto dtype : {modc::DType::F32, modc::DType::F64}) {
+        for (const std::string sched : {"polar-express", "muon"}) {
+            if (dtype == modc::DType::F64 && sched != "polar-express") continue;
+            const ScheduleInfo* info = nullptr;
+            for (const auto& s : iterative_schedules())
+                if (s.name == sched) info = &s;
+            for (const auto& c : cases) {
+                INFO(sched << " on " << c.shape[0] << " x " << c.shape[1] << " in " << name(dtype));
+                std::mt19937_64 rng(7);
+                std::string text = "network net = Linear(" + std::to_string(c.shape[0]) + ", " +
+                                   std::to_string(c.shape[1]) + ")\n";
+                Vec g = gradient_for("rms_to_rms", c.shape, rng, c.lo, 2.5);
+                auto gram = compile(text, sched, dtype);
+                auto direct = compile(text, sched, dtype, {}, {}, false);
+                Vec seen;
+                Vec xg = run_one(gram, g, &seen), xd = run_one(direct, g);
+                REQUIRE(all_finite(xg));
+                REQUIRE(xg != xd);  // the two ways really ran
+                int m = int(c.shape[0]), n = int(c.shape[1]);
+                double scale = map_factor("rms_to_rms", c.shape);
+                double denom = norm2(seen) * info->norm_scale + info->eps;
+                Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scale * scalar_map(*info, v / denom); });
+                double tol = dtype == modc::DType::F32 ? 2e-3 : 1e-9;  // Gram's rounding: ~10x the direct one's
+                report(sched + " " + std::to_string(m) + "x" + std::to_string(n) + " " + name(dtype) + " gram " + fmt(spectral_norm(minus(xg, want), m, n) / scale) + " direct " + fmt(spectral_norm(minus(xd, want), m, n) / scale));
+                CHECK(spectral_norm(minus(xg, want), m, n) / scale <= tol);
+                CHECK(spectral_norm(minus(xd, want), m, n) / scale <= tol / 5);
+                CHECK(spectral_norm(minus(xg, xd), m, n) / scale <= tol);
+            }
+        }
+    }
+}
+
+TEST_CASE("cpu: the kernel plan uses Gram Newton-Schulz only where it saves flops", "[cpu]") {
+    auto plan_for = [](const std::string& text, const std::string& sched, bool gram = true) {
+        auto c = modc::compile_source("t.mod", text, {});
+        REQUIRE_FALSE(c->diags.has_errors());
+        return modc::kp::lower(c->plans.front(), *modc::kp::find_schedule(sched), {}, {.gram = gram});
+    };
+    auto gram_of = [&](const std::string& dims, const std::string& sched, bool gram = true) {
+        auto kp = plan_for("network net = Linear(" + dims + ")\n", sched, gram);
+        REQUIRE(kp.groups.size() == 1);
+        return kp.groups[0].gram;
+    };
+    using modc::kp::scalar_error, modc::kp::find_schedule;
+    INFO("scalar errors: polar-express " << scalar_error(*find_schedule("polar-express")) << ", muon "
+                                         << scalar_error(*find_schedule("muon")) << ", you "
+                                         << scalar_error(*find_schedule("you")));
+    for (const char* sched : {"polar-express", "muon", "you"})
+        CHECK(scalar_error(*find_schedule(sched)) == Approx(band(sched)).epsilon(0.01));
+    CHECK(scalar_error(*find_schedule("svd")) == 0);
+    CHECK(gram_of("768, 3072", "polar-express"));
+    CHECK(gram_of("3072, 768", "muon"));
+    CHECK(gram_of("100, 300", "muon"));
+    CHECK_FALSE(gram_of("768, 3072", "you"));  // its own error, 0.0044, is too small for Gram's rounding
+    CHECK_FALSE(gram_of("768, 768", "polar-express"));  // square: 28 m^3 against 20 m^3
+    CHECK_FALSE(gram_of("100, 200", "polar-express"));  // saves only 11%
+    CHECK_FALSE(gram_of("768, 3072", "cubic"));         // its convergence test watches X
+    CHECK_FALSE(gram_of("768, 3072", "svd"));
+    CHECK_FALSE(gram_of("768, 3072", "polar-express", false));
+    // The flop count follows: 3 m^2 n + 25 m^3 for 5 steps, against 5 (3 m^2 n + m^3).
+    double m = 768, n = 3072;
+    CHECK(modc::kp::flops(plan_for("network net = Linear(768, 3072)\n", "muon")) ==
+          Approx(3 * m * m * n + 25 * m * m * m + 3 * m * n));
+    CHECK(modc::kp::flops(plan_for("network net = Linear(768, 3072)\n", "muon", false)) ==
+          Approx(5 * (3 * m * m * n + m * m * m) + 3 * m * n));
+}
+
+TEST_CASE("cpu: matrices dualized side by side give the same updates", "[cpu]") {
+    // Twelve weights of four shapes: with several threads the items are shared out largest
+    // first; each must land in its own update, and the run must not depend on the order.
+    const std::string text =
+        "def block(d) = (Linear(d, 4 * d) as up) @ (Linear(4 * d, d) as down) @ (Linear(d, d) as mix)\n"
+        "network net = (Linear(10, 32) as head) @ (block(32) ^ 3 as blocks) @ (Embed(32, 50) as embed)\n";
+    auto sequential = compile(text, "polar-express", modc::DType::F64, {}, {}, true, 1);
+    std::mt19937_64 rng(3);
+    std::vector<Vec> grads;
+    for (const auto& w : sequential.weights())
+        grads.push_back(gradient_for(w.atom == "Embed" ? "l1_to_rms" : "rms_to_rms", w.shape, rng));
+    Result one = run(sequential, grads);
+    for (unsigned threads : {2u, 3u, 8u}) {
+        INFO(threads << " threads");
+        auto parallel = compile(text, "polar-express", modc::DType::F64, {}, {}, true, threads);
+        Result many = run(parallel, grads);
+        Result again = run(parallel, grads);
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            INFO(sequential.weights()[i].path);
+            REQUIRE(all_finite(many.updates[i]));
+            CHECK(max_abs(minus(many.updates[i], one.updates[i])) <= 1e-12 * max_abs(one.updates[i]));
+            CHECK(again.updates[i] == many.updates[i]);  // deterministic run to run
+        }
+    }
 }
 
 TEST_CASE("cpu: the f64 path, and dtype mismatches", "[cpu]") {

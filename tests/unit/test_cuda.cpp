@@ -111,7 +111,7 @@ std::vector<DualPlan> dual_plans(const Net& net) {
 
 kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule) {
     for (std::size_t i = 0; i < plan.leaves.size(); ++i) REQUIRE(plan.leaves[i].index == static_cast<int>(i));
-    return kp::lower(plan, *kp::find_schedule(schedule));
+    return kp::lower(plan, *kp::find_schedule(schedule), {}, cuda::kLowerOptions);
 }
 
 const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};
