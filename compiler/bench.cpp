@@ -76,7 +76,7 @@ std::string run_bench(Dualizer& dualizer, double compile_seconds, const BenchOpt
     s += fmt::format("  compile       {:.3f} s (parse to JIT-compiled dualizer)\n", compile_seconds);
     s += fmt::format("  run           median {:.3f} ms, p10 {:.3f} ms, p90 {:.3f} ms over {} runs\n", median * 1e3,
                      p10 * 1e3, p90 * 1e3, o.runs);
-    s += fmt::format("  work          {:.3g} FLOP per run (Newton-Schulz counted as 3 m^2 n + m^3 per step)\n", flops);
+    s += fmt::format("  work          {:.3g} FLOP per run (the flops done: symmetric and Gram forms counted as such)\n", flops);
     s += fmt::format("  rate          {:.1f} GFLOP/s\n", flops / median / 1e9);
     return s;
 }

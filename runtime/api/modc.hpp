@@ -21,7 +21,9 @@ struct CompileOptions {
     std::map<std::string, std::string> set;       // network parameters: {"d", "64"}
     DType dtype = DType::F32;
     bool gram = true;      // Gram Newton-Schulz for wide matrices where it saves flops (kernel_plan.hpp)
-    unsigned threads = 0;  // matrices dualized at once; 0: one per hardware thread
+    // Matrices dualized at once; 0: one per hardware thread. While they run side by side, run()
+    // sets OpenBLAS's (process-wide) thread count to 1, and restores it before returning.
+    unsigned threads = 0;
 };
 
 struct WeightInfo {
