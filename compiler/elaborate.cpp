@@ -55,8 +55,15 @@ private:
     std::map<std::string, const ast::Definition*> defs_;
     std::map<std::string, const ast::Primitive*> primitives_;
     std::vector<const ast::Definition*> call_stack_;
+    std::vector<Loc> call_sites_;  // where each definition on call_stack_ (after the network) was called
     std::size_t modules_ = 0;
     int fresh_ = 0;
+
+    // Diagnostics found while expanding definitions carry a note per call, innermost first, so
+    // that an error in a definition's body names the call that led to it.
+    Diagnostic& error(Loc loc, std::string message) { return with_calls(diags_.error(loc, std::move(message))); }
+    Diagnostic& warning(Loc loc, std::string message) { return with_calls(diags_.warning(loc, std::move(message))); }
+    Diagnostic& with_calls(Diagnostic& d);
 
     Loc declared_at(const std::string& name) const;
     void check_primitive(const ast::Primitive& p);
@@ -119,11 +126,11 @@ Loc Elaborator::declared_at(const std::string& name) const {
 void Elaborator::declare(const ast::File& file) {
     auto claim = [&](const std::string& name, Loc loc) {
         if (kBuiltins.count(name)) {
-            diags_.error(loc, "'" + name + "' is a built-in and cannot be redefined");
+            error(loc, "'" + name + "' is a built-in and cannot be redefined");
             return false;
         }
         if (Loc previous = declared_at(name); previous.valid()) {
-            auto& d = diags_.error(loc, "redefinition of '" + name + "'");
+            auto& d = error(loc, "redefinition of '" + name + "'");
             Diagnostics::note(d, previous, "'" + name + "' was first defined here");
             return false;
         }
@@ -144,9 +151,9 @@ void Elaborator::declare(const ast::File& file) {
 void Elaborator::check_params(const std::vector<ast::Param>& params) {
     std::set<std::string> seen;
     for (const auto& param : params) {
-        if (!seen.insert(param.name).second) diags_.error(param.loc, "parameter '" + param.name + "' declared twice");
+        if (!seen.insert(param.name).second) error(param.loc, "parameter '" + param.name + "' declared twice");
         if (param.type && *param.type != "dim" && *param.type != "number" && *param.type != "module")
-            diags_.error(param.type_loc,
+            error(param.type_loc,
                          "unknown parameter type '" + *param.type + "'; expected 'dim', 'number' or 'module'");
     }
 }
@@ -156,15 +163,15 @@ bool Elaborator::check_type(const ast::Param& param, const Value& v, Loc loc, co
     if (!param.type || v.is_error()) return true;
     std::string where = "argument '" + param.name + "' of '" + callee + "'";
     if (*param.type == "module" && !v.is_module()) {
-        diags_.error(loc, where + " must be a module, but this is a number");
+        error(loc, where + " must be a module, but this is a number");
         return false;
     }
     if ((*param.type == "number" || *param.type == "dim") && !v.is_number()) {
-        diags_.error(loc, where + " must be a number, but this is a module");
+        error(loc, where + " must be a number, but this is a module");
         return false;
     }
     if (*param.type == "dim" && !is_dimension(v.number)) {
-        diags_.error(loc, where + " is a dimension and must be a positive integer" +
+        error(loc, where + " is a dimension and must be a positive integer" +
                               std::string(v.number > 0 && is_integer(v.number) ? " of practical size" : "") +
                               ", but is " + to_string(v.number));
         return false;
@@ -185,14 +192,14 @@ void Elaborator::check_primitive(const ast::Primitive& p) {
                 msg += "; bonds have no weights, so no " + f.name;
             else if (!hint.empty())
                 msg += "; did you mean '" + hint + "'?";
-            diags_.error(f.loc, msg);
+            error(f.loc, msg);
         }
-        if (!fields.insert(f.name).second) diags_.error(f.loc, "field '" + f.name + "' set twice");
+        if (!fields.insert(f.name).second) error(f.loc, "field '" + f.name + "' set twice");
         if (f.name == "norm" && (f.value->kind != ExprKind::Name || !find_norm(f.value->text)))
-            diags_.error(f.value->loc, "'norm' must name one of the known norms (see docs/language.md)");
+            error(f.value->loc, "'norm' must name one of the known norms (see docs/language.md)");
     }
-    if (p.is_atom && !fields.count("shape")) diags_.error(p.name_loc, "atom '" + p.name + "' declares no 'shape'");
-    if (p.is_atom && !fields.count("norm")) diags_.error(p.name_loc, "atom '" + p.name + "' declares no 'norm'");
+    if (p.is_atom && !fields.count("shape")) error(p.name_loc, "atom '" + p.name + "' declares no 'shape'");
+    if (p.is_atom && !fields.count("norm")) error(p.name_loc, "atom '" + p.name + "' declares no 'norm'");
 }
 
 std::vector<std::string> Elaborator::names_in_scope(const Env& env) const {
@@ -209,7 +216,7 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
         case ExprKind::Number: {
             auto n = parse_decimal(e.text);
             if (!n) {
-                diags_.error(e.loc, "number '" + e.text + "' is out of range");
+                error(e.loc, "number '" + e.text + "' is out of range");
                 return Value::error();
             }
             return Value::of(*n, e.loc);
@@ -224,7 +231,7 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
             return call(e.text, e.loc, {}, e, env);
         case ExprKind::Call:
             if (env.count(e.text)) {
-                diags_.error(e.name_loc, "'" + e.text + "' is a parameter, not a definition; it cannot be called");
+                error(e.name_loc, "'" + e.text + "' is a parameter, not a definition; it cannot be called");
                 return Value::error();
             }
             return call(e.text, e.name_loc, e.args, e, env);
@@ -240,7 +247,7 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
         case ExprKind::Named: {
             Value v = eval(*e.operands[0], env);
             if (v.is_number()) {
-                diags_.error(e.name_loc, "'as' names a module, but this is a number");
+                error(e.name_loc, "'as' names a module, but this is a number");
                 return Value::error();
             }
             if (v.is_module()) {
@@ -267,7 +274,7 @@ Value Elaborator::eval_tuple(const Expr& e, const Env& env) {
     for (const auto& item : e.operands) {
         Value v = eval(*item, env);
         if (v.is_number()) {
-            diags_.error(item->loc, "a tuple holds modules, but this item is a number");
+            error(item->loc, "a tuple holds modules, but this item is a number");
             ok = false;
         }
         if (!v.is_module()) ok = false;
@@ -287,7 +294,7 @@ Value Elaborator::eval_sum(const Expr& e, const Env& env) {
     bool ok = true;
     for (std::size_t i = 1; i < operands.size(); ++i)
         if (operands[i].kind != first.kind) {
-            auto& d = diags_.error(e.ops[i - 1].loc, "cannot " + std::string(e.ops[i - 1].symbol == "+" ? "add " : "subtract ") +
+            auto& d = error(e.ops[i - 1].loc, "cannot " + std::string(e.ops[i - 1].symbol == "+" ? "add " : "subtract ") +
                                                         what(operands[i]) + (e.ops[i - 1].symbol == "+" ? " to " : " from ") +
                                                         what(first));
             Diagnostics::note(d, e.operands[i]->loc, "this is " + what(operands[i]));
@@ -327,14 +334,14 @@ Value Elaborator::eval_product(const Expr& e, const Env& env) {
         Loc loc = span(acc.loc, rhs.loc);
         bool divide = op.symbol == "/";
         if (acc.is_module() && rhs.is_module()) {
-            diags_.error(op.loc, std::string("cannot ") + (divide ? "divide" : "multiply") +
+            error(op.loc, std::string("cannot ") + (divide ? "divide" : "multiply") +
                                      " two modules; compose them with '@'");
             acc = Value::error();
         } else if (divide && rhs.is_module()) {
-            diags_.error(op.loc, "cannot divide by a module");
+            error(op.loc, "cannot divide by a module");
             acc = Value::error();
         } else if (divide && rhs.number == 0) {
-            diags_.error(e.operands[i]->loc, "division by zero");
+            error(e.operands[i]->loc, "division by zero");
             acc = Value::error();
         } else if (acc.is_number() && rhs.is_number()) {
             acc = Value::of(divide ? acc.number / rhs.number : acc.number * rhs.number, loc);
@@ -357,7 +364,7 @@ Value Elaborator::eval_compose(const Expr& e, const Env& env) {
     for (auto it = e.operands.rbegin(); it != e.operands.rend(); ++it) {
         Value v = eval(**it, env);
         if (v.is_number()) {
-            diags_.error((*it)->loc, "'@' composes modules, but this is a number");
+            error((*it)->loc, "'@' composes modules, but this is a number");
             ok = false;
         }
         if (!v.is_module()) ok = false;
@@ -373,17 +380,17 @@ Value Elaborator::eval_power(const Expr& e, const Env& env) {
     if (base.is_error() || exponent.is_error()) return Value::error();
     const Expr& exp_expr = *e.operands[1];
     if (exponent.is_module()) {
-        diags_.error(exp_expr.loc, "an exponent must be a number, but this is a module");
+        error(exp_expr.loc, "an exponent must be a number, but this is a module");
         return Value::error();
     }
     if (!is_integer(exponent.number)) {
-        diags_.error(exp_expr.loc, "an exponent must be an integer, but this is " + to_string(exponent.number));
+        error(exp_expr.loc, "an exponent must be an integer, but this is " + to_string(exponent.number));
         return Value::error();
     }
     if (base.is_number()) {
         auto result = power(base.number, boost::multiprecision::numerator(exponent.number));
         if (!result) {
-            diags_.error(e.loc, base.number == 0 ? "zero cannot be raised to a negative power"
+            error(e.loc, base.number == 0 ? "zero cannot be raised to a negative power"
                                                  : "this power is too large to compute exactly");
             return Value::error();
         }
@@ -391,12 +398,12 @@ Value Elaborator::eval_power(const Expr& e, const Env& env) {
     }
     const Rational& n = exponent.number;
     if (n < 0) {
-        diags_.error(exp_expr.loc, "a module can only be raised to a non-negative integer power, not " + to_string(n));
+        error(exp_expr.loc, "a module can only be raised to a non-negative integer power, not " + to_string(n));
         return Value::error();
     }
     std::size_t size = ir::count_nodes(*base.module);
     if (n > Rational(kMaxModules) || n * size + modules_ > kMaxModules) {
-        diags_.error(e.loc, to_string(n) + " copies of this module would exceed modc's limit of " +
+        error(e.loc, to_string(n) + " copies of this module would exceed modc's limit of " +
                                 std::to_string(kMaxModules) + " modules");
         return Value::error();
     }
@@ -412,7 +419,7 @@ Value Elaborator::eval_power(const Expr& e, const Env& env) {
 
 NodePtr Elaborator::mul_bond(const Rational& c, Loc loc, bool warn_negative) {
     if (c < 0 && warn_negative)
-        diags_.warning(loc, "multiplying a module by the negative number " + to_string(c) +
+        warning(loc, "multiplying a module by the negative number " + to_string(c) +
                                 " flips the sign of its output; its sensitivity is taken as |" + to_string(c) +
                                 "| = " + to_string(abs(c)));
     return counted(Node::bond("Mul", {"c"}, {c}, abs(c), Pattern::variable("x"), Pattern::variable("x"), loc));
@@ -422,7 +429,7 @@ NodePtr Elaborator::mul_bond(const Rational& c, Loc loc, bool warn_negative) {
 // powers are.
 bool Elaborator::small_enough(const Rational& n, Loc loc) {
     if (bit_size(n) <= kMaxNumberBits) return true;
-    diags_.error(loc, "this number is too large to compute exactly");
+    error(loc, "this number is too large to compute exactly");
     return false;
 }
 
@@ -443,7 +450,7 @@ Value Elaborator::call(const std::string& name, Loc name_loc, const std::vector<
     std::string msg = "unknown name '" + name + "'";
     std::string hint = closest_match(name, names_in_scope(env));
     if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
-    auto& d = diags_.error(name_loc, msg);
+    auto& d = error(name_loc, msg);
     if (!hint.empty() && declared_at(hint).valid()) Diagnostics::note(d, declared_at(hint), "'" + hint + "' is declared here");
     return Value::error();
 }
@@ -458,14 +465,14 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
     for (const auto& arg : args) {
         if (!arg.keyword) {
             if (seen_keyword) {
-                diags_.error(arg.value->loc, "a positional argument cannot follow a keyword argument");
+                error(arg.value->loc, "a positional argument cannot follow a keyword argument");
                 b.ok = false;
             } else if (positional >= params.size()) {
                 auto given = std::count_if(args.begin(), args.end(), [](const ast::Arg& a) { return !a.keyword; });
                 std::string takes = params.empty() ? "takes no arguments"
                                                    : "takes " + std::to_string(params.size()) + " argument" +
                                                          (params.size() == 1 ? "" : "s");
-                auto& d = diags_.error(arg.value->loc, "'" + callee + "' " + takes + ", but " + std::to_string(given) +
+                auto& d = error(arg.value->loc, "'" + callee + "' " + takes + ", but " + std::to_string(given) +
                                                            (given == 1 ? " was given" : " were given"));
                 if (decl_loc.valid()) Diagnostics::note(d, decl_loc, "'" + callee + "' is declared here");
                 b.ok = false;
@@ -480,13 +487,13 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
         if (it != params.end()) {
             auto& slot = given[static_cast<std::size_t>(it - params.begin())];
             if (slot) {
-                diags_.error(arg.keyword_loc, "argument '" + *arg.keyword + "' is given twice");
+                error(arg.keyword_loc, "argument '" + *arg.keyword + "' is given twice");
                 b.ok = false;
             }
             slot = &arg;
         } else if (extra_keywords.count(*arg.keyword)) {
             if (b.extras.count(*arg.keyword)) {
-                diags_.error(arg.keyword_loc, "argument '" + *arg.keyword + "' is given twice");
+                error(arg.keyword_loc, "argument '" + *arg.keyword + "' is given twice");
                 b.ok = false;
             }
             b.extras[*arg.keyword] = &arg;
@@ -494,7 +501,7 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
             std::vector<std::string> names(extra_keywords.begin(), extra_keywords.end());
             for (const auto& p : params) names.push_back(p.name);
             std::string hint = closest_match(*arg.keyword, names);
-            diags_.error(arg.keyword_loc, "'" + callee + "' has no parameter '" + *arg.keyword + "'" +
+            error(arg.keyword_loc, "'" + callee + "' has no parameter '" + *arg.keyword + "'" +
                                               (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
             b.ok = false;
         }
@@ -511,7 +518,7 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
             v.loc = site.loc;
             b.arg_locs[i] = site.loc;
         } else {
-            auto& d = diags_.error(site.loc, "missing argument '" + p.name + "' of '" + callee + "'");
+            auto& d = error(site.loc, "missing argument '" + p.name + "' of '" + callee + "'");
             if (decl_loc.valid()) Diagnostics::note(d, p.loc, "'" + p.name + "' is declared here");
             b.ok = false;
             continue;
@@ -522,12 +529,27 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
     return b;
 }
 
+Diagnostic& Elaborator::with_calls(Diagnostic& d) {
+    constexpr std::size_t kShown = 8;  // innermost calls; a deep chain ends in a count
+    std::size_t shown = 0;
+    for (std::size_t i = call_sites_.size(); i-- > 0; ++shown) {
+        const std::string& name = call_stack_[i + 1]->name;
+        if (shown == kShown) {
+            Diagnostics::note(d, call_sites_[i], "... and " + std::to_string(i + 1) + " more calls");
+            break;
+        }
+        Diagnostics::note(d, call_sites_[i], "in the expansion of '" + name + "' called here");
+    }
+    return d;
+}
+
 Value Elaborator::call_definition(const ast::Definition& def, const std::vector<ast::Arg>& args, const Expr& site,
                                   const Env& env) {
     if (auto cycle = std::find(call_stack_.begin(), call_stack_.end(), &def); cycle != call_stack_.end()) {
         // Through other definitions, the message names the cycle: 'f' -> 'g' -> 'f'.
         std::string through;
         for (auto it = cycle; it != call_stack_.end(); ++it) through += "'" + (*it)->name + "' -> ";
+        // The message names the cycle already: no notes for each call.
         auto& d = diags_.error(site.loc, "'" + def.name + "' is used inside its own definition" +
                                              (call_stack_.end() - cycle > 1 ? " (" + through + "'" + def.name + "')" : "") +
                                              "; definitions cannot be recursive");
@@ -535,7 +557,7 @@ Value Elaborator::call_definition(const ast::Definition& def, const std::vector<
         return Value::error();
     }
     if (static_cast<int>(call_stack_.size()) >= kMaxCallDepth) {
-        diags_.error(site.loc, "definitions nest more than " + std::to_string(kMaxCallDepth) + " calls deep");
+        error(site.loc, "definitions nest more than " + std::to_string(kMaxCallDepth) + " calls deep");
         return Value::error();
     }
     Binding b = bind(def.name, def.name_loc, def.params, args, {}, site, env);
@@ -543,7 +565,9 @@ Value Elaborator::call_definition(const ast::Definition& def, const std::vector<
         b.ok = check_type(def.params[i], b.values[def.params[i].name], b.arg_locs[i], def.name);
     if (!b.ok) return Value::error();
     call_stack_.push_back(&def);
+    call_sites_.push_back(site.loc);
     Value result = eval(*def.body, b.values);
+    call_sites_.pop_back();
     call_stack_.pop_back();
     if (result.is_module() && !result.module->named) result.module->label = def.name;
     result.loc = site.loc;
@@ -552,7 +576,7 @@ Value Elaborator::call_definition(const ast::Definition& def, const std::vector<
 
 std::optional<Rational> Elaborator::number_in(const Expr& e, const Env& env, const std::string& what_for) {
     Value v = eval(e, env);
-    if (v.is_module()) diags_.error(e.loc, what_for + " must be a number, but this is a module");
+    if (v.is_module()) error(e.loc, what_for + " must be a number, but this is a module");
     if (!v.is_number()) return std::nullopt;
     return v.number;
 }
@@ -572,7 +596,7 @@ std::optional<Pattern> Elaborator::pattern(const Expr& e, const Env& local, cons
     auto n = number_in(e, local, "a feature size");
     if (!n) return std::nullopt;
     if (!is_dimension(*n)) {
-        diags_.error(e.loc, "feature size of '" + p.name + "' must be a positive integer, but is " + to_string(*n));
+        error(e.loc, "feature size of '" + p.name + "' must be a positive integer, but is " + to_string(*n));
         return std::nullopt;
     }
     return Pattern::of_size(to_int64(*n));
@@ -588,10 +612,10 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
         const auto& param = p.params[i];
         const Value& v = b.values[param.name];
         if (v.is_module()) {
-            diags_.error(b.arg_locs[i], "argument '" + param.name + "' of '" + p.name + "' must be a number, but this is a module");
+            error(b.arg_locs[i], "argument '" + param.name + "' of '" + p.name + "' must be a number, but this is a module");
             b.ok = false;
         } else if (param.type == std::string("dim") && !is_dimension(v.number)) {
-            diags_.error(b.arg_locs[i], "argument '" + param.name + "' of '" + p.name +
+            error(b.arg_locs[i], "argument '" + param.name + "' of '" + p.name +
                                             "' is a dimension and must be a positive integer, but is " + to_string(v.number));
             b.ok = false;
         }
@@ -616,10 +640,10 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
     }
     if (sensitivity < 0) {
         if (p.is_atom) {
-            diags_.error(site.loc, "'" + desc + "' has negative sensitivity " + to_string(sensitivity));
+            error(site.loc, "'" + desc + "' has negative sensitivity " + to_string(sensitivity));
             return Value::error();
         }
-        diags_.warning(site.loc, "'" + desc + "' scales by the negative number " + to_string(sensitivity) +
+        warning(site.loc, "'" + desc + "' scales by the negative number " + to_string(sensitivity) +
                                      ": it flips the sign of its output, and its sensitivity is taken as |" +
                                      to_string(sensitivity) + "| = " + to_string(abs(sensitivity)));
         sensitivity = abs(sensitivity);
@@ -641,7 +665,7 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
             auto n = number_in(*s, local, "a weight size");
             if (!n) return Value::error();
             if (!is_dimension(*n)) {
-                auto& d = diags_.error(site.loc, "'" + desc + "' would have a weight size of " + to_string(*n) +
+                auto& d = error(site.loc, "'" + desc + "' would have a weight size of " + to_string(*n) +
                                                      "; sizes must be positive integers");
                 Diagnostics::note(d, s->loc, "the size is computed here");
                 return Value::error();
@@ -659,7 +683,7 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
         for (const auto& n : known_norms()) names_of_norms.push_back(n.name);
         if (value.kind != ExprKind::Name || !find_norm(value.text)) {
             std::string hint = value.kind == ExprKind::Name ? closest_match(value.text, names_of_norms) : "";
-            diags_.error(value.loc, "unknown norm '" + diags_.sources().slice(value.loc) + "'" +
+            error(value.loc, "unknown norm '" + diags_.sources().slice(value.loc) + "'" +
                                         (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
             return Value::error();
         }
@@ -670,7 +694,7 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
     if (info->rank != static_cast<int>(shape.size())) {
         std::string shape_text;
         for (auto s : shape) shape_text += (shape_text.empty() ? "" : ", ") + std::to_string(s);
-        auto& d = diags_.error(norm_loc, "norm '" + norm + "' applies to " +
+        auto& d = error(norm_loc, "norm '" + norm + "' applies to " +
                                              (info->rank == 1 ? std::string("vectors") : info->rank == 2 ? "matrices" : "convolution kernels") +
                                              ", but '" + desc + "' has a weight of shape [" + shape_text + "]");
         (void)d;
@@ -686,13 +710,13 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
         auto m = number_in(*it->second->value, env, "mass");
         if (!m) return Value::error();
         if (*m < 0) {
-            diags_.error(it->second->value->loc, "mass must be non-negative, but is " + to_string(*m));
+            error(it->second->value->loc, "mass must be non-negative, but is " + to_string(*m));
             return Value::error();
         }
         mass = *m;
     }
     if (mass < 0) {
-        diags_.error(site.loc, "'" + desc + "' has negative mass " + to_string(mass));
+        error(site.loc, "'" + desc + "' has negative mass " + to_string(mass));
         return Value::error();
     }
     return Value::of(counted(Node::atom(p.name, names, values, shape, norm, mass, sensitivity, *in, *out, site.loc)),
@@ -701,28 +725,28 @@ Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Ar
 
 Value Elaborator::tare(const std::vector<ast::Arg>& args, const Expr& site, const Env& env) {
     if (args.size() != 2 || (args[0].keyword) || (args[1].keyword && *args[1].keyword != "mass")) {
-        diags_.error(site.loc, "'tare' takes a module and its new mass: tare(M, mass)");
+        error(site.loc, "'tare' takes a module and its new mass: tare(M, mass)");
         return Value::error();
     }
     Value module = eval(*args[0].value, env);
     Value mass = eval(*args[1].value, env);
     if (module.is_error() || mass.is_error()) return Value::error();
     if (!module.is_module()) {
-        diags_.error(args[0].value->loc, "'tare' needs a module here, but this is a number");
+        error(args[0].value->loc, "'tare' needs a module here, but this is a number");
         return Value::error();
     }
     if (!mass.is_number()) {
-        diags_.error(args[1].value->loc, "the new mass must be a number, but this is a module");
+        error(args[1].value->loc, "the new mass must be a number, but this is a module");
         return Value::error();
     }
     if (mass.number < 0) {
-        diags_.error(args[1].value->loc, "mass must be non-negative, but is " + to_string(mass.number));
+        error(args[1].value->loc, "mass must be non-negative, but is " + to_string(mass.number));
         return Value::error();
     }
     NodePtr m = module.module;
     if (m->mass == 0) {
         if (mass.number != 0) {
-            diags_.error(args[0].value->loc, "cannot tare a module of mass 0 to mass " + to_string(mass.number) +
+            error(args[0].value->loc, "cannot tare a module of mass 0 to mass " + to_string(mass.number) +
                                                  ": it has no weights to give the mass to");
             return Value::error();
         }
@@ -744,30 +768,31 @@ std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
             env[p.name] = eval(*p.default_value, env);
             if (!check_type(p, env[p.name], p.default_value->loc, def.name)) env[p.name] = Value::error();
         } else {
-            diags_.error(p.loc, "parameter '" + p.name + "' of network '" + def.name +
+            error(p.loc, "parameter '" + p.name + "' of network '" + def.name +
                                     "' has no default; give it one or set it with --set " + p.name + "=VALUE");
             env[p.name] = Value::error();
         }
     }
     for (const auto& [name, _] : overrides)
         if (std::none_of(def.params.begin(), def.params.end(), [&](const ast::Param& p) { return p.name == name; }))
-            diags_.error(def.name_loc, "network '" + def.name + "' has no parameter '" + name + "' to set");
+            error(def.name_loc, "network '" + def.name + "' has no parameter '" + name + "' to set");
     Value body;
     try {
         call_stack_ = {&def};
+        call_sites_.clear();
         body = eval(*def.body, env);
     } catch (const TooLarge& t) {
-        auto& d = diags_.error(def.name_loc, "network '" + def.name + "' grows past modc's limit of " +
+        auto& d = error(def.name_loc, "network '" + def.name + "' grows past modc's limit of " +
                                                  std::to_string(kMaxModules) + " modules");
         Diagnostics::note(d, t.loc, "the limit is reached here");
         return std::nullopt;
     } catch (const ir::NumberTooLarge& t) {
-        diags_.error(t.loc, "the " + t.what + " of this module is too large to compute exactly");
+        error(t.loc, "the " + t.what + " of this module is too large to compute exactly");
         return std::nullopt;
     }
     call_stack_.clear();
     if (body.is_number()) {
-        diags_.error(def.body->loc, "network '" + def.name + "' must describe a module, but its body is a number");
+        error(def.body->loc, "network '" + def.name + "' must describe a module, but its body is a number");
         return std::nullopt;
     }
     if (!body.is_module() || diags_.error_count() != errors_before) return std::nullopt;

@@ -477,3 +477,27 @@ TEST_CASE("elaborate: limits on the size of a network", "[elaborate][errors][lim
     REQUIRE(calls->diags.error_count() == 1);
     CHECK(calls->diags.all()[0].message == "definitions nest more than 64 calls deep");
 }
+
+TEST_CASE("elaborate: errors inside definitions name the calls that expanded them", "[elaborate][errors]") {
+    // A chain of 12 definitions, the error in the innermost: the 8 innermost calls are named,
+    // innermost first, then a count of the rest.
+    std::string text = "def f0(d) = Linear(d, d) @ (1 + Linear(d, d))\n";
+    for (int i = 1; i < 12; ++i)
+        text += "def f" + std::to_string(i) + "(d) = f" + std::to_string(i - 1) + "(d) @ ReLU\n";
+    text += "network n = f11(4)\n";
+    auto c = elaborate_text(text);
+    REQUIRE(c->diags.error_count() == 1);
+    const auto& d = c->diags.all().front();
+    CHECK(pos(*c, d.loc) == "1:31");
+    std::vector<std::string> notes;
+    for (const auto& n : d.notes) notes.push_back(pos(*c, n.loc) + ": " + n.message);
+    REQUIRE(notes.size() == 10);  // 8 calls, the count, "this is a module"
+    CHECK(notes[0] == "2:13: in the expansion of 'f0' called here");
+    CHECK(notes[7] == "9:13: in the expansion of 'f7' called here");
+    CHECK(notes[8] == "10:13: ... and 4 more calls");
+    CHECK(notes[9] == "1:33: this is a module");
+    // At the top level, an error has no such notes.
+    auto top = elaborate_text("network n = Linear(4, 4) @ (1 + Linear(4, 4))\n");
+    REQUIRE(top->diags.error_count() == 1);
+    CHECK(top->diags.all().front().notes.size() == 1);
+}
