@@ -114,6 +114,10 @@ KernelPlan lower(const DualPlan& plan, const Schedule& schedule,
 // Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3.
 double newton_schulz_flops(double m, double n, int steps, bool gram);
 
+// Newton-Schulz steps one matrix of the group runs: its fixed steps, or 10 for the cubic
+// schedule (which stops when it converges); 0 for svd and the closed forms.
+int newton_schulz_steps(const Group& group);
+
 // Floating-point operations of one run (the cubic schedule counted as 10 steps).
 double flops(const KernelPlan& plan);
 

@@ -118,10 +118,8 @@ bool use_gram(const Group& g, const Schedule& schedule, const LowerOptions& opti
     int steps = 0;
     for (const auto& s : g.steps) {
         if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return false;
-        if (s.kind == StepKind::NewtonSchulz) {
-            if (s.coeffs.c == 0) return false;
-            ++steps;
-        }
+        if (s.kind == StepKind::NewtonSchulz && s.coeffs.c == 0) return false;
+        steps += s.kind == StepKind::NewtonSchulz;
     }
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
     return steps >= 2 && newton_schulz_flops(m, n, steps, true) <= 0.75 * newton_schulz_flops(m, n, steps, false);
@@ -193,17 +191,21 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
     return kp;
 }
 
+int newton_schulz_steps(const Group& group) {
+    int steps = 0;
+    for (const auto& s : group.steps) {
+        if (s.kind == StepKind::NewtonSchulz) steps += 1;
+        if (s.kind == StepKind::IterateToConvergence) steps += 10;
+    }
+    return steps;
+}
+
 double flops(const KernelPlan& plan) {
     double total = 0;
     for (const auto& g : plan.groups) {
         double matrices = static_cast<double>(g.members.size() * g.slices);
         double m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-        int steps = 0;
-        for (const auto& s : g.steps) {
-            if (s.kind == StepKind::NewtonSchulz) steps += 1;
-            if (s.kind == StepKind::IterateToConvergence) steps += 10;
-        }
-        total += matrices * newton_schulz_flops(m, n, steps, g.gram);
+        total += matrices * newton_schulz_flops(m, n, newton_schulz_steps(g), g.gram);
         total += 3.0 * static_cast<double>(g.elements()) * static_cast<double>(g.members.size());
     }
     return total;

@@ -52,16 +52,12 @@ int gesdd(int m, int n, double* x, double* s, double* u, double* vt) {
 
 bool orthogonal(const kp::Group& g) { return g.map == MapKind::Orthogonalize || g.map == MapKind::OrthogonalizeSlices; }
 
-// Flops of one item, to order the work (the cubic schedule counted as 10 steps, an SVD as 20).
+// Flops of one item, to order the work (an SVD weighed as 10 Newton-Schulz steps).
 double item_cost(const kp::Group& g) {
     if (!orthogonal(g)) return 3.0 * static_cast<double>(g.elements());
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-    int steps = 0;
-    for (const auto& s : g.steps) {
-        if (s.kind == kp::StepKind::NewtonSchulz) steps += 1;
-        if (s.kind == kp::StepKind::IterateToConvergence || s.kind == kp::StepKind::SvdPolar) steps += 10;
-    }
-    return kp::newton_schulz_flops(m, n, steps, g.gram);
+    bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const kp::Step& s) { return s.kind == kp::StepKind::SvdPolar; });
+    return kp::newton_schulz_flops(m, n, svd ? 10 : kp::newton_schulz_steps(g), g.gram);
 }
 
 // OpenBLAS's thread count for a scope: one while items run side by side (each call then runs
