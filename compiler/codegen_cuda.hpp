@@ -10,6 +10,9 @@
 //     exactly as cuBLAS takes them. runtime/cuda executes it on a GPU; the host test executes
 //     it with the same kernels compiled for the CPU and CBLAS in column-major mode.
 //
+// Gradients and updates are in the compute type, or in bf16 (CudaOptions::storage): then only
+// the kernels that read a gradient or write an update convert, and everything else stays f32.
+//
 // The kernels use neither shared memory nor __syncthreads: every reduction accumulates with
 // atomicAdd (or atomicMax/atomicMin) into a small zeroed scratch array, and a later kernel reads
 // it. That keeps them exact when each thread is run one after the other on the host.

@@ -5,7 +5,11 @@
 //     by the program's op list (CBLAS in column-major mode standing in for cuBLAS, with the
 //     very parameters cuBLAS would get), gives the CPU backend's updates;
 //   - the NVRTC disk cache: hits, two writers at once, corrupted entries;
-//   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1.
+//   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1, and the
+//     API with Backend::Cuda throws BackendUnavailable with the same reason;
+//   - bf16 storage: the kernels, their conversions (from the emitted text), the host runs;
+//   - runtime/cuda end to end on a fake driver (tests/cuda_host/fake_cuda.cpp), through the
+//     CLI and through the C++ and C APIs.
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
