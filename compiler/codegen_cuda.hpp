@@ -10,6 +10,9 @@
 //     exactly as cuBLAS takes them. runtime/cuda executes it on a GPU; the host test executes
 //     it with the same kernels compiled for the CPU and CBLAS in column-major mode.
 //
+// Gradients and updates are in the compute type, or in bf16 (CudaOptions::storage): then only
+// the kernels that read a gradient or write an update convert, and everything else stays f32.
+//
 // The kernels use neither shared memory nor __syncthreads: every reduction accumulates with
 // atomicAdd (or atomicMax/atomicMin) into a small zeroed scratch array, and a later kernel reads
 // it. That keeps them exact when each thread is run one after the other on the host.
@@ -85,8 +88,17 @@ enum class MatmulMode {
     Batched,    // always strided-batched gemm, one call per step for the whole group
 };
 
+// How gradients and updates are held in memory. Compute: in `type`, as the work buffers.
+// BF16: bfloat16 (as its bits, `unsigned short`) with f32 compute: the kernels that read a
+// gradient widen it to f32, the kernels that write an update round it to bf16 (nearest even,
+// NaN kept NaN); the work buffers and cuBLAS stay f32. The two conversions are small device
+// functions written into the source (modc_bf16_to_f32, modc_f32_to_bf16), so it still
+// includes no header.
+enum class Storage : std::uint8_t { Compute, BF16 };
+
 struct CudaOptions {
     ElementType type = ElementType::F32;
+    Storage storage = Storage::Compute;  // BF16 needs type F32
     MatmulMode matmul = MatmulMode::Auto;
     unsigned block = 256;      // threads per block of every kernel
     unsigned max_grid = 1024;  // blocks along x at most (the kernels loop over the rest)
@@ -97,16 +109,23 @@ struct Program {
     std::string network;
     std::string schedule;
     ElementType type = ElementType::F32;
+    Storage storage = Storage::Compute;
     std::string source;                // CUDA C++
     std::vector<std::string> kernels;  // every kernel the source defines, in order
     std::vector<Op> ops;
     std::array<std::int64_t, kWorkBuffers> bytes{};  // of each work buffer (0: unused)
     std::size_t leaf_count = 0;
     std::vector<std::int64_t> leaf_elements;         // by leaf index
+
+    // Bytes per element of a gradient or update (2 for BF16, else that of `type`).
+    std::int64_t tensor_element_size() const {
+        return storage == Storage::BF16 ? 2 : type == ElementType::F32 ? 4 : 8;
+    }
 };
 
 // The schedule `svd` has no CUDA form (it needs an SVD on the device): asking for it, for the
-// whole network or one weight, throws this, naming the weights.
+// whole network or one weight, throws this, naming the weights. So does BF16 storage with
+// f64 compute.
 struct Unsupported : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

@@ -25,7 +25,7 @@
 #include "suggest.hpp"
 #include "version.hpp"
 #ifdef MODC_WITH_CUDA
-#include "runtime/cuda/gpu.hpp"
+#include "runtime/cuda/cache.hpp"
 #include "runtime/cuda/nvrtc.hpp"
 #endif
 
@@ -138,75 +138,10 @@ bool parse_schedules(const std::vector<std::string>& args, CompileOptions& optio
     return true;
 }
 
-// The CUDA backend (runtime/cuda): why it cannot run here, or empty.
-std::string cuda_unavailable() {
-#ifdef MODC_WITH_CUDA
-    return cuda::gpu_unavailable();
-#else
-    return "this modc was built without NVRTC (no CUDA toolkit was found when it was built)";
-#endif
-}
-
 #ifdef MODC_WITH_CUDA
 std::unique_ptr<cuda::DiskCache> kernel_cache() {
     auto dir = cuda::DiskCache::default_dir();
     return dir.empty() ? nullptr : std::make_unique<cuda::DiskCache>(dir / "nvrtc");
-}
-
-int dualize_cuda(const Options& o, const DualPlan& plan, const CompileOptions& options, std::vector<rt::Tensor>& grads,
-                 bool f64) {
-    std::map<std::string, const kp::Schedule*> per_leaf;
-    for (const auto& [path, name] : options.leaf_schedules) {
-        bool known = false;
-        for (const auto& l : plan.leaves) known |= l.path == path;
-        if (!known) return fail("network '" + plan.network + "' has no weight '" + path + "'");
-        per_leaf[path] = kp::find_schedule(name);
-    }
-    kp::KernelPlan kernel_plan = kp::lower(plan, *kp::find_schedule(options.schedule), per_leaf, cuda::kLowerOptions);
-    cuda::CudaOptions co;
-    co.type = f64 ? ElementType::F64 : ElementType::F32;
-    std::map<std::string, rt::Tensor*> by_name;
-    for (auto& g : grads) by_name[g.name] = &g;
-    std::vector<rt::Tensor> updates;
-    std::vector<const void*> in;
-    std::vector<void*> out;
-    for (const auto& l : plan.leaves) {
-        const rt::Tensor& g = *by_name.at(l.path);
-        updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
-    }
-    for (std::size_t i = 0; i < updates.size(); ++i) {
-        in.push_back(by_name.at(updates[i].name)->data.data());
-        out.push_back(updates[i].data.data());
-    }
-    try {
-        auto cache = kernel_cache();
-        cuda::GpuOptions go;
-        go.cache = cache.get();
-        cuda::GpuDualizer gpu(cuda::codegen_cuda(kernel_plan, co), go);
-        gpu.run(in.data(), out.data());
-        // MODC_CUDA_TIMING=N: N more runs, and a line on stderr with the median GPU time.
-        if (const char* timing = std::getenv("MODC_CUDA_TIMING"); timing && std::atoi(timing) > 0) {
-            std::vector<double> ms;
-            for (int i = 0; i < std::atoi(timing); ++i) {
-                gpu.run(in.data(), out.data());
-                ms.push_back(gpu.last_ms());
-            }
-            std::sort(ms.begin(), ms.end());
-            std::fprintf(stderr, "modc: cuda: %s; kernels %s; %s; dualization %.3f ms (median of %zu runs, GPU time without copies)\n",
-                         gpu.device().c_str(), gpu.from_cache() ? "from the cache" : "compiled", gpu.graph() ? "one CUDA graph" : "no graph",
-                         ms[ms.size() / 2], ms.size());
-        }
-    } catch (const cuda::Unsupported& e) {
-        return fail(e.what());
-    } catch (const cuda::GpuError& e) {
-        return fail(std::string("the CUDA backend failed: ") + e.what());
-    }
-    try {
-        rt::write_tensors(o.output, updates);
-    } catch (const rt::TensorError& e) {
-        return fail(e.what());
-    }
-    return 0;
 }
 #endif
 
@@ -214,6 +149,7 @@ int dualize_cuda(const Options& o, const DualPlan& plan, const CompileOptions& o
 int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::function<int(const std::string&)>& write) {
     cuda::CudaOptions co;
     co.type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
+    co.storage = o.dtype == "bf16" ? cuda::Storage::BF16 : cuda::Storage::Compute;
     cuda::Program program;
     try {
         program = cuda::codegen_cuda(kernel_plan, co);
@@ -244,13 +180,12 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
 #endif
 }
 
+// Both backends run through the API (runtime/api/modc.hpp), in the gradients' own dtype.
 int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
-    if (o.backend == "cuda") {
-        std::string why = cuda_unavailable();
-        if (!why.empty()) return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
-    } else if (o.backend != "cpu") {
-        return fail("the " + o.backend + " backend is not available in this build; use --backend cpu");
-    }
+    const Backend backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+    // Before the gradients are read: a machine without a GPU says so, whatever the input.
+    if (std::string why = backend_unavailable(backend); !why.empty())
+        return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
     std::vector<rt::Tensor> grads;
     try {
         grads = rt::read_tensors(o.input);
@@ -267,39 +202,53 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     }
     CompileOptions options;
     options.network = plan.network;
+    options.backend = backend;
     if (!parse_schedules(o.schedules, options)) return 1;
     for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
-    bool f64 = !grads.empty() && grads.front().dtype == rt::DType::F64;
-    options.dtype = f64 ? DType::F64 : DType::F32;
+    const rt::DType dtype = grads.empty() ? rt::DType::F32 : grads.front().dtype;
+    options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
     options.gram = !o.no_gram;
     options.threads = o.threads;
-#ifdef MODC_WITH_CUDA
-    if (o.backend == "cuda") return dualize_cuda(o, plan, options, grads, f64);
-#endif
-    Dualizer dualizer = compile_source_text(o.file, text, options);
 
-    // Gradients in weight order, whatever order the file had them in.
+    // Gradients in weight order, whatever order the file had them in; updates of the same dtype.
     std::map<std::string, rt::Tensor*> by_name;
     for (auto& g : grads) by_name[g.name] = &g;
     std::vector<rt::Tensor> updates;
-    for (const auto& w : dualizer.weights()) {
-        const rt::Tensor& g = *by_name.at(w.path);
-        updates.push_back(rt::Tensor{w.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
+    for (const auto& l : plan.leaves) {
+        const rt::Tensor& g = *by_name.at(l.path);
+        updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
     }
-    auto run_typed = [&](auto zero) {
-        using T = decltype(zero);
-        std::vector<const T*> in;
-        std::vector<T*> out;
-        for (std::size_t i = 0; i < updates.size(); ++i) {
-            in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
-            out.push_back(updates[i].template as<T>().ptr);
+    try {
+        Dualizer dualizer = compile_source_text(o.file, text, options);
+        auto run_typed = [&](auto zero) {
+            using T = decltype(zero);
+            std::vector<const T*> in;
+            std::vector<T*> out;
+            for (std::size_t i = 0; i < updates.size(); ++i) {
+                in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
+                out.push_back(updates[i].template as<T>().ptr);
+            }
+            dualizer.run(in.data(), out.data());
+            // MODC_CUDA_TIMING=N: N more runs on the GPU, and a line on stderr with the median GPU time.
+            const char* timing = std::getenv("MODC_CUDA_TIMING");
+            if (backend != Backend::Cuda || !timing || std::atoi(timing) <= 0) return;
+            std::vector<double> ms;
+            for (int i = 0; i < std::atoi(timing); ++i) {
+                dualizer.run(in.data(), out.data());
+                ms.push_back(dualizer.last_run_ms());
+            }
+            std::sort(ms.begin(), ms.end());
+            std::fprintf(stderr, "modc: cuda: %s; dualization %.3f ms (median of %zu runs, GPU time without copies)\n",
+                         dualizer.device().c_str(), ms[ms.size() / 2], ms.size());
+        };
+        switch (dtype) {
+            case rt::DType::F32: run_typed(0.0f); break;
+            case rt::DType::F64: run_typed(0.0); break;
+            case rt::DType::BF16: run_typed(std::uint16_t{0}); break;
         }
-        dualizer.run(in.data(), out.data());
-    };
-    if (f64)
-        run_typed(0.0);
-    else
-        run_typed(0.0f);
+    } catch (const BackendError& e) {
+        return fail(e.what());
+    }
     try {
         rt::write_tensors(o.output, updates);
     } catch (const rt::TensorError& e) {
@@ -379,6 +328,9 @@ int run(const Options& o) {
         kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, lowering);
         if (o.emit == "plan") return write(kp::print(kernel_plan));
         if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
+        if (o.dtype == "bf16")
+            return fail("--dtype bf16 is the CUDA backend's storage of gradients and updates: it goes with --emit cuda "
+                        "or ptx (the CPU backend computes bf16 in f32: --dtype f32)");
         return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
     }
     if (o.json) return write(explain_json(*plan).dump(1) + "\n");
@@ -424,7 +376,10 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx"}));
     emit->add_option("--arch", o.arch, "GPU architecture for --emit ptx: sm_90 (default), sm_80, ...");
     emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
-    emit->add_option("--dtype", o.dtype, "element type of the generated kernels")->check(CLI::IsMember({"f32", "f64"}));
+    emit->add_option("--dtype", o.dtype,
+                     "element type of the generated kernels: f32, f64, or bf16 (--emit cuda/ptx: bf16 gradients and "
+                     "updates, f32 compute)")
+        ->check(CLI::IsMember({"f32", "f64", "bf16"}));
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
     auto no_gram = [&](CLI::App* sub) {
         sub->add_flag("--no-gram", o.no_gram,
@@ -443,7 +398,9 @@ int main(int argc, char** argv) {
 
     auto* dualize_cmd = app.add_subcommand("dualize", "apply the network's duality map to gradients");
     common(dualize_cmd);
-    dualize_cmd->add_option("--in", o.input, "gradients: a .safetensors file or a directory of .npy files")->required();
+    dualize_cmd->add_option("--in", o.input,
+                            "gradients: a .safetensors file (F32, F64 or BF16) or a directory of .npy files (f32, f64)")
+        ->required();
     dualize_cmd->add_option("--out", o.output, "updates, written whole or not at all (same formats)")->required();
     dualize_cmd->add_option("--schedule", o.schedules,
                             "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "

@@ -20,6 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/bf16.hpp"
+
 // Both file formats are little-endian and tensor data is used in place.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensor I/O assumes a little-endian host");
 static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= alignof(double), "tensor data must be aligned");
@@ -385,8 +387,10 @@ std::vector<Tensor> read_safetensors(const std::string& path) {
             e.tensor.dtype = DType::F32;
         } else if (dtype == "F64") {
             e.tensor.dtype = DType::F64;
+        } else if (dtype == "BF16") {
+            e.tensor.dtype = DType::BF16;
         } else {
-            fail(where + " has unsupported dtype " + dtype.get<std::string>() + " (only F32 and F64 are supported)");
+            fail(where + " has unsupported dtype " + dtype.get<std::string>() + " (only F32, F64 and BF16 are supported)");
         }
 
         const Json& shape = field(info, "shape", where);
@@ -538,6 +542,9 @@ void check_for_write(const std::string& path, const std::vector<Tensor>& tensors
             fail(where + ": a name containing '/' or NUL cannot be a .npy file name");
         }
         if (!npy && t.name == "__metadata__") fail(where + ": the name is reserved in safetensors");
+        if (npy && t.dtype == DType::BF16) {
+            fail(where + " is BF16, which a .npy file cannot hold (numpy has no bfloat16); write a .safetensors file");
+        }
         std::string problem = data_size_problem(t);
         if (!problem.empty()) fail(path + ": " + problem);
     }
@@ -668,9 +675,23 @@ void write_npy_dir(const std::string& path, const std::vector<Tensor>& tensors) 
 
 }  // namespace
 
-std::size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 8; }
+std::size_t dtype_size(DType dtype) {
+    switch (dtype) {
+        case DType::F32: return 4;
+        case DType::F64: return 8;
+        case DType::BF16: return 2;
+    }
+    return 0;
+}
 
-const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "F32" : "F64"; }
+const char* dtype_name(DType dtype) {
+    switch (dtype) {
+        case DType::F32: return "F32";
+        case DType::F64: return "F64";
+        case DType::BF16: return "BF16";
+    }
+    return "?";
+}
 
 std::string format_shape(const std::vector<std::int64_t>& shape) {
     std::string out = "[";
@@ -710,6 +731,32 @@ void write_tensors(const std::string& path, const std::vector<Tensor>& tensors) 
     }
 }
 
+Tensor convert(const Tensor& tensor, DType dtype) {
+    if (std::string problem = data_size_problem(tensor); !problem.empty()) fail(problem);
+    const std::size_t n = tensor.data.size() / dtype_size(tensor.dtype);
+    std::vector<double> values(n);
+    switch (tensor.dtype) {
+        case DType::F32: std::copy_n(tensor.as<float>().ptr, n, values.begin()); break;
+        case DType::F64: std::copy_n(tensor.as<double>().ptr, n, values.begin()); break;
+        case DType::BF16: {
+            const std::uint16_t* bits = tensor.as<std::uint16_t>().ptr;
+            for (std::size_t i = 0; i < n; ++i) values[i] = bf16_to_f32(bits[i]);
+            break;
+        }
+    }
+    Tensor out{tensor.name, dtype, tensor.shape, std::vector<std::byte>(n * dtype_size(dtype))};
+    switch (dtype) {
+        case DType::F32: std::copy(values.begin(), values.end(), out.as<float>().ptr); break;
+        case DType::F64: std::copy(values.begin(), values.end(), out.as<double>().ptr); break;
+        case DType::BF16: {
+            std::uint16_t* bits = out.as<std::uint16_t>().ptr;
+            for (std::size_t i = 0; i < n; ++i) bits[i] = f32_to_bf16(static_cast<float>(values[i]));
+            break;
+        }
+    }
+    return out;
+}
+
 std::vector<std::string> validate(const std::vector<Tensor>& tensors, const std::vector<TensorSpec>& expected) {
     std::vector<std::string> problems;
     std::map<std::string, const Tensor*> by_name;
@@ -743,8 +790,12 @@ std::vector<std::string> validate(const std::vector<Tensor>& tensors, const std:
         };
         if (t.dtype == DType::F32) {
             scan(t.as<float>());
-        } else {
+        } else if (t.dtype == DType::F64) {
             scan(t.as<double>());
+        } else {
+            std::vector<float> wide;
+            for (std::uint16_t h : t.as<std::uint16_t>()) wide.push_back(bf16_to_f32(h));
+            scan(wide);
         }
         if (bad > 0) {
             problems.push_back("tensor " + quote_name(t.name) + " has " + std::to_string(bad) + " NaN/Inf value" +

@@ -3,7 +3,9 @@
 // Two formats, both keyed by tensor name (a weight path such as `blocks[2].attention.q`):
 //   - a safetensors file (`*.safetensors`), https://github.com/huggingface/safetensors
 //   - a directory of .npy files, one per tensor, file name = tensor name + ".npy"
-// Only F32 and F64 tensors are supported. Reading validates the file completely and throws
+// Tensors are F32, F64 or BF16 (bfloat16, safetensors only: numpy has no bfloat16, so a
+// directory of .npy files holds F32 and F64 only, and writing BF16 there is refused with a
+// TensorError before anything is created). Reading validates the file completely and throws
 // TensorError naming the file and the tensor; writing is all or nothing (a temporary file or
 // directory next to the target, renamed into place only once everything is written).
 #pragma once
@@ -16,10 +18,10 @@
 
 namespace modc::rt {
 
-enum class DType { F32, F64 };
+enum class DType { F32, F64, BF16 };
 
-std::size_t dtype_size(DType dtype);   // 4 or 8
-const char* dtype_name(DType dtype);   // "F32" or "F64", as safetensors spells them
+std::size_t dtype_size(DType dtype);   // 4, 8 or 2
+const char* dtype_name(DType dtype);   // "F32", "F64" or "BF16", as safetensors spells them
 
 // "[256, 784]"; "[]" for a 0-d tensor.
 std::string format_shape(const std::vector<std::int64_t>& shape);
@@ -40,11 +42,12 @@ struct Span {
     T& operator[](std::size_t i) const { return ptr[i]; }
 };
 
+// BF16 elements are viewed as their bits, std::uint16_t (runtime/bf16.hpp converts them).
 template <class T>
 constexpr DType dtype_of() {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "tensors hold float (F32) or double (F64)");
-    return std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint16_t>,
+                  "tensors hold float (F32), double (F64) or std::uint16_t (BF16 bits)");
+    return std::is_same_v<T, float> ? DType::F32 : std::is_same_v<T, double> ? DType::F64 : DType::BF16;
 }
 
 // A dense row-major tensor; `data` holds numel() * dtype_size(dtype) bytes in host
@@ -58,7 +61,7 @@ struct Tensor {
     // Product of the shape: 1 for a 0-d tensor, 0 if any dimension is 0.
     std::int64_t numel() const;
 
-    // The elements as T (float for F32, double for F64); throws TensorError if T does not
+    // The elements as T (float for F32, double for F64, std::uint16_t for BF16); throws TensorError if T does not
     // match the dtype or the data size does not match the shape.
     template <class T>
     Span<T> as() {
@@ -105,8 +108,12 @@ std::vector<Tensor> read_tensors(const std::string& path);
 // the target is untouched and no temporary is left behind.
 void write_tensors(const std::string& path, const std::vector<Tensor>& tensors);
 
-// Checks tensors against the expected names and shapes, that all share one dtype (F32 or
-// F64), and that all values are finite. Returns one message per problem, each naming the
+// The same tensor with its elements converted to `dtype`: exact to F32 or F64 from BF16 and
+// to F64 from F32; to BF16 rounded to nearest even (runtime/bf16.hpp), from F64 through F32.
+Tensor convert(const Tensor& tensor, DType dtype);
+
+// Checks tensors against the expected names and shapes, that all share one dtype (F32, F64
+// or BF16), and that all values are finite. Returns one message per problem, each naming the
 // tensor; empty means fine.
 std::vector<std::string> validate(const std::vector<Tensor>& tensors,
                                   const std::vector<TensorSpec>& expected);

@@ -2,12 +2,16 @@
 
 #include <fstream>
 #include <sstream>
-#include <variant>
 
+#include "compiler/codegen_cuda.hpp"
 #include "compiler/frontend.hpp"
-#include "compiler/large_stack.hpp"
 #include "compiler/kernel_plan.hpp"
+#include "compiler/large_stack.hpp"
+#include "runtime/bf16.hpp"
 #include "runtime/cpu/dualizer.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/gpu.hpp"
+#endif
 
 namespace modc {
 
@@ -17,13 +21,67 @@ std::int64_t WeightInfo::elements() const {
     return n;
 }
 
+std::string backend_unavailable(Backend backend) {
+    if (backend == Backend::Cpu) return "";
+#ifdef MODC_WITH_CUDA
+    return cuda::gpu_unavailable();
+#else
+    return "this modc was built without NVRTC (no CUDA toolkit was found when it was built)";
+#endif
+}
+
 struct Dualizer::Impl {
     std::string network;
     std::string schedule;
-    DType dtype;
+    DType dtype = DType::F32;
+    Backend backend = Backend::Cpu;
     std::vector<WeightInfo> weights;
     double flops = 0;
-    std::variant<std::unique_ptr<cpu::Dualizer<float>>, std::unique_ptr<cpu::Dualizer<double>>> cpu;
+    // Cpu: one of these (BF16 runs the f32 one on widened copies of the gradients).
+    std::unique_ptr<cpu::Dualizer<float>> cpu32;
+    std::unique_ptr<cpu::Dualizer<double>> cpu64;
+    std::vector<std::vector<float>> wide_grads, wide_updates;  // BF16 on the CPU, allocated once
+#ifdef MODC_WITH_CUDA
+    std::unique_ptr<cuda::DiskCache> cache;
+    std::unique_ptr<cuda::GpuDualizer> gpu;
+#endif
+
+    void check_dtype(DType given) const {
+        static const char* const names[] = {"f32 (float)", "f64 (double)", "bf16 (std::uint16_t)"};
+        if (given != dtype)
+            throw std::invalid_argument(std::string("this dualizer was compiled for ") + names[static_cast<int>(dtype)] +
+                                        " tensors, not " + names[static_cast<int>(given)]);
+    }
+
+    void run_gpu(const void* const* grads, void* const* updates) {
+#ifdef MODC_WITH_CUDA
+        try {
+            gpu->run(grads, updates);
+        } catch (const cuda::GpuError& e) {
+            throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+        }
+#else
+        (void)grads;
+        (void)updates;
+#endif
+    }
+
+    // BF16 on the CPU: widen each gradient (exact), run in f32, round each update to bf16.
+    void run_cpu_bf16(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
+        std::vector<const float*> in;
+        std::vector<float*> out;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            auto& g = wide_grads[i];
+            for (std::size_t e = 0; e < g.size(); ++e) g[e] = bf16_to_f32(grads[i][e]);
+            in.push_back(g.data());
+            out.push_back(wide_updates[i].data());
+        }
+        cpu32->run(in.data(), out.data());
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            const auto& u = wide_updates[i];
+            for (std::size_t e = 0; e < u.size(); ++e) updates[i][e] = f32_to_bf16(u[e]);
+        }
+    }
 };
 
 Dualizer::Dualizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -34,19 +92,48 @@ Dualizer::~Dualizer() = default;
 const std::string& Dualizer::network() const { return impl_->network; }
 const std::string& Dualizer::schedule() const { return impl_->schedule; }
 DType Dualizer::dtype() const { return impl_->dtype; }
+Backend Dualizer::backend() const { return impl_->backend; }
 const std::vector<WeightInfo>& Dualizer::weights() const { return impl_->weights; }
 double Dualizer::flops() const { return impl_->flops; }
 
+std::string Dualizer::device() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu)
+        return impl_->gpu->device() + (impl_->gpu->from_cache() ? "; kernels from the cache" : "; kernels compiled") +
+               (impl_->gpu->graph() ? "; one CUDA graph" : "; no graph");
+#endif
+    return "cpu";
+}
+
+double Dualizer::last_run_ms() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->last_ms();
+#endif
+    return 0;
+}
+
 void Dualizer::run(const float* const* grads, float* const* updates) {
-    auto* d = std::get_if<0>(&impl_->cpu);
-    if (!d) throw std::invalid_argument("this dualizer was compiled for f64; pass double tensors");
-    (*d)->run(grads, updates);
+    impl_->check_dtype(DType::F32);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->cpu32->run(grads, updates);
 }
 
 void Dualizer::run(const double* const* grads, double* const* updates) {
-    auto* d = std::get_if<1>(&impl_->cpu);
-    if (!d) throw std::invalid_argument("this dualizer was compiled for f32; pass float tensors");
-    (*d)->run(grads, updates);
+    impl_->check_dtype(DType::F64);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->cpu64->run(grads, updates);
+}
+
+void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
+    impl_->check_dtype(DType::BF16);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->run_cpu_bf16(grads, updates);
 }
 
 Dualizer compile_file(const std::string& path, const CompileOptions& options) {
@@ -56,6 +143,38 @@ Dualizer compile_file(const std::string& path, const CompileOptions& options) {
     text << in.rdbuf();
     return compile_source_text(path, text.str(), options);
 }
+
+namespace {
+
+// The CUDA program of a kernel plan, loaded on GPU 0 with every buffer allocated.
+void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
+    // Checked first: a machine without a GPU says so, whatever else is asked.
+    if (std::string why = backend_unavailable(Backend::Cuda); !why.empty())
+        throw BackendUnavailable("the CUDA backend cannot run here: " + why);
+#ifdef MODC_WITH_CUDA
+    cuda::CudaOptions co;
+    co.type = impl.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
+    co.storage = impl.dtype == DType::BF16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    cuda::Program program;
+    try {
+        program = cuda::codegen_cuda(kernel_plan, co);
+    } catch (const cuda::Unsupported& e) {  // the svd schedule
+        throw CompileError(e.what());
+    }
+    if (auto dir = cuda::DiskCache::default_dir(); !dir.empty()) impl.cache = std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+    cuda::GpuOptions go;
+    go.cache = impl.cache.get();
+    try {
+        impl.gpu = std::make_unique<cuda::GpuDualizer>(std::move(program), go);
+    } catch (const cuda::GpuError& e) {
+        throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+    }
+#else
+    (void)kernel_plan;
+#endif
+}
+
+}  // namespace
 
 Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options) {
     ElaborateOptions eo;
@@ -85,18 +204,29 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
+    // The CUDA backend has no Gram Newton-Schulz yet (codegen_cuda.hpp).
+    kp::LowerOptions lowering = options.backend == Backend::Cuda ? cuda::kLowerOptions : kp::LowerOptions{.gram = options.gram};
+    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, lowering);
 
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;
     impl->schedule = schedule->name;
     impl->dtype = options.dtype;
+    impl->backend = options.backend;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape});
     impl->flops = kp::flops(kernel_plan);
-    if (options.dtype == DType::F32)
-        impl->cpu = std::make_unique<cpu::Dualizer<float>>(std::move(kernel_plan), options.threads);
-    else
-        impl->cpu = std::make_unique<cpu::Dualizer<double>>(std::move(kernel_plan), options.threads);
+    if (options.backend == Backend::Cuda) {
+        setup_cuda(*impl, kernel_plan);
+    } else if (options.dtype == DType::F64) {
+        impl->cpu64 = std::make_unique<cpu::Dualizer<double>>(std::move(kernel_plan), options.threads);
+    } else {
+        if (options.dtype == DType::BF16)
+            for (const auto& w : impl->weights) {
+                impl->wide_grads.emplace_back(static_cast<std::size_t>(w.elements()));
+                impl->wide_updates.emplace_back(static_cast<std::size_t>(w.elements()));
+            }
+        impl->cpu32 = std::make_unique<cpu::Dualizer<float>>(std::move(kernel_plan), options.threads);
+    }
     return Dualizer(std::move(impl));
 }
 

@@ -33,18 +33,36 @@ int dualize(modc_dualizer* d, const T* const* grads, T* const* updates, char** e
 
 extern "C" {
 
-modc_dualizer* modc_compile_file(const char* path, const char* network, const char* schedule, modc_dtype dtype,
-                                 char** error) {
+modc_dualizer* modc_compile_file_with(const char* path, const modc_compile_options* options, char** error) {
     try {
-        modc::CompileOptions options;
-        if (network) options.network = network;
-        if (schedule) options.schedule = schedule;
-        options.dtype = dtype == MODC_F64 ? modc::DType::F64 : modc::DType::F32;
-        return new modc_dualizer{modc::compile_file(path, options)};
+        modc::CompileOptions o;
+        if (options) {
+            if (options->network) o.network = options->network;
+            if (options->schedule) o.schedule = options->schedule;
+            switch (options->dtype) {
+                case MODC_F32: o.dtype = modc::DType::F32; break;
+                case MODC_F64: o.dtype = modc::DType::F64; break;
+                case MODC_BF16: o.dtype = modc::DType::BF16; break;
+                default: throw modc::CompileError("unknown dtype " + std::to_string(static_cast<int>(options->dtype)));
+            }
+            switch (options->backend) {
+                case MODC_CPU: o.backend = modc::Backend::Cpu; break;
+                case MODC_CUDA: o.backend = modc::Backend::Cuda; break;
+                default: throw modc::CompileError("unknown backend " + std::to_string(static_cast<int>(options->backend)));
+            }
+        }
+        if (!path) throw modc::CompileError("no path given");
+        return new modc_dualizer{modc::compile_file(path, o)};
     } catch (const std::exception& e) {
         set_error(error, e.what());
         return nullptr;
     }
+}
+
+modc_dualizer* modc_compile_file(const char* path, const char* network, const char* schedule, modc_dtype dtype,
+                                 char** error) {
+    modc_compile_options options{network, schedule, dtype, MODC_CPU};
+    return modc_compile_file_with(path, &options, error);
 }
 
 void modc_free(modc_dualizer* d) { delete d; }
@@ -69,6 +87,10 @@ int modc_dualize_f32(modc_dualizer* d, const float* const* grads, float* const* 
 }
 
 int modc_dualize_f64(modc_dualizer* d, const double* const* grads, double* const* updates, char** error) {
+    return dualize(d, grads, updates, error);
+}
+
+int modc_dualize_bf16(modc_dualizer* d, const uint16_t* const* grads, uint16_t* const* updates, char** error) {
     return dualize(d, grads, updates, error);
 }
 

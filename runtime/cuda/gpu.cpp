@@ -202,8 +202,6 @@ struct GpuDualizer::Impl {
         if (s != CUBLAS_STATUS_SUCCESS) throw GpuError(std::string(what) + " failed: " + bl.cublasGetStatusString(s));
     }
 
-    std::size_t element_size() const { return program.type == ElementType::F32 ? 4 : 8; }
-
     void setup() {
         int count = 0;
         if (std::string why = probe_driver(cu, &count); !why.empty()) throw GpuError(why);
@@ -253,7 +251,7 @@ struct GpuDualizer::Impl {
         updates.assign(program.leaf_count, 0);
         leaf_bytes.assign(program.leaf_count, 0);
         for (std::size_t i = 0; i < program.leaf_count; ++i) {
-            leaf_bytes[i] = static_cast<std::size_t>(program.leaf_elements[i]) * element_size();
+            leaf_bytes[i] = static_cast<std::size_t>(program.leaf_elements[i] * program.tensor_element_size());
             if (leaf_bytes[i] == 0) continue;
             check(cu.cuMemAlloc(&grads[i], leaf_bytes[i]), "cuMemAlloc");
             check(cu.cuMemAlloc(&updates[i], leaf_bytes[i]), "cuMemAlloc");

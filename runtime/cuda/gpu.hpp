@@ -44,7 +44,7 @@ public:
     bool from_cache() const;     // the kernels came from the disk cache
 
     // grads[i] and updates[i] are host pointers to weight i's tensor (weight order), of the
-    // program's element type. Copies in, runs, copies out; throws GpuError.
+    // program's storage type (bf16 bits, or its element type). Copies in, runs, copies out; throws GpuError.
     void run(const void* const* grads, void* const* updates);
     double last_ms() const;  // GPU time of the last run, without the copies
 

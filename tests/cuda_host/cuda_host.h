@@ -1,8 +1,9 @@
 // cuda_host.h: runs modc's generated CUDA C++ on the CPU, for the tests.
 //
 // The generated source includes nothing and uses only: __global__, __launch_bounds__,
-// __restrict__, threadIdx/blockIdx/blockDim/gridDim, sqrtf/sqrt/fabsf/fabs, atomicAdd,
-// atomicMax, atomicMin, __float_as_uint and __double_as_longlong. This header maps each onto
+// __restrict__, __device__, __forceinline__, threadIdx/blockIdx/blockDim/gridDim,
+// sqrtf/sqrt/fabsf/fabs, atomicAdd, atomicMax, atomicMin, __float_as_uint, __uint_as_float and
+// __double_as_longlong. This header maps each onto
 // plain C++, so that the very text NVRTC compiles can be compiled by the host compiler:
 //
 //     c++ -O1 -shared -fPIC -include cuda_host.h -x c++ kernels.cu -o kernels.so
@@ -59,6 +60,11 @@ inline unsigned int __float_as_uint(float f) {
     unsigned int u;
     memcpy(&u, &f, sizeof u);
     return u;
+}
+inline float __uint_as_float(unsigned int u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 inline long long __double_as_longlong(double d) {
     long long u;

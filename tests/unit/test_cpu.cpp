@@ -29,6 +29,7 @@
 #include "compiler/kernel_plan.hpp"
 #include "runtime/api/modc.h"
 #include "runtime/api/modc.hpp"
+#include "runtime/bf16.hpp"
 #include "runtime/tensor_io.hpp"
 
 namespace fs = std::filesystem;
@@ -1193,6 +1194,70 @@ TEST_CASE("cpu: the C API", "[cpu]") {
     modc_free(d);
 }
 
+TEST_CASE("cpu: bf16 through the C++ and C APIs", "[cpu][bf16]") {
+    const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
+    modc::CompileOptions options;
+    modc::Dualizer f32 = modc::compile_file(mlp, options);
+    options.dtype = modc::DType::BF16;
+    modc::Dualizer bf16 = modc::compile_file(mlp, options);
+    CHECK(bf16.dtype() == modc::DType::BF16);
+    CHECK(bf16.backend() == modc::Backend::Cpu);
+    CHECK(bf16.device() == "cpu");
+    std::mt19937_64 rng(5);
+    std::vector<std::vector<std::uint16_t>> g16, u16;
+    std::vector<std::vector<float>> g32, u32;
+    for (const auto& w : bf16.weights()) {
+        Vec g = gaussian(w.elements(), rng);
+        g16.emplace_back();
+        g32.emplace_back();
+        for (double x : g) {
+            g16.back().push_back(modc::f32_to_bf16(static_cast<float>(x)));
+            g32.back().push_back(modc::bf16_to_f32(g16.back().back()));
+        }
+        u16.emplace_back(g.size(), 0xffff);
+        u32.emplace_back(g.size());
+    }
+    auto pointers = [](auto& vs) {
+        std::vector<std::remove_reference_t<decltype(vs[0][0])>*> out;
+        for (auto& v : vs) out.push_back(v.data());
+        return out;
+    };
+    auto in16 = pointers(g16), out16 = pointers(u16);
+    auto in32 = pointers(g32), out32 = pointers(u32);
+    std::vector<const std::uint16_t*> cin16(in16.begin(), in16.end());
+    std::vector<const float*> cin32(in32.begin(), in32.end());
+    f32.run(cin32.data(), out32.data());
+    bf16.run(cin16.data(), out16.data());
+    for (std::size_t i = 0; i < u16.size(); ++i)
+        for (std::size_t e = 0; e < u16[i].size(); ++e) REQUIRE(u16[i][e] == modc::f32_to_bf16(u32[i][e]));
+    CHECK_THROWS_WITH(bf16.run(cin32.data(), out32.data()),
+                      "this dualizer was compiled for bf16 (std::uint16_t) tensors, not f32 (float)");
+    CHECK_THROWS_AS(f32.run(cin16.data(), out16.data()), std::invalid_argument);
+
+    // The C API: options with MODC_BF16, and modc_dualize_bf16, give the same bits.
+    modc_compile_options c_options{nullptr, nullptr, MODC_BF16, MODC_CPU};
+    char* error = nullptr;
+    modc_dualizer* d = modc_compile_file_with(mlp.c_str(), &c_options, &error);
+    INFO((error ? error : ""));
+    REQUIRE(d != nullptr);
+    std::vector<std::vector<std::uint16_t>> c16(u16.size());
+    for (std::size_t i = 0; i < u16.size(); ++i) c16[i].assign(u16[i].size(), 0xffff);
+    auto outc = pointers(c16);
+    REQUIRE(modc_dualize_bf16(d, cin16.data(), outc.data(), &error) == 0);
+    CHECK(c16 == u16);
+    CHECK(modc_dualize_f32(d, cin32.data(), out32.data(), &error) == -1);
+    REQUIRE(error != nullptr);
+    CHECK(std::string(error) == "this dualizer was compiled for bf16 (std::uint16_t) tensors, not f32 (float)");
+    modc_free_string(error);
+    modc_free(d);
+    c_options.dtype = static_cast<modc_dtype>(7);
+    error = nullptr;
+    CHECK(modc_compile_file_with(mlp.c_str(), &c_options, &error) == nullptr);
+    REQUIRE(error != nullptr);
+    CHECK(std::string(error) == "unknown dtype 7");
+    modc_free_string(error);
+}
+
 TEST_CASE("cpu: modc dualize end to end", "[cpu]") {
     TempDir tmp;
     const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
@@ -1257,6 +1322,39 @@ TEST_CASE("cpu: modc dualize end to end", "[cpu]") {
                          &err) == 0);
         INFO(err);
         check_outputs(out, true, {{"input", band("polar-express") + 1e-6}, {"hidden", 1e-10}, {"output", band("polar-express") + 1e-6}});
+    }
+    SECTION("safetensors, BF16: the f32 dualizer on the widened gradients, updates rounded to bf16") {
+        std::vector<modc::rt::Tensor> bf16, wide;
+        for (const auto& t : tensors(0.0f, grads)) bf16.push_back(modc::rt::convert(t, modc::rt::DType::BF16));
+        for (const auto& t : bf16) wide.push_back(modc::rt::convert(t, modc::rt::DType::F32));
+        modc::rt::write_tensors(tmp / "g16.safetensors", bf16);
+        modc::rt::write_tensors(tmp / "g32.safetensors", wide);
+        for (const char* name : {"16", "32"}) {
+            std::string err;
+            REQUIRE(modc_cli("dualize " + quote(mlp) + sets + " --in " + quote(tmp / ("g" + std::string(name) + ".safetensors")) +
+                                 " --out " + quote(tmp / ("u" + std::string(name) + ".safetensors")),
+                             &err) == 0);
+            INFO(err);
+        }
+        auto u16 = modc::rt::read_tensors(tmp / "u16.safetensors");
+        auto u32 = modc::rt::read_tensors(tmp / "u32.safetensors");
+        REQUIRE(u16.size() == weights.size());
+        REQUIRE(u32.size() == weights.size());
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            INFO("tensor " << u16[i].name);
+            CHECK(u16[i].name == u32[i].name);
+            CHECK(u16[i].dtype == modc::rt::DType::BF16);
+            CHECK(u16[i].shape == weights[i].shape);
+            // The same f32 updates, rounded to nearest even: the same bits as converting them.
+            CHECK(u16[i].data == modc::rt::convert(u32[i], modc::rt::DType::BF16).data);
+        }
+        // A directory of .npy files cannot hold the BF16 updates: nothing is written.
+        std::string err;
+        CHECK(modc_cli("dualize " + quote(mlp) + sets + " --in " + quote(tmp / "g16.safetensors") + " --out " +
+                           quote(tmp / "u16dir"),
+                       &err) == 1);
+        CHECK(err.find("numpy has no bfloat16") != std::string::npos);
+        CHECK_FALSE(fs::exists(tmp / "u16dir"));
     }
     SECTION("bad inputs exit 1 and write nothing") {
         std::string out = tmp / "updates";

@@ -5,7 +5,11 @@
 //     by the program's op list (CBLAS in column-major mode standing in for cuBLAS, with the
 //     very parameters cuBLAS would get), gives the CPU backend's updates;
 //   - the NVRTC disk cache: hits, two writers at once, corrupted entries;
-//   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1.
+//   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1, and the
+//     API with Backend::Cuda throws BackendUnavailable with the same reason;
+//   - bf16 storage: the kernels, their conversions (from the emitted text), the host runs;
+//   - runtime/cuda end to end on a fake driver (tests/cuda_host/fake_cuda.cpp), through the
+//     CLI and through the C++ and C APIs.
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
@@ -17,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -29,7 +34,9 @@
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/frontend.hpp"
 #include "compiler/kernel_plan.hpp"
+#include "runtime/api/modc.h"
 #include "runtime/api/modc.hpp"
+#include "runtime/bf16.hpp"
 #include "runtime/cuda/cache.hpp"
 #include "runtime/tensor_io.hpp"
 #ifdef MODC_WITH_CUDA
@@ -198,12 +205,22 @@ void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, 
                 beta, c, ldc);
 }
 
+// A NaN of a gradient's storage type (bf16 bits for std::uint16_t).
+template <class S>
+S nan_of() {
+    if constexpr (std::is_same_v<S, std::uint16_t>)
+        return 0x7fc0;
+    else
+        return std::numeric_limits<S>::quiet_NaN();
+}
+
 // Runs a program's ops on the host, as runtime/cuda runs them on a GPU. Work buffers start as
 // NaN, and the triangle a syrk leaves undefined is set to NaN after it: reading anything the
-// program did not write shows up in the updates.
-template <class T>
-void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector<std::vector<T>>& grads,
-                 std::vector<std::vector<T>>& updates) {
+// program did not write shows up in the updates. T is the compute type, S that of the
+// gradients and updates (std::uint16_t for bf16).
+template <class T, class S = T>
+void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector<std::vector<S>>& grads,
+                 std::vector<std::vector<S>>& updates) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     std::array<std::vector<std::uint64_t>, cuda::kWorkBuffers> work;
     for (int b = 0; b < cuda::kWorkBuffers; ++b) {
@@ -212,10 +229,10 @@ void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector
         std::fill(base, base + work[static_cast<std::size_t>(b)].size() * 8 / sizeof(T), nan);
     }
     updates.assign(grads.size(), {});
-    for (std::size_t i = 0; i < grads.size(); ++i) updates[i].assign(grads[i].size(), nan);
+    for (std::size_t i = 0; i < grads.size(); ++i) updates[i].assign(grads[i].size(), nan_of<S>());
     auto address = [&](const cuda::Operand& o) -> void* {
         switch (o.buffer) {
-            case cuda::Buffer::Grad: return const_cast<T*>(grads.at(static_cast<std::size_t>(o.leaf)).data());
+            case cuda::Buffer::Grad: return const_cast<S*>(grads.at(static_cast<std::size_t>(o.leaf)).data());
             case cuda::Buffer::Update: return updates.at(static_cast<std::size_t>(o.leaf)).data();
             default: {
                 auto& w = work[static_cast<std::size_t>(o.buffer)];
@@ -283,7 +300,11 @@ struct HostCase {
     bool f64 = false;
     double tolerance = 0;  // relative Frobenius error of each weight's update
     unsigned block = 256, max_grid = 1024;  // launches (the kernels are right for any)
+    bool bf16 = false;                      // gradients and updates in bf16 (f32 compute)
 };
+
+// bf16 relative precision: 8 significant bits, so rounding moves a value by at most 2^-9 of it.
+const double kBf16 = std::ldexp(1.0, -8);
 
 template <class T>
 void compare(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first) {
@@ -306,7 +327,7 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
         out.push_back(expected[i].data());
     }
     cpu.run(in.data(), out.data());
-    run_on_host(program, kernels, grads, got);
+    run_on_host<T>(program, kernels, grads, got);
 
     for (std::size_t i = 0; i < grads.size(); ++i) {
         std::vector<double> diff(grads[i].size()), ref(grads[i].size());
@@ -324,6 +345,53 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
     }
 }
 
+// bf16 storage: the reference is the CPU backend in f32 on the same gradients widened; the
+// updates differ from it by their rounding to bf16 (and by f32 rounding, much smaller).
+void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first) {
+    CompileOptions options;
+    options.schedule = c.schedule;
+    options.set = c.net.set;
+    Dualizer cpu = compile_source_text(c.net.name, c.net.text, options);
+    REQUIRE(cpu.weights().size() == program.leaf_count);
+    auto wide = random_grads<float>(cpu.weights(), 7);
+    if (zero_first)
+        for (std::size_t i = 0; i < wide.size(); i += 2) std::fill(wide[i].begin(), wide[i].end(), 0.0f);
+    std::vector<std::vector<std::uint16_t>> grads(wide.size()), got;
+    std::vector<std::vector<float>> expected(wide.size());
+    std::vector<const float*> in;
+    std::vector<float*> out;
+    for (std::size_t i = 0; i < wide.size(); ++i) {
+        for (float& v : wide[i]) {
+            grads[i].push_back(f32_to_bf16(v));
+            v = bf16_to_f32(grads[i].back());  // the CPU sees exactly the bf16 gradient
+        }
+        expected[i].assign(wide[i].size(), 0.0f);
+        in.push_back(wide[i].data());
+        out.push_back(expected[i].data());
+    }
+    cpu.run(in.data(), out.data());
+    run_on_host<float, std::uint16_t>(program, kernels, grads, got);
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        std::vector<double> diff(grads[i].size()), ref(grads[i].size());
+        bool finite = true, each_rounded = true;
+        double largest = 0;
+        for (float e : expected[i]) largest = std::max(largest, std::fabs(static_cast<double>(e)));
+        for (std::size_t e = 0; e < grads[i].size(); ++e) {
+            const double g = bf16_to_f32(got[i][e]), x = expected[i][e];
+            finite &= std::isfinite(g);
+            diff[e] = g - x;
+            ref[e] = x;
+            each_rounded &= std::fabs(g - x) <= kBf16 * std::fabs(x) + 1e-4 * largest;
+        }
+        double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
+        INFO(c.net.name << ", " << c.schedule << ", bf16" << (zero_first ? ", zero gradients" : "") << ": weight "
+                        << cpu.weights()[i].path << ", relative error " << error);
+        CHECK(finite);
+        CHECK(each_rounded);
+        CHECK(error <= c.tolerance);
+    }
+}
+
 // Generates every case's program, compiles them for the host two at a time, and compares.
 void check_on_host(const std::vector<HostCase>& cases) {
     std::vector<cuda::Program> programs;
@@ -332,6 +400,7 @@ void check_on_host(const std::vector<HostCase>& cases) {
         REQUIRE(plans.size() == 1);
         cuda::CudaOptions co;
         co.type = c.f64 ? ElementType::F64 : ElementType::F32;
+        co.storage = c.bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
         co.matmul = c.mode;
         co.block = c.block;
         co.max_grid = co.max_reduce_grid = c.max_grid;
@@ -350,7 +419,10 @@ void check_on_host(const std::vector<HostCase>& cases) {
         start_one();  // the next build runs while this case is compared
         auto build = builds[i].get();
         HostKernels kernels(*build, programs[i]);
-        if (cases[i].f64) {
+        if (cases[i].bf16) {
+            compare_bf16(cases[i], programs[i], kernels, false);
+            compare_bf16(cases[i], programs[i], kernels, true);
+        } else if (cases[i].f64) {
             compare<double>(cases[i], programs[i], kernels, false);
         } else {
             compare<float>(cases[i], programs[i], kernels, false);
@@ -407,7 +479,110 @@ TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's upda
         // tiny launches: each thread loops over many elements
         {kinds, "cubic", M::Auto, true, f64, 32, 3},
         {example("cnn.mod", {{"width", "8"}}), "you", M::Auto, false, f32, 64, 2},
+        // gradients and updates in bf16, computed in f32
+        {kinds, "polar-express", M::Symmetric, false, kBf16, 256, 1024, true},
+        {kinds, "cubic", M::Batched, false, kBf16, 32, 3, true},
+        {example("cnn.mod", {{"width", "8"}}), "muon", M::Auto, false, kBf16, 256, 1024, true},
+        {small_gpt(), "polar-express", M::Auto, false, kBf16, 256, 1024, true},
     });
+}
+
+TEST_CASE("bf16 storage: the CUDA source loads bf16, computes in f32 and stores bf16", "[cuda][bf16]") {
+    Net net = example("mlp.mod");
+    auto plans = dual_plans(net);
+    cuda::CudaOptions co;
+    co.storage = cuda::Storage::BF16;
+    cuda::Program p = cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express"), co);
+    CHECK(p.storage == cuda::Storage::BF16);
+    CHECK(p.tensor_element_size() == 2);
+    CHECK_THAT(p.source, Contains("f32 (gradients and updates in bf16)"));
+    CHECK_THAT(p.source, Contains("g0_sumsq(const unsigned short* __restrict__ grad, float* __restrict__ sums)"));
+    CHECK_THAT(p.source, Contains("x[i] = modc_bf16_to_f32(grad[i]) * inv;"));
+    CHECK_THAT(p.source, Contains("g0_m0_finish(unsigned short* __restrict__ update, const float* __restrict__ x)"));
+    CHECK_THAT(p.source, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
+    CHECK_THAT(p.source, Contains("cublasSsyrk(lower, T, n=256, k=784"));  // the work stays f32
+    CHECK(p.source.find("#include") == std::string::npos);
+    CHECK(p.source.find("__nv_bfloat16") == std::string::npos);
+    // The f32 program has neither the conversions nor bf16 pointers.
+    cuda::Program f32 = cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express"));
+    CHECK(f32.source.find("modc_bf16") == std::string::npos);
+    CHECK(f32.source.find("unsigned short") == std::string::npos);
+    CHECK(f32.tensor_element_size() == 4);
+    // bf16 storage computes in f32 only.
+    co.type = ElementType::F64;
+    CHECK_THROWS_AS(cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express"), co), cuda::Unsupported);
+}
+
+// The conversions are tested from the emitted text itself: the source of a bf16 program, with
+// two exported wrappers appended, compiled for the host.
+TEST_CASE("bf16 storage: the emitted conversions round to nearest even and keep NaN", "[cuda][bf16]") {
+    auto plans = dual_plans(example("mlp.mod", {{"width", "16"}}));
+    cuda::CudaOptions co;
+    co.storage = cuda::Storage::BF16;
+    cuda::Program p = cuda::codegen_cuda(kernel_plan(plans.front(), "polar-express"), co);
+    auto build = build_for_host(p.source +
+                                "\nextern \"C\" float test_widen(unsigned short h) { return modc_bf16_to_f32(h); }\n"
+                                "extern \"C\" unsigned short test_narrow(float f) { return modc_f32_to_bf16(f); }\n");
+    INFO(build->log);
+    REQUIRE(build->status == 0);
+    void* lib = ::dlopen(build->so.c_str(), RTLD_NOW | RTLD_LOCAL);
+    REQUIRE(lib != nullptr);
+    auto widen = reinterpret_cast<float (*)(unsigned short)>(::dlsym(lib, "test_widen"));
+    auto narrow = reinterpret_cast<unsigned short (*)(float)>(::dlsym(lib, "test_narrow"));
+    REQUIRE(widen != nullptr);
+    REQUIRE(narrow != nullptr);
+    auto bits = [](float f) {
+        std::uint32_t u;
+        std::memcpy(&u, &f, 4);
+        return u;
+    };
+    auto from_bits = [](std::uint32_t u) {
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    };
+    // Widening is exact: every bf16 is the upper half of its f32.
+    std::size_t wrong = 0;
+    for (std::uint32_t h = 0; h < 0x10000; ++h) wrong += bits(widen(static_cast<unsigned short>(h))) != h << 16;
+    CHECK(wrong == 0);
+    // Narrowing: named cases, then every upper half with the lower halves around a tie, each
+    // against the host's conversion (runtime/bf16.hpp, tested on its own in test_tensor_io).
+    struct Case {
+        std::uint32_t in;
+        std::uint16_t out;
+    };
+    for (auto [in, out] : std::vector<Case>{
+             {0x3f808000, 0x3f80},  // tie, even below: down
+             {0x3f818000, 0x3f82},  // tie, odd below: up
+             {0x3f808001, 0x3f81},  // above a tie: up
+             {0x3f807fff, 0x3f80},  // below a tie: down
+             {0xbf818000, 0xbf82},  // negative tie
+             {0x7f7fffff, 0x7f80},  // past the largest bf16: infinity
+             {0x7f800000, 0x7f80},  // inf
+             {0xff800000, 0xff80},  // -inf
+             {0x00008000, 0x0000},  // denormal tie to even
+             {0x00018000, 0x0002},  // denormal tie to even
+             {0x00008001, 0x0001},  // denormal above a tie
+             {0x80000000, 0x8000},  // -0
+         }) {
+        INFO(std::hex << in);
+        CHECK(narrow(from_bits(in)) == out);
+    }
+    for (std::uint32_t nan : {0x7fc00000u, 0x7f800001u, 0x7fffffffu, 0xff800001u}) {
+        INFO(std::hex << nan);
+        CHECK(std::isnan(bf16_to_f32(narrow(from_bits(nan)))));
+        CHECK((narrow(from_bits(nan)) & 0x8000) == (nan >> 16 & 0x8000));
+    }
+    wrong = 0;
+    for (std::uint32_t hi = 0; hi < 0x10000; ++hi)
+        for (std::uint32_t lo : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu, 0x1234u, 0xc000u}) {
+            const std::uint32_t u = hi << 16 | lo;
+            if (std::isnan(from_bits(u)) ? !std::isnan(bf16_to_f32(narrow(from_bits(u))))
+                                         : narrow(from_bits(u)) != f32_to_bf16(from_bits(u)))
+                ++wrong;
+        }
+    CHECK(wrong == 0);
+    ::dlclose(lib);
 }
 
 #ifdef MODC_WITH_CUDA
@@ -481,6 +656,17 @@ TEST_CASE("every kernel of every example compiles with NVRTC for sm_80 and sm_90
             programs.emplace_back(cuda::codegen_cuda(kernel_plan(kinds, schedule), co),
                                   std::string("kinds.mod, ") + schedule + ", " + to_string(type));
         }
+    // bf16 gradients and updates: every kernel kind, and the examples.
+    cuda::CudaOptions bf16;
+    bf16.storage = cuda::Storage::BF16;
+    for (auto [schedule, mode] : {std::pair{"polar-express", cuda::MatmulMode::Symmetric}, {"cubic", cuda::MatmulMode::Batched}}) {
+        bf16.matmul = mode;
+        programs.emplace_back(cuda::codegen_cuda(kernel_plan(kinds, schedule), bf16), std::string("kinds.mod, ") + schedule + ", bf16");
+    }
+    bf16.matmul = cuda::MatmulMode::Auto;
+    for (const char* file : {"mlp.mod", "cnn.mod", "gpt.mod"})
+        programs.emplace_back(cuda::codegen_cuda(kernel_plan(dual_plans(example(file)).front(), "polar-express"), bf16),
+                              std::string(file) + ", polar-express, bf16");
     auto start = std::chrono::steady_clock::now();
     int cached = 0;
     for (const auto& [program, what] : programs) {
@@ -622,6 +808,33 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
     CHECK(!fs::exists(dir.path / "updates.safetensors"));
 }
 
+TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, saying why", "[cuda][api]") {
+    std::string why = backend_unavailable(Backend::Cuda);
+    if (why.empty()) {
+        WARN("this machine has a usable GPU; the no-GPU error was not checked");
+        return;
+    }
+#ifdef MODC_WITH_CUDA
+    CHECK(why == cuda::gpu_unavailable());
+#else
+    CHECK_THAT(why, Contains("this modc was built without NVRTC"));
+#endif
+    CHECK(backend_unavailable(Backend::Cpu).empty());
+    CompileOptions options;
+    options.backend = Backend::Cuda;
+    const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
+    CHECK_THROWS_AS(compile_file(mlp, options), BackendUnavailable);
+    CHECK_THROWS_AS(compile_file(mlp, options), CompileError);  // what callers of compile_* already catch
+    CHECK_THROWS_WITH(compile_file(mlp, options), "the CUDA backend cannot run here: " + why);
+    // The C API gives the same message.
+    modc_compile_options c_options{nullptr, nullptr, MODC_BF16, MODC_CUDA};
+    char* error = nullptr;
+    CHECK(modc_compile_file_with(mlp.c_str(), &c_options, &error) == nullptr);
+    REQUIRE(error != nullptr);
+    CHECK(std::string(error) == "the CUDA backend cannot run here: " + why);
+    modc_free_string(error);
+}
+
 TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     TempDir dir;
     fs::path out = dir.path / "out", log = dir.path / "log";
@@ -636,6 +849,10 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     CHECK_THAT(read(out), Contains("__global__"));
     CHECK(run("--emit cuda --schedule svd") == 1);
     CHECK_THAT(read(log), Contains("svd"));
+    CHECK(run("--emit cuda --dtype bf16") == 0);
+    CHECK_THAT(read(out), Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
+    CHECK(run("--emit llvm --dtype bf16") == 1);
+    CHECK_THAT(read(log), Contains("--dtype bf16 is the CUDA backend's storage"));
 #ifdef MODC_WITH_CUDA
     if (!cuda::load_nvrtc(nullptr)) return;
     CHECK(run("--emit ptx") == 0);
@@ -643,6 +860,8 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     CHECK_THAT(read(out), Contains(".entry g0_normalize"));
     CHECK(run("--emit ptx --arch sm_80") == 0);
     CHECK_THAT(read(out), Contains(".target sm_80"));
+    CHECK(run("--emit ptx --arch sm_80 --dtype bf16") == 0);
+    CHECK_THAT(read(out), Contains(".param .u64 g0_m0_finish_param_0"));
     CHECK(run("--emit ptx --arch sm_8") == 1);
     CHECK_THAT(read(log), Contains("--arch"));
 #else
@@ -659,24 +878,37 @@ namespace {
 // tests/cuda_host/fake_cuda.cpp, which runs the host build of the same source: the whole of
 // runtime/cuda/gpu.cpp (loading, buffers, launches, cuBLAS calls, graph capture and replay)
 // and the CLI path, against `--backend cpu`.
+// The kernels of a program compiled for the host, with the parameter counts fake_cuda wants
+// beside them ($MODC_FAKE_KERNELS.params).
+std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
+    auto build = build_for_host(program.source);
+    std::ofstream params(build->so.string() + ".params");
+    std::set<std::string> seen;
+    for (const auto& op : program.ops)
+        if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
+            params << l->kernel << " " << l->args.size() << "\n";
+    return build;
+}
+
+// The environment that makes runtime/cuda load fake_cuda with these kernels.
+std::string fake_env(const HostBuild& build, const fs::path& cache) {
+    return "MODC_LIBCUDA=" + quote(MODC_FAKE_CUDA) + " MODC_LIBCUBLAS=" + quote(MODC_FAKE_CUDA) +
+           " MODC_FAKE_KERNELS=" + quote(build.so.string()) + " MODC_CACHE_DIR=" + quote(cache.string());
+}
+
+// T: float, double, or std::uint16_t for bf16 gradients (random f32 values rounded to bf16).
 template <class T>
 void check_fake_gpu(const Net& net, const std::string& schedule, double tolerance) {
     auto plans = dual_plans(net);
     REQUIRE(plans.size() == 1);
     const DualPlan& plan = plans.front();
+    constexpr bool bf16 = std::is_same_v<T, std::uint16_t>;
     cuda::CudaOptions co;
-    co.type = std::is_same_v<T, float> ? ElementType::F32 : ElementType::F64;
-    cuda::Program program = cuda::codegen_cuda(kernel_plan(plan, schedule), co);
-    auto build = build_for_host(program.source);
+    co.type = std::is_same_v<T, double> ? ElementType::F64 : ElementType::F32;
+    co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule), co));
     INFO(build->log);
     REQUIRE(build->status == 0);
-    {
-        std::ofstream params(build->so.string() + ".params");
-        std::set<std::string> seen;
-        for (const auto& op : program.ops)
-            if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
-                params << l->kernel << " " << l->args.size() << "\n";
-    }
 
     TempDir dir;
     std::mt19937 rng(11);
@@ -685,9 +917,11 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
     for (const auto& l : plan.leaves) {
         std::int64_t n = 1;
         for (auto d : l.shape) n *= d;
-        std::vector<T> values(static_cast<std::size_t>(n));
-        for (auto& v : values) v = static_cast<T>(normal(rng));
+        using V = std::conditional_t<bf16, float, T>;
+        std::vector<V> values(static_cast<std::size_t>(n));
+        for (auto& v : values) v = static_cast<V>(normal(rng));
         grads.push_back(rt::Tensor::from(l.path, l.shape, values));
+        if (bf16) grads.back() = rt::convert(grads.back(), rt::DType::BF16);
     }
     rt::write_tensors((dir.path / "grads.safetensors").string(), grads);
     std::string args = " dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
@@ -702,17 +936,21 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
         REQUIRE(WEXITSTATUS(status) == 0);
     };
     run("", "cpu");
-    run("MODC_LIBCUDA=" + quote(MODC_FAKE_CUDA) + " MODC_LIBCUBLAS=" + quote(MODC_FAKE_CUDA) + " MODC_FAKE_KERNELS=" +
-            quote(build->so.string()) + " MODC_CACHE_DIR=" + quote((dir.path / "cache").string()),
-        "cuda");
+    run(fake_env(*build, dir.path / "cache"), "cuda");
     auto cpu = rt::read_tensors((dir.path / "cpu.safetensors").string());
     auto gpu = rt::read_tensors((dir.path / "cuda.safetensors").string());
     REQUIRE(cpu.size() == gpu.size());
     for (std::size_t i = 0; i < cpu.size(); ++i) {
         REQUIRE(cpu[i].name == gpu[i].name);
         REQUIRE(cpu[i].shape == gpu[i].shape);
-        auto a = cpu[i].template as<T>();
-        auto b = gpu[i].template as<T>();
+        REQUIRE(cpu[i].dtype == grads.front().dtype);
+        REQUIRE(gpu[i].dtype == grads.front().dtype);
+        // bf16 updates compared as their f32 values.
+        using V = std::conditional_t<bf16, float, T>;
+        rt::Tensor a_t = bf16 ? rt::convert(cpu[i], rt::DType::F32) : cpu[i];
+        rt::Tensor b_t = bf16 ? rt::convert(gpu[i], rt::DType::F32) : gpu[i];
+        auto a = a_t.template as<V>();
+        auto b = b_t.template as<V>();
         std::vector<double> diff(a.size()), ref(a.size());
         for (std::size_t e = 0; e < a.size(); ++e) {
             diff[e] = static_cast<double>(b[e]) - static_cast<double>(a[e]);
@@ -730,10 +968,119 @@ TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on
     check_fake_gpu<float>(example("mlp.mod", {{"width", "64"}}), "polar-express", 3e-5);
     check_fake_gpu<double>(example("cnn.mod", {{"width", "8"}}), "cubic", 1e-11);
     check_fake_gpu<float>(small_gpt(), "muon", 3e-5);
+    // bf16 on both sides: the CPU widens, runs f32 and rounds; the GPU kernels do the same. The
+    // f32 results differ by rounding, so a few elements round to neighbouring bf16 values.
+    check_fake_gpu<std::uint16_t>(small_gpt(), "polar-express", kBf16 / 4);
     TempDir dir;
     fs::path kinds = dir.path / "kinds.mod";
     std::ofstream(kinds) << kKinds;
     check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
+    check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
+}
+
+// Run by the test after it, in a process of its own: runtime/cuda opens the driver once per
+// process, and this one must open fake_cuda (named by the environment).
+TEST_CASE("(in a process of its own) the C++ and C APIs with Backend::Cuda on the fake driver", "[.fake_cuda_api]") {
+    const char* net = std::getenv("MODC_FAKE_API_NET");
+    const char* type = std::getenv("MODC_FAKE_API_DTYPE");
+    REQUIRE(net != nullptr);
+    REQUIRE(type != nullptr);
+    const bool bf16 = std::string(type) == "bf16";
+    CompileOptions options;
+    options.schedule = "you";
+    options.dtype = bf16 ? DType::BF16 : DType::F32;
+    Dualizer cpu = compile_file(net, options);
+    options.backend = Backend::Cuda;
+    Dualizer gpu = compile_file(net, options);
+    CHECK(gpu.backend() == Backend::Cuda);
+    CHECK(gpu.dtype() == options.dtype);
+    CHECK_THAT(gpu.device(), Contains("modc fake GPU (the host), sm_90"));
+    CHECK_THAT(gpu.device(), Contains("one CUDA graph"));
+    REQUIRE(gpu.weights().size() == cpu.weights().size());
+
+    auto wide = random_grads<float>(gpu.weights(), 3);
+    std::vector<std::vector<float>> u_cpu, u_gpu;
+    std::vector<std::vector<std::uint16_t>> narrow, n_cpu, n_gpu, n_c;
+    for (auto& g : wide) {
+        narrow.emplace_back();
+        for (float v : g) narrow.back().push_back(f32_to_bf16(v));
+        u_cpu.emplace_back(g.size(), 0.0f);
+        u_gpu.emplace_back(g.size(), 0.0f);
+        n_cpu.emplace_back(g.size(), 0);
+        n_gpu.emplace_back(g.size(), 0);
+        n_c.emplace_back(g.size(), 0);
+    }
+    auto in = [](const auto& vs) {
+        std::vector<const typename std::decay_t<decltype(vs)>::value_type::value_type*> out;
+        for (const auto& v : vs) out.push_back(v.data());
+        return out;
+    };
+    auto out = [](auto& vs) {
+        std::vector<typename std::decay_t<decltype(vs)>::value_type::value_type*> p;
+        for (auto& v : vs) p.push_back(v.data());
+        return p;
+    };
+    // Each result as f32, for the comparison.
+    std::vector<std::vector<float>> a(wide.size()), b(wide.size());
+    if (bf16) {
+        cpu.run(in(narrow).data(), out(n_cpu).data());
+        for (int twice = 0; twice < 2; ++twice) gpu.run(in(narrow).data(), out(n_gpu).data());  // the graph replays
+        for (std::size_t i = 0; i < wide.size(); ++i)
+            for (std::size_t e = 0; e < wide[i].size(); ++e) {
+                a[i].push_back(bf16_to_f32(n_cpu[i][e]));
+                b[i].push_back(bf16_to_f32(n_gpu[i][e]));
+            }
+        // The C API, on the same fake GPU, gives the same bits.
+        modc_compile_options c_options{nullptr, "you", MODC_BF16, MODC_CUDA};
+        char* error = nullptr;
+        modc_dualizer* d = modc_compile_file_with(net, &c_options, &error);
+        INFO((error ? error : ""));
+        REQUIRE(d != nullptr);
+        REQUIRE(modc_dualize_bf16(d, in(narrow).data(), out(n_c).data(), &error) == 0);
+        CHECK(n_c == n_gpu);
+        modc_free(d);
+    } else {
+        cpu.run(in(wide).data(), out(u_cpu).data());
+        for (int twice = 0; twice < 2; ++twice) gpu.run(in(wide).data(), out(u_gpu).data());
+        a = u_cpu;
+        b = u_gpu;
+    }
+    std::vector<std::vector<double>> f64(wide.size());
+    CHECK_THROWS_AS(gpu.run(in(f64).data(), out(f64).data()), std::invalid_argument);
+    for (std::size_t i = 0; i < wide.size(); ++i) {
+        std::vector<double> diff, ref;
+        for (std::size_t e = 0; e < a[i].size(); ++e) {
+            diff.push_back(static_cast<double>(b[i][e]) - a[i][e]);
+            ref.push_back(a[i][e]);
+        }
+        double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
+        INFO(type << ": weight " << gpu.weights()[i].path << ", relative error " << error);
+        CHECK(error <= (bf16 ? kBf16 / 4 : 3e-5));
+    }
+}
+
+TEST_CASE("the C++ and C APIs with Backend::Cuda on a fake driver that runs the kernels on the host", "[cuda][gpu][api]") {
+    TempDir dir;
+    fs::path kinds = dir.path / "kinds.mod";
+    std::ofstream(kinds) << kKinds;
+    const DualPlan plan = dual_plans(Net{kinds.string(), kKinds, {}}).front();
+    const fs::path self = fs::read_symlink("/proc/self/exe");
+    for (bool bf16 : {false, true}) {
+        cuda::CudaOptions co;
+        co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+        auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, "you"), co));
+        INFO(build->log);
+        REQUIRE(build->status == 0);
+        fs::path log = dir.path / "log";
+        std::string cmd = fake_env(*build, dir.path / "cache") + " MODC_FAKE_API_NET=" + quote(kinds.string()) +
+                          " MODC_FAKE_API_DTYPE=" + (bf16 ? "bf16" : "f32") + " " + quote(self.string()) +
+                          " '[.fake_cuda_api]' >" + quote(log.string()) + " 2>&1";
+        int status = std::system(cmd.c_str());
+        INFO(cmd << "\n" << read(log));
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+        CHECK_THAT(read(log), Contains("All tests passed"));
+    }
 }
 
 #endif

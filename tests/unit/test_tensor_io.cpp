@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/bf16.hpp"
 #include "runtime/tensor_io.hpp"
 
 namespace fs = std::filesystem;
@@ -213,10 +215,10 @@ TEST_CASE("safetensors: every malformed input is reported", "[tensor_io]") {
          "tensor 'a': header entry has no \"data_offsets\""},
         {"dtype not a string", safetensors(R"({"a": {"dtype": 32, "shape": [1], "data_offsets": [0, 4]}})", f32x1),
          "tensor 'a': \"dtype\" is not a string"},
-        {"BF16", safetensors(R"({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}})", f32x1),
-         "tensor 'w' has unsupported dtype BF16 (only F32 and F64 are supported)"},
+        {"BF16 of the wrong size", safetensors(R"({"w": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 4]}})", f32x1),
+         "tensor 'w': data_offsets [0, 4] span 4 bytes, but shape [3] of BF16 needs 6"},
         {"F16", safetensors(R"({"w": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}})", f32x1),
-         "tensor 'w' has unsupported dtype F16"},
+         "tensor 'w' has unsupported dtype F16 (only F32, F64 and BF16 are supported)"},
         {"I32", safetensors(R"({"w": {"dtype": "I32", "shape": [1], "data_offsets": [0, 4]}})", f32x1),
          "tensor 'w' has unsupported dtype I32"},
         {"negative dim", safetensors(R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", f32x1),
@@ -593,4 +595,97 @@ def check(d):
     // modc -> numpy
     write_tensors(dir / "out", tensors);
     CHECK(std::system(("/usr/bin/python3 " + script + " check '" + (dir / "out") + "'").c_str()) == 0);
+}
+
+TEST_CASE("BF16: safetensors round trip, conversions, and no .npy", "[tensor_io][bf16]") {
+    TempDir dir;
+    // 1.0, -2.5, the largest finite bf16, the smallest denormal, -0: bits as a checkpoint has them.
+    const std::vector<std::uint16_t> bits{0x3f80, 0xc020, 0x7f7f, 0x0001, 0x8000, 0x4049};
+    std::vector<Tensor> tensors{Tensor::from<std::uint16_t>("w", {2, 3}, bits),
+                                Tensor::from<std::uint16_t>("b", {0}, {})};
+    CHECK(tensors[0].dtype == DType::BF16);
+    CHECK(tensors[0].data.size() == 12);
+    const std::string path = dir / "g.safetensors";
+    write_tensors(path, tensors);
+    const std::string json = R"({"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]},)"
+                             R"("b":{"dtype":"BF16","shape":[0],"data_offsets":[12,12]}})";
+    CHECK(read_file(path) == safetensors(json + std::string((8 - json.size() % 8) % 8, ' '), raw(bits)));
+    auto back = read_tensors(path);
+    REQUIRE(back.size() == 2);
+    CHECK(back[0].dtype == DType::BF16);
+    CHECK(back[0].shape == std::vector<std::int64_t>{2, 3});
+    CHECK(values<std::uint16_t>(back[0]) == bits);
+    CHECK(error_of([&] { back[0].as<float>(); }) == "tensor 'w' is BF16, not F32");
+
+    // To F32 exactly, and back to the same bits.
+    Tensor wide = convert(back[0], DType::F32);
+    CHECK(values<float>(wide) == std::vector<float>{1.0f, -2.5f, 3.38953139e38f, 9.18354962e-41f, -0.0f, 3.140625f});
+    CHECK(std::signbit(values<float>(wide)[4]));
+    CHECK(values<std::uint16_t>(convert(wide, DType::BF16)) == bits);
+    // To BF16 rounded to nearest even: 1 + 2^-8 is a tie (down to 1), 1 + 3 * 2^-8 one (up).
+    Tensor narrow = convert(Tensor::from<double>("x", {4}, {1.0 + 1.0 / 256, 1.0 + 3.0 / 256, 1.0 + 1.5 / 256, 3.5e38}),
+                            DType::BF16);
+    CHECK(values<std::uint16_t>(narrow) == std::vector<std::uint16_t>{0x3f80, 0x3f82, 0x3f81, 0x7f80});
+
+    // validate accepts BF16, finds NaN in it, and wants one dtype for all.
+    CHECK(validate(back, {{"w", {2, 3}}, {"b", {0}}}).empty());
+    std::vector<Tensor> bad{Tensor::from<std::uint16_t>("w", {2}, {0x3f80, 0x7fc0}), Tensor::from<float>("v", {1}, {1.f})};
+    auto problems = validate(bad, {{"w", {2}}, {"v", {1}}});
+    REQUIRE(problems.size() == 2);
+    CHECK(problems[0] == "tensor 'w' has 1 NaN/Inf value (first at index 1)");
+    CHECK_THAT(problems[1], Contains("tensor 'v' is F32 but tensor 'w' is BF16 (all tensors must share one dtype)"));
+
+    // A directory of .npy files cannot hold BF16: refused before anything is created.
+    CHECK(error_of([&] { write_tensors(dir / "npy", tensors); }) ==
+          dir / "npy" + ": tensor 'w' is BF16, which a .npy file cannot hold (numpy has no bfloat16); write a .safetensors file");
+    CHECK(listing(dir.path) == std::set<std::string>{"g.safetensors"});
+}
+
+TEST_CASE("bf16 conversions: exact widening, round to nearest even, NaN and infinities", "[bf16]") {
+    auto bits_of = [](float f) {
+        std::uint32_t u;
+        std::memcpy(&u, &f, 4);
+        return u;
+    };
+    auto from_bits = [](std::uint32_t u) {
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    };
+    for (std::uint32_t h = 0; h < 0x10000; ++h) {
+        float f = modc::bf16_to_f32(static_cast<std::uint16_t>(h));
+        REQUIRE(bits_of(f) == h << 16);
+        if (!std::isnan(f)) REQUIRE(modc::f32_to_bf16(f) == h);  // every bf16 survives the round trip
+    }
+    struct Case {
+        std::uint32_t in;
+        std::uint16_t out;
+    };
+    for (auto [in, out] : std::vector<Case>{
+             {0x3f808000, 0x3f80},  // tie, even below: down
+             {0x3f818000, 0x3f82},  // tie, odd below: up
+             {0x3f808001, 0x3f81},  // just above a tie: up
+             {0x3f807fff, 0x3f80},  // just below: down
+             {0xbf818000, 0xbf82},  // negative ties round the magnitude the same way
+             {0x7f7fffff, 0x7f80},  // past the largest bf16: infinity
+             {0x7f7f7fff, 0x7f7f},  // the largest bf16, from below
+             {0x7f800000, 0x7f80},  // inf
+             {0xff800000, 0xff80},  // -inf
+             {0x00008000, 0x0000},  // denormal tie to even (0)
+             {0x00018000, 0x0002},  // denormal tie to even (2)
+             {0x00008001, 0x0001},  // denormal above a tie
+             {0x80000000, 0x8000},  // -0
+             {0x007fffff, 0x0080},  // the largest denormal rounds up to the smallest normal
+         }) {
+        INFO(std::hex << in);
+        CHECK(modc::f32_to_bf16(from_bits(in)) == out);
+    }
+    // NaN stays NaN, with its sign, whatever its payload (a payload in the low half only would
+    // otherwise round to infinity).
+    for (std::uint32_t nan : {0x7fc00000u, 0x7f800001u, 0x7fffffffu, 0xff800001u, 0xffc00000u}) {
+        INFO(std::hex << nan);
+        std::uint16_t h = modc::f32_to_bf16(from_bits(nan));
+        CHECK(std::isnan(modc::bf16_to_f32(h)));
+        CHECK((h & 0x8000) == (nan >> 16 & 0x8000));
+    }
 }
