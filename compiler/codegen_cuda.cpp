@@ -29,6 +29,8 @@ const char* to_string(Buffer b) {
         case Buffer::A: return "A";
         case Buffer::AA: return "AA";
         case Buffer::B: return "B";
+        case Buffer::Q: return "Q";
+        case Buffer::T: return "T";
         case Buffer::Scratch: return "scratch";
         case Buffer::Grad: return "grad";
         case Buffer::Update: return "update";
@@ -329,7 +331,11 @@ private:
             end();
         }
         Buffer x = Buffer::X, y = Buffer::Y;
-        for (std::size_t si = 0; si < g.steps.size(); ++si) {
+        if (g.gram) {
+            gram_newton_schulz(g, gi, B, m, n, symmetric, origin);
+            x = Buffer::Y;
+        }
+        for (std::size_t si = 0; si < g.steps.size() && !g.gram; ++si) {
             const auto& step = g.steps[si];
             if (step.kind != kp::StepKind::NewtonSchulz && step.kind != kp::StepKind::IterateToConvergence) continue;
             bool iterate = step.kind == kp::StepKind::IterateToConvergence;
@@ -343,7 +349,7 @@ private:
                     listing_on_ = false;
                 }
                 if (iterate && it == 0) iteration_start_ = p_.ops.size();
-                step_ops(g, gi, si, step, B, m, n, symmetric, iterate, x, y, acc_at, done_at);
+                step_ops(gi, si, step, B, m, n, symmetric, iterate, x, y, done_at);
                 std::swap(x, y);
                 if (iterate) {
                     launch(KernelNames::change(gi), {reduce_grid_for(MN), static_cast<unsigned>(B), 1},
@@ -389,12 +395,12 @@ private:
         }
     }
 
-    void emit_step_kernels(const kp::Group&, std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B,
+    void emit_step_kernels(const kp::Group& g, std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B,
                            std::int64_t m, std::int64_t n, const std::string& origin, bool iterate) {
         const auto& k = step.coeffs;
         const std::int64_t MM = m * m, MN = m * n;
         src_ << "\n// Newton-Schulz step " << si << ", (a, b, c) = (" << fmt("%.17g", k.a) << ", " << fmt("%.17g", k.b)
-             << ", " << fmt("%.17g", k.c) << "): B = b A" << (k.c != 0 ? " + c A A" : "")
+             << ", " << fmt("%.17g", k.c) << "): " << (g.gram ? "P = a I + b A" : "B = b A") << (k.c != 0 ? " + c A A" : "")
              << ", both triangles, from the upper triangle of A" << (k.c != 0 ? " and A A" : "")
              << (iterate ? "; B = 0 for a matrix that has converged" : "") << ".\n";
         std::string params = ptr("out") + ", " + ptr("a", true);
@@ -408,8 +414,10 @@ private:
         std::string value = real(k.b) + " * a[u]";
         if (k.c != 0) value += " + " + real(k.c) + " * aa[u]";
         if (iterate) value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? " + real(0) + " : " + value;
+        if (g.gram) value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
         src_ << "        out[e] = " << value << ";\n    }\n";
         end();
+        if (g.gram) return;  // Gram Newton-Schulz has no Y = a X
 
         src_ << "\n// Y = " << fmt("%.17g", k.a) << " X (cuBLAS then adds B X)" << (iterate ? "; Y = X once converged" : "") << ".\n";
         params = ptr("y") + ", " + ptr("x", true);
@@ -452,85 +460,91 @@ private:
         end();
     }
 
-    void step_ops(const kp::Group&, std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B,
-                  std::int64_t m, std::int64_t n, bool symmetric, bool iterate, Buffer x, Buffer y,
-                  std::int64_t acc_at, std::int64_t done_at) {
-        (void)acc_at;
-        const std::int64_t MM = m * m, MN = m * n;
-        const int M = static_cast<int>(m), N = static_cast<int>(n);
-        const auto& k = step.coeffs;
-        // A = X X^T
+    // The products of the orthogonalising groups, over B stacked matrices: per matrix with the
+    // symmetric cuBLAS routines (syrk, symm), or one strided-batched gemm for the whole group.
+    // Row-major operands; see the top of this file for how they map onto cuBLAS's column-major.
+
+    // C_b = S_b S_b^T, S_b rows x k. syrk writes C's row-major upper triangle; gemm all of it.
+    void self_product(bool symmetric, std::int64_t B, std::int64_t rows, std::int64_t k, Buffer s, Buffer c,
+                      const std::string& what) {
+        const int R = static_cast<int>(rows), K = static_cast<int>(k);
+        Matmul mm;
+        mm.lda = K;
+        mm.ldc = R;
         if (symmetric) {
-            for (std::int64_t b = 0; b < B; ++b) {
-                Matmul mm;
-                mm.kind = Matmul::Kind::Syrk;
-                mm.lower = true;
-                mm.trans_a = true;
-                mm.n = M;
-                mm.k = N;
-                mm.alpha = 1;
-                mm.a = work(x, b * MN);
-                mm.lda = N;
-                mm.beta = 0;
-                mm.c = work(Buffer::A, b * MM);
-                mm.ldc = M;
-                matmul(mm, "A = X X^T");
-            }
-        } else {
-            Matmul mm;
-            mm.kind = Matmul::Kind::Gemm;
+            mm.kind = Matmul::Kind::Syrk;
+            mm.lower = true;
             mm.trans_a = true;
-            mm.trans_b = false;
-            mm.m = M;
-            mm.n = M;
-            mm.k = N;
-            mm.a = work(x, 0);
-            mm.lda = N;
-            mm.stride_a = MN;
-            mm.b = work(x, 0);
-            mm.ldb = N;
-            mm.stride_b = MN;
-            mm.c = work(Buffer::A, 0);
-            mm.ldc = M;
-            mm.stride_c = MM;
-            mm.batch = static_cast<int>(B);
-            matmul(mm, "A = X X^T");
-        }
-        // A A
-        if (k.c != 0) {
-            if (symmetric) {
-                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
-                for (std::int64_t b = 0; b < B; ++b) {
-                    Matmul mm;
-                    mm.kind = Matmul::Kind::Syrk;
-                    mm.lower = true;
-                    mm.trans_a = true;
-                    mm.n = M;
-                    mm.k = M;
-                    mm.a = work(Buffer::A, b * MM);
-                    mm.lda = M;
-                    mm.c = work(Buffer::AA, b * MM);
-                    mm.ldc = M;
-                    matmul(mm, "AA = A A");
-                }
-            } else {
-                Matmul mm;
-                mm.kind = Matmul::Kind::Gemm;
-                mm.m = M;
-                mm.n = M;
-                mm.k = M;
-                mm.a = work(Buffer::A, 0);
-                mm.lda = M;
-                mm.stride_a = MM;
-                mm.b = work(Buffer::A, 0);
-                mm.ldb = M;
-                mm.stride_b = MM;
-                mm.c = work(Buffer::AA, 0);
-                mm.ldc = M;
-                mm.stride_c = MM;
-                mm.batch = static_cast<int>(B);
-                matmul(mm, "AA = A A");
+            mm.n = R;
+            mm.k = K;
+            for (std::int64_t b = 0; b < B; ++b) {
+                mm.a = work(s, b * rows * k);
+                mm.c = work(c, b * rows * rows);
+                matmul(mm, what);
             }
+            return;
+        }
+        mm.kind = Matmul::Kind::Gemm;
+        mm.trans_a = true;
+        mm.m = mm.n = R;
+        mm.k = K;
+        mm.a = mm.b = work(s, 0);
+        mm.ldb = K;
+        mm.stride_a = mm.stride_b = rows * k;
+        mm.c = work(c, 0);
+        mm.stride_c = rows * rows;
+        mm.batch = static_cast<int>(B);
+        matmul(mm, what);
+    }
+
+    // C_b = S_b R_b + beta C_b, S_b m x m symmetric (symm reads its row-major upper triangle), R_b m x n.
+    void symmetric_left_product(bool symmetric, std::int64_t B, std::int64_t m, std::int64_t n, Buffer s, Buffer r,
+                                double beta, Buffer c, const std::string& what) {
+        const int M = static_cast<int>(m), N = static_cast<int>(n);
+        Matmul mm;
+        mm.beta = beta;
+        mm.ldc = N;
+        if (symmetric) {
+            mm.kind = Matmul::Kind::Symm;
+            mm.right = true;
+            mm.lower = true;
+            mm.m = N;
+            mm.n = M;
+            mm.lda = M;
+            mm.ldb = N;
+            for (std::int64_t b = 0; b < B; ++b) {
+                mm.a = work(s, b * m * m);
+                mm.b = work(r, b * m * n);
+                mm.c = work(c, b * m * n);
+                matmul(mm, what);
+            }
+            return;
+        }
+        mm.kind = Matmul::Kind::Gemm;
+        mm.m = N;
+        mm.n = M;
+        mm.k = M;
+        mm.a = work(r, 0);
+        mm.lda = N;
+        mm.stride_a = m * n;
+        mm.b = work(s, 0);
+        mm.ldb = M;
+        mm.stride_b = m * m;
+        mm.c = work(c, 0);
+        mm.stride_c = m * n;
+        mm.batch = static_cast<int>(B);
+        matmul(mm, what);
+    }
+
+    void step_ops(std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B, std::int64_t m, std::int64_t n,
+                  bool symmetric, bool iterate, Buffer x, Buffer y, std::int64_t done_at) {
+        const std::int64_t MM = m * m, MN = m * n;
+        const auto& k = step.coeffs;
+        self_product(symmetric, B, m, n, x, Buffer::A, "A = X X^T");
+        if (k.c != 0) {
+            if (symmetric)
+                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
+            self_product(symmetric, B, m, m, Buffer::A, Buffer::AA, "AA = A A");
         }
         std::vector<Operand> args{work(Buffer::B, 0), work(Buffer::A, 0)};
         if (k.c != 0) args.push_back(work(Buffer::AA, 0));
@@ -539,44 +553,42 @@ private:
         args = {work(y, 0), work(x, 0)};
         if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
         launch(KernelNames::axpy(gi, si), {grid_for(B * MN), 1, 1}, args, "Y = a X");
-        // Y += B X
-        if (symmetric) {
-            for (std::int64_t b = 0; b < B; ++b) {
-                Matmul mm;
-                mm.kind = Matmul::Kind::Symm;
-                mm.right = true;
-                mm.lower = true;
-                mm.m = N;
-                mm.n = M;
-                mm.alpha = 1;
-                mm.a = work(Buffer::B, b * MM);
-                mm.lda = M;
-                mm.b = work(x, b * MN);
-                mm.ldb = N;
-                mm.beta = 1;
-                mm.c = work(y, b * MN);
-                mm.ldc = N;
-                matmul(mm, "Y += B X");
+        symmetric_left_product(symmetric, B, m, n, Buffer::B, x, 1, y, "Y += B X");
+    }
+
+    // Gram Newton-Schulz (kernel_plan.hpp, Group::gram), as the CPU backend runs it: the steps on
+    // m x m matrices, then Y = Q X once. Q and T are two more m x m work buffers.
+    void gram_newton_schulz(const kp::Group& g, std::size_t gi, std::int64_t B, std::int64_t m, std::int64_t n,
+                            bool symmetric, const std::string& origin) {
+        const std::int64_t MM = m * m;
+        need(Buffer::Q, B * MM * size_);
+        need(Buffer::T, B * MM * size_);
+        std::vector<std::size_t> steps;
+        for (std::size_t si = 0; si < g.steps.size(); ++si)
+            if (g.steps[si].kind == kp::StepKind::NewtonSchulz) steps.push_back(si);
+        for (auto si : steps) emit_step_kernels(g, gi, si, g.steps[si], B, m, n, origin, false);
+
+        self_product(symmetric, B, m, n, Buffer::X, Buffer::A, "A = G = X X^T");
+        if (symmetric)
+            launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
+        Buffer a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            self_product(symmetric, B, m, m, a, Buffer::AA, "AA = A A");
+            // The first P is Q itself; later ones go to B and multiply Q.
+            Buffer p = i == 0 ? q : Buffer::B;
+            launch(KernelNames::poly(gi, steps[i]), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
+                   "P = a I + b A + c A A");
+            if (i > 0) {
+                symmetric_left_product(symmetric, B, m, m, p, q, 0, spare, "Q = P Q");
+                std::swap(q, spare);
             }
-        } else {
-            Matmul mm;
-            mm.kind = Matmul::Kind::Gemm;
-            mm.m = N;
-            mm.n = M;
-            mm.k = M;
-            mm.a = work(x, 0);
-            mm.lda = N;
-            mm.stride_a = MN;
-            mm.b = work(Buffer::B, 0);
-            mm.ldb = M;
-            mm.stride_b = MM;
-            mm.beta = 1;
-            mm.c = work(y, 0);
-            mm.ldc = N;
-            mm.stride_c = MN;
-            mm.batch = static_cast<int>(B);
-            matmul(mm, "Y += B X");
+            if (i + 1 < steps.size()) {
+                self_product(symmetric, B, m, m, p, Buffer::AA, "AA = P P");
+                symmetric_left_product(symmetric, B, m, m, Buffer::AA, a, 0, spare, "A = P P A");
+                std::swap(a, spare);
+            }
         }
+        symmetric_left_product(symmetric, B, m, n, q, Buffer::X, 0, Buffer::Y, "Y = Q X");
     }
 
     // ---- closed forms ----
@@ -801,7 +813,6 @@ std::string describe(const Op& op, ElementType type) {
 Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options) {
     MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0 && options.max_reduce_grid > 0,
                 "bad CUDA launch options");
-    for (const auto& g : plan.groups) MODC_ASSERT(!g.gram, "the CUDA backend was given a Gram Newton-Schulz group");
     if (options.storage == Storage::BF16 && options.type != ElementType::F32)
         throw Unsupported("bf16 gradients and updates are computed in f32, not f64");
     return Generator(plan, options).run();

@@ -22,7 +22,10 @@
 //     g_clear, then per member g_sumsq + g_normalize (X_b = G_b / (||G_b||_F ns + eps), transposed
 //     when rows > cols); per Newton-Schulz step A = X X^T (cuBLAS), [A A (cuBLAS)], g_s_poly
 //     (B = b A + c A A), g_s_axpy (Y = a X), Y += B X (cuBLAS), swap X and Y; per member
-//     g_m_finish (update = scale X, transposed back). The cubic schedule runs its step max_steps
+//     g_m_finish (update = scale X, transposed back). A Gram group (kernel_plan.hpp) runs its
+//     steps on m x m matrices instead: A = X X^T once, then per step A A, g_s_poly (P = a I +
+//     b A + c A A), Q = P Q, and but for the last step A = P P A, all with cuBLAS; at the end
+//     Y = Q X, which g_m_finish reads. The cubic schedule runs its step max_steps
 //     times, with g_change + g_converged after each: once a matrix has converged its steps leave
 //     it unchanged (B = 0, Y = X), so the whole run has a fixed shape and can be one CUDA graph.
 //   closed forms: per member g_m_map with its scale, after reductions where the map needs them.
@@ -38,10 +41,10 @@
 
 namespace modc::cuda {
 
-// The buffers a program uses. X, Y, A, AA, B and Scratch are work buffers the runtime allocates
+// The buffers a program uses. X, Y, A, AA, B, Q, T and Scratch are work buffers the runtime allocates
 // once (sizes in Program::bytes); Grad and Update are weight `leaf`'s tensors.
-enum class Buffer : std::uint8_t { X, Y, A, AA, B, Scratch, Grad, Update };
-inline constexpr int kWorkBuffers = 6;  // X .. Scratch
+enum class Buffer : std::uint8_t { X, Y, A, AA, B, Q, T, Scratch, Grad, Update };
+inline constexpr int kWorkBuffers = 8;  // X .. Scratch (Q and T: Gram Newton-Schulz only)
 const char* to_string(Buffer b);
 
 struct Operand {
@@ -130,10 +133,6 @@ struct Unsupported : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// How to lower a dual plan for this backend: it has no Gram Newton-Schulz yet.
-inline constexpr kp::LowerOptions kLowerOptions{.gram = false};
-
-// `plan` must come from kp::lower(..., kLowerOptions).
 Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options = {});
 
 // The source, then the run as comments (what `modc emit --emit cuda` prints).

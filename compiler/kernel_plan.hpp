@@ -99,8 +99,7 @@ struct KernelPlan {
 };
 
 struct LowerOptions {
-    // Allow Gram Newton-Schulz for wide matrices (the CPU backend runs it; the CUDA one does not
-    // yet); see Group::gram.
+    // Allow Gram Newton-Schulz for wide matrices (both backends run it); see Group::gram.
     bool gram = true;
 };
 

@@ -323,9 +323,7 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         std::map<std::string, const kp::Schedule*> per_leaf;
         for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
-        bool cuda = o.emit == "cuda" || o.emit == "ptx";
-        kp::LowerOptions lowering = cuda ? cuda::kLowerOptions : kp::LowerOptions{.gram = !o.no_gram};
-        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, lowering);
+        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, {.gram = !o.no_gram});
         if (o.emit == "plan") return write(kp::print(kernel_plan));
         if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
         if (o.dtype == "bf16")
@@ -383,7 +381,7 @@ int main(int argc, char** argv) {
     emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
     auto no_gram = [&](CLI::App* sub) {
         sub->add_flag("--no-gram", o.no_gram,
-                      "iterate on every matrix directly: no Gram Newton-Schulz for wide matrices (CPU backend)");
+                      "iterate on every matrix directly: no Gram Newton-Schulz for wide matrices");
     };
     no_gram(emit);
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");

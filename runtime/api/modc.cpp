@@ -204,9 +204,7 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    // The CUDA backend has no Gram Newton-Schulz yet (codegen_cuda.hpp).
-    kp::LowerOptions lowering = options.backend == Backend::Cuda ? cuda::kLowerOptions : kp::LowerOptions{.gram = options.gram};
-    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, lowering);
+    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
 
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;

@@ -116,9 +116,9 @@ std::vector<DualPlan> dual_plans(const Net& net) {
     return c->plans;
 }
 
-kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule) {
+kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule, bool gram = true) {
     for (std::size_t i = 0; i < plan.leaves.size(); ++i) REQUIRE(plan.leaves[i].index == static_cast<int>(i));
-    return kp::lower(plan, *kp::find_schedule(schedule), {}, cuda::kLowerOptions);
+    return kp::lower(plan, *kp::find_schedule(schedule), {}, {.gram = gram});
 }
 
 const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};
@@ -306,8 +306,14 @@ struct HostCase {
 // bf16 relative precision: 8 significant bits, so rounding moves a value by at most 2^-9 of it.
 const double kBf16 = std::ldexp(1.0, -8);
 
+// Gram Newton-Schulz amplifies rounding about 100x (kernel_plan.hpp, Group::gram): two f32 runs
+// of it that sum in different orders agree to about 1e-4, not 1e-6. In f64 the agreement stays
+// at 1e-11, which shows the arithmetic is the same.
+const double kGramF32 = 1e-3;
+
 template <class T>
-void compare(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first) {
+void compare(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first,
+             const std::set<int>& gram_leaves) {
     CompileOptions options;
     options.schedule = c.schedule;
     options.set = c.net.set;
@@ -341,13 +347,15 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
         INFO(c.net.name << ", " << c.schedule << (c.f64 ? ", f64" : ", f32") << (zero_first ? ", zero gradients" : "")
                         << ": weight " << cpu.weights()[i].path << ", relative error " << error);
         CHECK(finite);
-        CHECK(error <= c.tolerance);
+        bool gram = gram_leaves.count(static_cast<int>(i)) > 0;
+        CHECK(error <= (gram && !c.f64 ? std::max(c.tolerance, kGramF32) : c.tolerance));
     }
 }
 
 // bf16 storage: the reference is the CPU backend in f32 on the same gradients widened; the
 // updates differ from it by their rounding to bf16 (and by f32 rounding, much smaller).
-void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first) {
+void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKernels& kernels, bool zero_first,
+                  const std::set<int>& gram_leaves) {
     CompileOptions options;
     options.schedule = c.schedule;
     options.set = c.net.set;
@@ -376,12 +384,13 @@ void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKer
         bool finite = true, each_rounded = true;
         double largest = 0;
         for (float e : expected[i]) largest = std::max(largest, std::fabs(static_cast<double>(e)));
+        const double f32_rounding = gram_leaves.count(static_cast<int>(i)) ? kGramF32 : 1e-4;
         for (std::size_t e = 0; e < grads[i].size(); ++e) {
             const double g = bf16_to_f32(got[i][e]), x = expected[i][e];
             finite &= std::isfinite(g);
             diff[e] = g - x;
             ref[e] = x;
-            each_rounded &= std::fabs(g - x) <= kBf16 * std::fabs(x) + 1e-4 * largest;
+            each_rounded &= std::fabs(g - x) <= kBf16 * std::fabs(x) + f32_rounding * largest;
         }
         double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
         INFO(c.net.name << ", " << c.schedule << ", bf16" << (zero_first ? ", zero gradients" : "") << ": weight "
@@ -395,6 +404,7 @@ void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKer
 // Generates every case's program, compiles them for the host two at a time, and compares.
 void check_on_host(const std::vector<HostCase>& cases) {
     std::vector<cuda::Program> programs;
+    std::vector<std::set<int>> gram_leaves;  // by case: the weights in Gram groups
     for (const auto& c : cases) {
         auto plans = dual_plans(c.net);
         REQUIRE(plans.size() == 1);
@@ -404,7 +414,12 @@ void check_on_host(const std::vector<HostCase>& cases) {
         co.matmul = c.mode;
         co.block = c.block;
         co.max_grid = co.max_reduce_grid = c.max_grid;
-        programs.push_back(cuda::codegen_cuda(kernel_plan(plans.front(), c.schedule), co));
+        kp::KernelPlan plan = kernel_plan(plans.front(), c.schedule);
+        gram_leaves.emplace_back();
+        for (const auto& g : plan.groups)
+            for (const auto& m : g.members)
+                if (g.gram) gram_leaves.back().insert(m.leaf);
+        programs.push_back(cuda::codegen_cuda(plan, co));
     }
     std::vector<std::future<std::unique_ptr<HostBuild>>> builds;
     std::size_t next = 0;
@@ -419,14 +434,15 @@ void check_on_host(const std::vector<HostCase>& cases) {
         start_one();  // the next build runs while this case is compared
         auto build = builds[i].get();
         HostKernels kernels(*build, programs[i]);
+        const auto& gram = gram_leaves[i];
         if (cases[i].bf16) {
-            compare_bf16(cases[i], programs[i], kernels, false);
-            compare_bf16(cases[i], programs[i], kernels, true);
+            compare_bf16(cases[i], programs[i], kernels, false, gram);
+            compare_bf16(cases[i], programs[i], kernels, true, gram);
         } else if (cases[i].f64) {
-            compare<double>(cases[i], programs[i], kernels, false);
+            compare<double>(cases[i], programs[i], kernels, false, gram);
         } else {
-            compare<float>(cases[i], programs[i], kernels, false);
-            compare<float>(cases[i], programs[i], kernels, true);
+            compare<float>(cases[i], programs[i], kernels, false, gram);
+            compare<float>(cases[i], programs[i], kernels, true, gram);
         }
     }
 }
@@ -467,6 +483,7 @@ TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's upda
         // every map kind; the schedules, with symmetric (syrk, symm) and batched (gemm) matmuls
         {kinds, "polar-express", M::Auto, false, f32},
         {kinds, "polar-express", M::Auto, true, f64},
+        {kinds, "polar-express", M::Batched, true, f64},  // Gram groups with gemm
         {kinds, "muon", M::Symmetric, true, f64},
         {kinds, "you", M::Batched, true, f64},
         {kinds, "cubic", M::Symmetric, true, f64},
