@@ -75,7 +75,7 @@ public:
         for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
             const auto& group = plan_.groups[g];
             for (const auto& m : group.members) p_.leaf_elements[static_cast<std::size_t>(m.leaf)] = group.elements();
-            bool orthogonal = group.map == MapKind::Orthogonalize || group.map == MapKind::OrthogonalizeSlices;
+            bool orthogonal = orthogonalizes(group.map);
             if (orthogonal)
                 orthogonalize(group, g);
             else

@@ -49,7 +49,7 @@ public:
     }
 
     void group(const kp::Group& g, std::size_t gi) {
-        bool orthogonal = g.map == MapKind::Orthogonalize || g.map == MapKind::OrthogonalizeSlices;
+        bool orthogonal = orthogonalizes(g.map);
         if (orthogonal) {
             for (std::size_t s = 0; s < g.steps.size(); ++s) {
                 const auto& step = g.steps[s];

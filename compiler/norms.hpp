@@ -20,6 +20,8 @@ enum class MapKind {
     OrthogonalizeSlices,  // U V^T of each kernel position G[:, :, i, j]
 };
 const char* to_string(MapKind kind);
+// The maps computed by orthogonalisation (Newton-Schulz or the SVD), as against closed forms.
+inline bool orthogonalizes(MapKind kind) { return kind == MapKind::Orthogonalize || kind == MapKind::OrthogonalizeSlices; }
 
 struct NormInfo {
     std::string name;   // as written in .mod files: "rms_to_rms"

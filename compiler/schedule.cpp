@@ -137,7 +137,7 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
     for (const auto& leaf : plan.leaves) {
         auto override = per_leaf.find(leaf.path);
         const Schedule& schedule = override == per_leaf.end() ? default_schedule : *override->second;
-        bool orthogonal = leaf.norm->map == MapKind::Orthogonalize || leaf.norm->map == MapKind::OrthogonalizeSlices;
+        bool orthogonal = orthogonalizes(leaf.norm->map);
         auto key = std::make_tuple(leaf.norm->map, leaf.shape, orthogonal ? schedule.name : std::string());
         auto it = index.find(key);
         if (it == index.end()) {

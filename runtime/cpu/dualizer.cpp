@@ -9,7 +9,6 @@
 #include <exception>
 #include <limits>
 #include <mutex>
-#include <numeric>
 #include <thread>
 
 #include "compiler/diagnostics.hpp"
@@ -50,7 +49,7 @@ int gesdd(int m, int n, double* x, double* s, double* u, double* vt) {
     return LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, x, n, s, u, m, vt, n);
 }
 
-bool orthogonal(const kp::Group& g) { return g.map == MapKind::Orthogonalize || g.map == MapKind::OrthogonalizeSlices; }
+bool orthogonal(const kp::Group& g) { return orthogonalizes(g.map); }
 
 // Flops of one item, to order the work (an SVD weighed as 10 Newton-Schulz steps).
 double item_cost(const kp::Group& g) {
