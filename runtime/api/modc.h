@@ -9,6 +9,7 @@
  *
  * With options (a zeroed struct means the defaults: the only network, polar-express, f32, CPU):
  *   modc_compile_options options = {0};
+ *   options.threads = 1;             (CPU: one matrix at a time; 0 = one per core)
  *   options.backend = MODC_CUDA;     (an error, saying why, where there is no GPU)
  *   options.dtype = MODC_BF16;       (gradients and updates as bfloat16 bits, computed in f32)
  *   modc_dualizer* d = modc_compile_file_with("examples/mlp.mod", &options, &error);
@@ -34,6 +35,8 @@ typedef struct {
     const char* schedule; /* NULL: polar-express */
     modc_dtype dtype;
     modc_backend backend;
+    int no_gram;      /* nonzero: iterate on every matrix directly, no Gram Newton-Schulz */
+    unsigned threads; /* CPU: matrices dualized at once; 0: one per hardware thread */
 } modc_compile_options;
 
 /* NULL on failure, with *error (if error is not NULL) set to a message to free with modc_free_string.

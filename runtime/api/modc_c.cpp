@@ -50,6 +50,8 @@ modc_dualizer* modc_compile_file_with(const char* path, const modc_compile_optio
                 case MODC_CUDA: o.backend = modc::Backend::Cuda; break;
                 default: throw modc::CompileError("unknown backend " + std::to_string(static_cast<int>(options->backend)));
             }
+            o.gram = options->no_gram == 0;
+            o.threads = options->threads;
         }
         if (!path) throw modc::CompileError("no path given");
         return new modc_dualizer{modc::compile_file(path, o)};

@@ -1258,6 +1258,44 @@ TEST_CASE("cpu: bf16 through the C++ and C APIs", "[cpu][bf16]") {
     modc_free_string(error);
 }
 
+TEST_CASE("cpu: the C API's no_gram and threads options", "[cpu]") {
+    // mlp's input layer (256 x 784) runs Gram Newton-Schulz by default. The C options reach the
+    // compiler: with no_gram and one thread the updates are the C++ API's with the same options,
+    // bit for bit, and differ (by Gram's rounding) from the default's.
+    const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
+    modc::CompileOptions direct_options;
+    direct_options.gram = false;
+    direct_options.threads = 1;
+    auto direct = modc::compile_file(mlp, direct_options);
+    auto gram = modc::compile_file(mlp);
+    std::mt19937_64 rng(5);
+    std::vector<Vec> grads;
+    for (const auto& w : direct.weights()) grads.push_back(gradient_for("rms_to_rms", w.shape, rng));
+    Result want = run(direct, grads), other = run(gram, grads);
+
+    modc_compile_options c_options{};
+    c_options.no_gram = 1;
+    c_options.threads = 1;
+    char* error = nullptr;
+    modc_dualizer* d = modc_compile_file_with(mlp.c_str(), &c_options, &error);
+    INFO((error ? error : ""));
+    REQUIRE(d != nullptr);
+    std::vector<std::vector<float>> in(grads.size()), out(grads.size());
+    std::vector<const float*> in_ptr;
+    std::vector<float*> out_ptr;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        in[i].assign(grads[i].begin(), grads[i].end());
+        out[i].assign(grads[i].size(), 0.0f);
+        in_ptr.push_back(in[i].data());
+        out_ptr.push_back(out[i].data());
+    }
+    REQUIRE(modc_dualize_f32(d, in_ptr.data(), out_ptr.data(), &error) == 0);
+    modc_free(d);
+    CHECK(Vec(out[0].begin(), out[0].end()) == want.updates[0]);
+    CHECK(want.updates[0] != other.updates[0]);
+    CHECK(max_abs(minus(want.updates[0], other.updates[0])) <= 2e-3 * max_abs(want.updates[0]));
+}
+
 TEST_CASE("cpu: modc dualize end to end", "[cpu]") {
     TempDir tmp;
     const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
