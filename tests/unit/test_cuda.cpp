@@ -52,20 +52,9 @@ namespace {
 
 using modc::test::read;
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("modc_cuda_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+using modc::test::quote;
+using modc::test::run_modc;
+using modc::test::TempDir;
 
 // Every map kind, a batched group (two equal Linears), transposed matrices and Conv2D slices.
 const char* kKinds = R"(
@@ -791,14 +780,10 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
     }
 #endif
     TempDir dir;
-    fs::path log = dir.path / "log";
-    std::string cmd = quote(MODC_BINARY) + " dualize " + quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod") +
-                      " --in " + quote((dir.path / "grads.safetensors").string()) + " --out " +
-                      quote((dir.path / "updates.safetensors").string()) + " --backend cuda >/dev/null 2>" + quote(log.string());
-    int status = std::system(cmd.c_str());
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 1);
-    std::string message = read(log);
+    auto run = run_modc("dualize " + quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod") + " --in " +
+                        quote(dir / "grads.safetensors") + " --out " + quote(dir / "updates.safetensors") + " --backend cuda");
+    CHECK(run.status == 1);
+    std::string message = run.err;
     INFO(message);
 #ifdef MODC_WITH_CUDA
     CHECK_THAT(message, Contains("modc: error: the CUDA backend cannot run here: " + why + "; use --backend cpu"));
@@ -837,36 +822,34 @@ TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, s
 
 TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     TempDir dir;
-    fs::path out = dir.path / "out", log = dir.path / "log";
     std::string mlp = quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod");
+    modc::test::ModcRun last;  // the latest run, read by the checks after it
     auto run = [&](const std::string& args) {
-        std::string cmd = "MODC_CACHE_DIR=" + quote((dir.path / "cache").string()) + " " + quote(MODC_BINARY) + " emit " + mlp +
-                          " " + args + " >" + quote(out.string()) + " 2>" + quote(log.string());
-        int status = std::system(cmd.c_str());
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        last = run_modc("emit " + mlp + " " + args, "MODC_CACHE_DIR=" + quote(dir / "cache"));
+        return last.status;
     };
     CHECK(run("--emit cuda") == 0);
-    CHECK_THAT(read(out), Contains("__global__"));
+    CHECK_THAT(last.out, Contains("__global__"));
     CHECK(run("--emit cuda --schedule svd") == 1);
-    CHECK_THAT(read(log), Contains("svd"));
+    CHECK_THAT(last.err, Contains("svd"));
     CHECK(run("--emit cuda --dtype bf16") == 0);
-    CHECK_THAT(read(out), Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
+    CHECK_THAT(last.out, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
     CHECK(run("--emit llvm --dtype bf16") == 1);
-    CHECK_THAT(read(log), Contains("--dtype bf16 is the CUDA backend's storage"));
+    CHECK_THAT(last.err, Contains("--dtype bf16 is the CUDA backend's storage"));
 #ifdef MODC_WITH_CUDA
     if (!cuda::load_nvrtc(nullptr)) return;
     CHECK(run("--emit ptx") == 0);
-    CHECK_THAT(read(out), Contains(".target sm_90"));
-    CHECK_THAT(read(out), Contains(".entry g0_normalize"));
+    CHECK_THAT(last.out, Contains(".target sm_90"));
+    CHECK_THAT(last.out, Contains(".entry g0_normalize"));
     CHECK(run("--emit ptx --arch sm_80") == 0);
-    CHECK_THAT(read(out), Contains(".target sm_80"));
+    CHECK_THAT(last.out, Contains(".target sm_80"));
     CHECK(run("--emit ptx --arch sm_80 --dtype bf16") == 0);
-    CHECK_THAT(read(out), Contains(".param .u64 g0_m0_finish_param_0"));
+    CHECK_THAT(last.out, Contains(".param .u64 g0_m0_finish_param_0"));
     CHECK(run("--emit ptx --arch sm_8") == 1);
-    CHECK_THAT(read(log), Contains("--arch"));
+    CHECK_THAT(last.err, Contains("--arch"));
 #else
     CHECK(run("--emit ptx") == 1);
-    CHECK_THAT(read(log), Contains("this modc was built without NVRTC"));
+    CHECK_THAT(last.err, Contains("this modc was built without NVRTC"));
 #endif
 }
 
@@ -887,6 +870,16 @@ std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
     for (const auto& op : program.ops)
         if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
             params << l->kernel << " " << l->args.size() << "\n";
+    return build;
+}
+
+// The fake kernels of a plan as the API compiles it: f32 arithmetic, bf16 storage or not.
+std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string& schedule, bool bf16) {
+    cuda::CudaOptions co;
+    co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule), co));
+    INFO(build->log);
+    REQUIRE(build->status == 0);
     return build;
 }
 
@@ -924,16 +917,13 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
         if (bf16) grads.back() = rt::convert(grads.back(), rt::DType::BF16);
     }
     rt::write_tensors((dir.path / "grads.safetensors").string(), grads);
-    std::string args = " dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
+    std::string args = "dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
                        " --schedule " + schedule;
     for (const auto& [k, v] : net.set) args += " --set " + k + "=" + v;
     auto run = [&](const std::string& env, const std::string& backend) {
-        std::string cmd = env + " " + quote(MODC_BINARY) + args + " --backend " + backend + " --out " +
-                          quote((dir.path / (backend + ".safetensors")).string()) + " 2>" + quote((dir.path / "log").string());
-        int status = std::system(cmd.c_str());
-        INFO(cmd << "\n" << read(dir.path / "log"));
-        REQUIRE(WIFEXITED(status));
-        REQUIRE(WEXITSTATUS(status) == 0);
+        auto result = run_modc(args + " --backend " + backend + " --out " + quote(dir / (backend + ".safetensors")), env);
+        INFO(env << " modc " << args << " --backend " << backend << "\n" << result.err);
+        REQUIRE(result.status == 0);
     };
     run("", "cpu");
     run(fake_env(*build, dir.path / "cache"), "cuda");
@@ -1066,11 +1056,7 @@ TEST_CASE("the C++ and C APIs with Backend::Cuda on a fake driver that runs the 
     const DualPlan plan = dual_plans(Net{kinds.string(), kKinds, {}}).front();
     const fs::path self = fs::read_symlink("/proc/self/exe");
     for (bool bf16 : {false, true}) {
-        cuda::CudaOptions co;
-        co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-        auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, "you"), co));
-        INFO(build->log);
-        REQUIRE(build->status == 0);
+        auto build = fake_kernels(plan, "you", bf16);
         fs::path log = dir.path / "log";
         std::string cmd = fake_env(*build, dir.path / "cache") + " MODC_FAKE_API_NET=" + quote(kinds.string()) +
                           " MODC_FAKE_API_DTYPE=" + (bf16 ? "bf16" : "f32") + " " + quote(self.string()) +
