@@ -31,6 +31,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/frontend.hpp"
 #include "compiler/kernel_plan.hpp"
@@ -793,6 +795,23 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
     CHECK(!fs::exists(dir.path / "updates.safetensors"));
 }
 
+TEST_CASE("modc bench --backend cuda without a GPU: one line on stderr, nothing on stdout, exit 1", "[cuda][cli][bench]") {
+    const std::string why = backend_unavailable(Backend::Cuda);
+    if (why.empty()) {
+        WARN("this machine has a usable GPU; the no-GPU message was not checked");
+        return;
+    }
+    const std::string mlp = quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod");
+    for (const char* extra : {"", " --json", " --dtype bf16 --runs 1"}) {
+        auto run = run_modc("bench " + mlp + " --backend cuda" + extra);
+        INFO("modc bench --backend cuda" << extra << "\n" << run.err);
+        CHECK(run.status == 1);
+        CHECK(run.out.empty());
+        // The API's BackendUnavailable message (a modc built without NVRTC says that instead).
+        CHECK(run.err == "modc: error: the CUDA backend cannot run here: " + why + "\n");
+    }
+}
+
 TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, saying why", "[cuda][api]") {
     std::string why = backend_unavailable(Backend::Cuda);
     if (why.empty()) {
@@ -966,6 +985,69 @@ TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on
     std::ofstream(kinds) << kKinds;
     check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
     check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
+}
+
+// `modc bench --backend cuda` on the fake driver: every field of the JSON report, against the
+// CPU's report for the same network and schedule. The CPU runs with --no-gram: the CUDA backend
+// has no Gram Newton-Schulz, and the CPU's Gram form for the wide input matrix does less work.
+TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on the host", "[cuda][gpu][bench]") {
+    const Net net = example("mlp.mod", {{"width", "64"}});
+    const DualPlan plan = dual_plans(net).front();
+    const std::string args = "bench " + quote(net.name) + " --set width=64 --schedule muon --runs 5 --warmup 1";
+    auto cpu_run = run_modc(args + " --json --no-gram");
+    INFO(cpu_run.err);
+    REQUIRE(cpu_run.status == 0);
+    auto cpu = nlohmann::json::parse(cpu_run.out);  // not const: a missing field reads as null, a failed check
+    CHECK(cpu["backend"] == "cpu");
+    CHECK(cpu["device"] == "cpu");
+    CHECK_FALSE(cpu.contains("gpu_median_seconds"));
+    CHECK_FALSE(cpu.contains("kernels_from_cache"));
+
+    TempDir dir;
+    for (bool bf16 : {false, true}) {
+        auto build = fake_kernels(plan, "muon", bf16);
+        const std::string env = fake_env(*build, dir.path / (bf16 ? "cache_bf16" : "cache_f32"));
+        const std::string cuda_args = args + " --backend cuda" + (bf16 ? " --dtype bf16" : "");
+        // The second run finds the kernels in the NVRTC cache the first one filled.
+        for (bool cached : {false, true}) {
+            auto run = run_modc(cuda_args + " --json", env);
+            INFO((bf16 ? "bf16" : "f32") << (cached ? ", cached" : ", compiled") << "\n" << run.err << run.out);
+            REQUIRE(run.status == 0);
+            auto j = nlohmann::json::parse(run.out);
+            CHECK(j["backend"] == "cuda");
+            CHECK(j["dtype"] == (bf16 ? "bf16" : "f32"));
+            CHECK(j["device"] == "modc fake GPU (the host), sm_90");
+            CHECK(j["kernels_from_cache"] == cached);
+            for (const char* same : {"network", "schedule", "weights", "parameters", "runs", "flops"}) {
+                INFO(same);
+                CHECK(j[same] == cpu[same]);
+            }
+            CHECK(j["runs"] == 5);
+            CHECK(j["compile_seconds"].get<double>() > 0);
+            for (std::string time : {"", "gpu_"}) {
+                INFO(time + "*_seconds");
+                const double min = j[time + "min_seconds"], p10 = j[time + "p10_seconds"],
+                             median = j[time + "median_seconds"], p90 = j[time + "p90_seconds"];
+                CHECK(min > 0);
+                CHECK(min <= p10);
+                CHECK(p10 <= median);
+                CHECK(median <= p90);
+            }
+            // Each run's wall time holds its GPU time, so the medians are in that order too.
+            CHECK(j["gpu_median_seconds"].get<double>() <= j["median_seconds"].get<double>());
+            const double flops = j["flops"];
+            CHECK(j["gflops_per_second"].get<double>() == Approx(flops / j["median_seconds"].get<double>() / 1e9));
+            CHECK(j["gpu_gflops_per_second"].get<double>() == Approx(flops / j["gpu_median_seconds"].get<double>() / 1e9));
+        }
+        // The text report says the same.
+        auto text = run_modc(cuda_args, env);
+        INFO(text.err);
+        REQUIRE(text.status == 0);
+        CHECK_THAT(text.out, Contains("device        modc fake GPU (the host), sm_90; kernels from the NVRTC cache"));
+        CHECK_THAT(text.out, Contains("run (wall)    median "));
+        CHECK_THAT(text.out, Contains("run (GPU)     median "));
+        CHECK_THAT(text.out, Contains("GFLOP/s on the GPU time"));
+    }
 }
 
 // Run by the test after it, in a process of its own: runtime/cuda opens the driver once per
