@@ -6,8 +6,10 @@
 # For each case (example:schedule), random gradients (numpy, fixed seed) are dualized with
 # `modc dualize --backend cpu` and `--backend cuda`; every weight's update from the GPU must
 # be within TOLERANCE of the CPU's (relative Frobenius error). Reported: the worst error, the
-# wall time of each modc run (compilation and file I/O included), and the GPU's own time for
-# one dualization (the CUDA graph alone, median of RUNS runs, from MODC_CUDA_TIMING).
+# wall time of each modc run (compilation and file I/O included), the GPU's own time for
+# one dualization (the CUDA graph alone, median of RUNS runs, from MODC_CUDA_TIMING), and
+# beside it the steady-state median GPU time `modc bench --backend cuda` measures (RUNS timed
+# runs after 3 warm-up runs, on its own random gradients).
 #
 # Settings (environment): CASES (default "mlp:polar-express cnn:polar-express gpt:polar-express
 # gpt:muon gpt:cubic"), RUNS (20), DTYPE (f32 or f64), TOLERANCE (1e-3 for f32, 1e-9 for f64),
@@ -69,7 +71,7 @@ sys.exit(1 if bad else 0)
 PY
 
 now() { date +%s.%N; }
-printf '%-26s %-8s %10s %10s %12s  %s\n' case weights cpu_s cuda_s gpu_ms "worst error (weight)"
+printf '%-26s %-8s %10s %10s %12s %12s  %s\n' case weights cpu_s cuda_s gpu_ms bench_gpu_ms "worst error (weight)"
 failed=0
 for case in $cases; do
     net=${case%%:*}
@@ -93,12 +95,17 @@ for case in $cases; do
         failed=1
         worst="$worst  FAILED"
     fi
-    printf '%-26s %-8s %10.2f %10.2f %12s  %s\n' "$net:$schedule" "$weights" "$(echo "$t1 - $t0" | bc)" \
-        "$(echo "$t2 - $t1" | bc)" "${gpu_ms:-?}" "$worst"
+    # shellcheck disable=SC2086
+    bench_ms=$("$modc" bench "$file" $set_args --schedule "$schedule" --dtype "$dtype" --backend cuda \
+        --runs "$runs" --json 2>"$work/bench.log" |
+        python3 -c 'import json, sys; print("%.3f" % (json.load(sys.stdin)["gpu_median_seconds"] * 1e3))' 2>/dev/null) ||
+        { cat "$work/bench.log" >&2; failed=1; bench_ms="?"; }
+    printf '%-26s %-8s %10.2f %10.2f %12s %12s  %s\n' "$net:$schedule" "$weights" "$(echo "$t1 - $t0" | bc)" \
+        "$(echo "$t2 - $t1" | bc)" "${gpu_ms:-?}" "$bench_ms" "$worst"
 done
 sed -n 's/^modc: cuda: \([^;]*\);.*/device: \1/p' "$work/cuda.log" | head -1
 if [ "$failed" != 0 ]; then
-    echo "bench/gpu.sh: some updates differ from the CPU's (above)" >&2
+    echo "bench/gpu.sh: some updates differ from the CPU's, or a run failed (above)" >&2
     exit 1
 fi
 echo "bench/gpu.sh: every update within $tolerance of the CPU's"

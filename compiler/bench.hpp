@@ -1,5 +1,6 @@
 // `modc bench`: compile a network's dualizer once, run it on random gradients many times, and
-// report the steady-state time (median and spread), the FLOPs done and the rate.
+// report the steady-state time (median and spread), the FLOPs done and the rate. On the CUDA
+// backend: the wall time of a run (host copies included) and the GPU time (the CUDA graph alone).
 #pragma once
 #include <string>
 

@@ -105,6 +105,20 @@ std::string Dualizer::device() const {
     return "cpu";
 }
 
+std::string Dualizer::device_name() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->device();
+#endif
+    return "cpu";
+}
+
+bool Dualizer::kernels_from_cache() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->from_cache();
+#endif
+    return false;
+}
+
 double Dualizer::last_run_ms() const {
 #ifdef MODC_WITH_CUDA
     if (impl_->gpu) return impl_->gpu->last_ms();

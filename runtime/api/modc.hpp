@@ -82,6 +82,10 @@ public:
     // "cpu", or for Cuda the GPU and how the run is set up:
     // "NVIDIA H100 80GB HBM3, sm_90; kernels from the cache; one CUDA graph".
     std::string device() const;
+    // The parts of device() on their own: "cpu" or "NVIDIA H100 80GB HBM3, sm_90"; and whether
+    // the CUDA kernels came from the NVRTC disk cache (false on the CPU).
+    std::string device_name() const;
+    bool kernels_from_cache() const;
     // Cuda: the GPU time of the last run, without the copies; 0 on the CPU.
     double last_run_ms() const;
 

@@ -8,7 +8,8 @@
 //     cuModuleLoadData checks that it was given an ELF image (a cubin) and otherwise ignores it;
 //   - cuBLAS calls are CBLAS calls in column-major mode with the same parameters, and syrk
 //     leaves NaN in the triangle it does not compute;
-//   - stream capture records the launches and cuBLAS calls; a graph replays them in order.
+//   - stream capture records the launches and cuBLAS calls; a graph replays them in order;
+//   - an event records the host time, so elapsed times are the host's time for the calls.
 // Only what gpu.cpp uses is here; every function is compiled against the toolkit's headers, so
 // its name and signature are the ones gpu.cpp resolves.
 #include <cblas.h>
@@ -16,6 +17,7 @@
 #include <cuda.h>
 #include <dlfcn.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -209,18 +211,27 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
     return CUDA_SUCCESS;
 }
 
+// An event is the host time at which the "stream" reached it, so the elapsed time between two
+// is the host time the calls between them took (what `modc bench --backend cuda` reports).
+using EventTime = std::chrono::steady_clock::time_point;
 CUresult cuEventCreate(CUevent* event, unsigned int) {
-    *event = reinterpret_cast<CUevent>(new int(0));
+    *event = reinterpret_cast<CUevent>(new EventTime());
     return CUDA_SUCCESS;
 }
-CUresult cuEventRecord(CUevent, CUstream) { return CUDA_SUCCESS; }
+CUresult cuEventRecord(CUevent event, CUstream) {
+    auto* time = reinterpret_cast<EventTime*>(event);
+    issue([time] { *time = std::chrono::steady_clock::now(); });
+    return CUDA_SUCCESS;
+}
 CUresult cuEventSynchronize(CUevent) { return CUDA_SUCCESS; }
 CUresult cuEventDestroy(CUevent event) {
-    delete reinterpret_cast<int*>(event);
+    delete reinterpret_cast<EventTime*>(event);
     return CUDA_SUCCESS;
 }
-CUresult cuEventElapsedTime(float* ms, CUevent, CUevent) {
-    *ms = 0;
+CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent stop) {
+    *ms = std::chrono::duration<float, std::milli>(*reinterpret_cast<EventTime*>(stop) -
+                                                   *reinterpret_cast<EventTime*>(start))
+              .count();
     return CUDA_SUCCESS;
 }
 

@@ -31,6 +31,7 @@
 #include "runtime/api/modc.hpp"
 #include "runtime/bf16.hpp"
 #include "runtime/tensor_io.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 
@@ -422,42 +423,15 @@ std::vector<std::string> schedules_for(modc::DType dtype) {
 // ---------------------------------------------------------------------------------------
 // Temporary files and the binary.
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("modc_cpu_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+using modc::test::quote;
+using modc::test::read;
+using modc::test::TempDir;
 
 // Runs modc with the arguments; returns its exit status, with stderr in *err.
 int modc_cli(const std::string& args, std::string* err = nullptr) {
-    TempDir tmp;
-    std::string log = tmp / "stderr.txt";
-    std::string cmd = quote(MODC_BINARY) + " " + args + " >/dev/null 2>" + quote(log);
-    int status = std::system(cmd.c_str());
-    if (err) {
-        std::ifstream in(log);
-        std::stringstream s;
-        s << in.rdbuf();
-        *err = s.str();
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    modc::test::ModcRun run = modc::test::run_modc(args);
+    if (err) *err = run.err;
+    return run.status;
 }
 
 // The atom names of the prelude and their default norms.
@@ -1038,7 +1012,7 @@ TEST_CASE("cpu: whole networks from the shared reference cases", "[cpu]") {
     for (const char* c : {"gpt", "conv", "mlp"}) {
         if (!fs::exists(dir + "/" + c + ".mod")) continue;
         INFO("case " << c);
-        std::string text = read_text(dir + "/" + c + ".mod");
+        std::string text = read(dir + "/" + c + ".mod");
         auto compile_case = [&](const std::string& schedule, modc::DType dtype) {
             modc::CompileOptions options;
             options.schedule = schedule;
@@ -1090,7 +1064,7 @@ TEST_CASE("cpu: whole networks from examples/", "[cpu]") {
         // head have mass 1 of 7, so target 1/7.
         modc::ElaborateOptions eo;
         for (const auto& [k, v] : set) eo.overrides[k] = modc::Rational(std::stoi(v));
-        auto c = modc::compile_source("gpt.mod", read_text(examples + "gpt.mod"), eo);
+        auto c = modc::compile_source("gpt.mod", read(examples + "gpt.mod"), eo);
         REQUIRE_FALSE(c->diags.has_errors());
         REQUIRE(c->plans.size() == 1);
         std::vector<double> targets;

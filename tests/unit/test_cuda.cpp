@@ -31,6 +31,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/frontend.hpp"
 #include "compiler/kernel_plan.hpp"
@@ -52,20 +54,9 @@ namespace {
 
 using modc::test::read;
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("modc_cuda_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+using modc::test::quote;
+using modc::test::run_modc;
+using modc::test::TempDir;
 
 // Every map kind, a batched group (two equal Linears), transposed matrices and Conv2D slices.
 const char* kKinds = R"(
@@ -808,14 +799,10 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
     }
 #endif
     TempDir dir;
-    fs::path log = dir.path / "log";
-    std::string cmd = quote(MODC_BINARY) + " dualize " + quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod") +
-                      " --in " + quote((dir.path / "grads.safetensors").string()) + " --out " +
-                      quote((dir.path / "updates.safetensors").string()) + " --backend cuda >/dev/null 2>" + quote(log.string());
-    int status = std::system(cmd.c_str());
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 1);
-    std::string message = read(log);
+    auto run = run_modc("dualize " + quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod") + " --in " +
+                        quote(dir / "grads.safetensors") + " --out " + quote(dir / "updates.safetensors") + " --backend cuda");
+    CHECK(run.status == 1);
+    std::string message = run.err;
     INFO(message);
 #ifdef MODC_WITH_CUDA
     CHECK_THAT(message, Contains("modc: error: the CUDA backend cannot run here: " + why + "; use --backend cpu"));
@@ -823,6 +810,23 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
     CHECK_THAT(message, Contains("this modc was built without NVRTC"));
 #endif
     CHECK(!fs::exists(dir.path / "updates.safetensors"));
+}
+
+TEST_CASE("modc bench --backend cuda without a GPU: one line on stderr, nothing on stdout, exit 1", "[cuda][cli][bench]") {
+    const std::string why = backend_unavailable(Backend::Cuda);
+    if (why.empty()) {
+        WARN("this machine has a usable GPU; the no-GPU message was not checked");
+        return;
+    }
+    const std::string mlp = quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod");
+    for (const char* extra : {"", " --json", " --dtype bf16 --runs 1"}) {
+        auto run = run_modc("bench " + mlp + " --backend cuda" + extra);
+        INFO("modc bench --backend cuda" << extra << "\n" << run.err);
+        CHECK(run.status == 1);
+        CHECK(run.out.empty());
+        // The API's BackendUnavailable message (a modc built without NVRTC says that instead).
+        CHECK(run.err == "modc: error: the CUDA backend cannot run here: " + why + "\n");
+    }
 }
 
 TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, saying why", "[cuda][api]") {
@@ -854,36 +858,34 @@ TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, s
 
 TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     TempDir dir;
-    fs::path out = dir.path / "out", log = dir.path / "log";
     std::string mlp = quote(std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod");
+    modc::test::ModcRun last;  // the latest run, read by the checks after it
     auto run = [&](const std::string& args) {
-        std::string cmd = "MODC_CACHE_DIR=" + quote((dir.path / "cache").string()) + " " + quote(MODC_BINARY) + " emit " + mlp +
-                          " " + args + " >" + quote(out.string()) + " 2>" + quote(log.string());
-        int status = std::system(cmd.c_str());
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        last = run_modc("emit " + mlp + " " + args, "MODC_CACHE_DIR=" + quote(dir / "cache"));
+        return last.status;
     };
     CHECK(run("--emit cuda") == 0);
-    CHECK_THAT(read(out), Contains("__global__"));
+    CHECK_THAT(last.out, Contains("__global__"));
     CHECK(run("--emit cuda --schedule svd") == 1);
-    CHECK_THAT(read(log), Contains("svd"));
+    CHECK_THAT(last.err, Contains("svd"));
     CHECK(run("--emit cuda --dtype bf16") == 0);
-    CHECK_THAT(read(out), Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
+    CHECK_THAT(last.out, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
     CHECK(run("--emit llvm --dtype bf16") == 1);
-    CHECK_THAT(read(log), Contains("--dtype bf16 is the CUDA backend's storage"));
+    CHECK_THAT(last.err, Contains("--dtype bf16 is the CUDA backend's storage"));
 #ifdef MODC_WITH_CUDA
     if (!cuda::load_nvrtc(nullptr)) return;
     CHECK(run("--emit ptx") == 0);
-    CHECK_THAT(read(out), Contains(".target sm_90"));
-    CHECK_THAT(read(out), Contains(".entry g0_normalize"));
+    CHECK_THAT(last.out, Contains(".target sm_90"));
+    CHECK_THAT(last.out, Contains(".entry g0_normalize"));
     CHECK(run("--emit ptx --arch sm_80") == 0);
-    CHECK_THAT(read(out), Contains(".target sm_80"));
+    CHECK_THAT(last.out, Contains(".target sm_80"));
     CHECK(run("--emit ptx --arch sm_80 --dtype bf16") == 0);
-    CHECK_THAT(read(out), Contains(".param .u64 g0_m0_finish_param_0"));
+    CHECK_THAT(last.out, Contains(".param .u64 g0_m0_finish_param_0"));
     CHECK(run("--emit ptx --arch sm_8") == 1);
-    CHECK_THAT(read(log), Contains("--arch"));
+    CHECK_THAT(last.err, Contains("--arch"));
 #else
     CHECK(run("--emit ptx") == 1);
-    CHECK_THAT(read(log), Contains("this modc was built without NVRTC"));
+    CHECK_THAT(last.err, Contains("this modc was built without NVRTC"));
 #endif
 }
 
@@ -904,6 +906,16 @@ std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
     for (const auto& op : program.ops)
         if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
             params << l->kernel << " " << l->args.size() << "\n";
+    return build;
+}
+
+// The fake kernels of a plan as the API compiles it: f32 arithmetic, bf16 storage or not.
+std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string& schedule, bool bf16) {
+    cuda::CudaOptions co;
+    co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule), co));
+    INFO(build->log);
+    REQUIRE(build->status == 0);
     return build;
 }
 
@@ -941,16 +953,13 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
         if (bf16) grads.back() = rt::convert(grads.back(), rt::DType::BF16);
     }
     rt::write_tensors((dir.path / "grads.safetensors").string(), grads);
-    std::string args = " dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
+    std::string args = "dualize " + quote(net.name) + " --in " + quote((dir.path / "grads.safetensors").string()) +
                        " --schedule " + schedule;
     for (const auto& [k, v] : net.set) args += " --set " + k + "=" + v;
     auto run = [&](const std::string& env, const std::string& backend) {
-        std::string cmd = env + " " + quote(MODC_BINARY) + args + " --backend " + backend + " --out " +
-                          quote((dir.path / (backend + ".safetensors")).string()) + " 2>" + quote((dir.path / "log").string());
-        int status = std::system(cmd.c_str());
-        INFO(cmd << "\n" << read(dir.path / "log"));
-        REQUIRE(WIFEXITED(status));
-        REQUIRE(WEXITSTATUS(status) == 0);
+        auto result = run_modc(args + " --backend " + backend + " --out " + quote(dir / (backend + ".safetensors")), env);
+        INFO(env << " modc " << args << " --backend " << backend << "\n" << result.err);
+        REQUIRE(result.status == 0);
     };
     run("", "cpu");
     run(fake_env(*build, dir.path / "cache"), "cuda");
@@ -993,6 +1002,69 @@ TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on
     std::ofstream(kinds) << kKinds;
     check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
     check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
+}
+
+// `modc bench --backend cuda` on the fake driver: every field of the JSON report, against the
+// CPU's report for the same network and schedule. The CPU runs with --no-gram: the CUDA backend
+// has no Gram Newton-Schulz, and the CPU's Gram form for the wide input matrix does less work.
+TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on the host", "[cuda][gpu][bench]") {
+    const Net net = example("mlp.mod", {{"width", "64"}});
+    const DualPlan plan = dual_plans(net).front();
+    const std::string args = "bench " + quote(net.name) + " --set width=64 --schedule muon --runs 5 --warmup 1";
+    auto cpu_run = run_modc(args + " --json --no-gram");
+    INFO(cpu_run.err);
+    REQUIRE(cpu_run.status == 0);
+    auto cpu = nlohmann::json::parse(cpu_run.out);  // not const: a missing field reads as null, a failed check
+    CHECK(cpu["backend"] == "cpu");
+    CHECK(cpu["device"] == "cpu");
+    CHECK_FALSE(cpu.contains("gpu_median_seconds"));
+    CHECK_FALSE(cpu.contains("kernels_from_cache"));
+
+    TempDir dir;
+    for (bool bf16 : {false, true}) {
+        auto build = fake_kernels(plan, "muon", bf16);
+        const std::string env = fake_env(*build, dir.path / (bf16 ? "cache_bf16" : "cache_f32"));
+        const std::string cuda_args = args + " --backend cuda" + (bf16 ? " --dtype bf16" : "");
+        // The second run finds the kernels in the NVRTC cache the first one filled.
+        for (bool cached : {false, true}) {
+            auto run = run_modc(cuda_args + " --json", env);
+            INFO((bf16 ? "bf16" : "f32") << (cached ? ", cached" : ", compiled") << "\n" << run.err << run.out);
+            REQUIRE(run.status == 0);
+            auto j = nlohmann::json::parse(run.out);
+            CHECK(j["backend"] == "cuda");
+            CHECK(j["dtype"] == (bf16 ? "bf16" : "f32"));
+            CHECK(j["device"] == "modc fake GPU (the host), sm_90");
+            CHECK(j["kernels_from_cache"] == cached);
+            for (const char* same : {"network", "schedule", "weights", "parameters", "runs", "flops"}) {
+                INFO(same);
+                CHECK(j[same] == cpu[same]);
+            }
+            CHECK(j["runs"] == 5);
+            CHECK(j["compile_seconds"].get<double>() > 0);
+            for (std::string time : {"", "gpu_"}) {
+                INFO(time + "*_seconds");
+                const double min = j[time + "min_seconds"], p10 = j[time + "p10_seconds"],
+                             median = j[time + "median_seconds"], p90 = j[time + "p90_seconds"];
+                CHECK(min > 0);
+                CHECK(min <= p10);
+                CHECK(p10 <= median);
+                CHECK(median <= p90);
+            }
+            // Each run's wall time holds its GPU time, so the medians are in that order too.
+            CHECK(j["gpu_median_seconds"].get<double>() <= j["median_seconds"].get<double>());
+            const double flops = j["flops"];
+            CHECK(j["gflops_per_second"].get<double>() == Approx(flops / j["median_seconds"].get<double>() / 1e9));
+            CHECK(j["gpu_gflops_per_second"].get<double>() == Approx(flops / j["gpu_median_seconds"].get<double>() / 1e9));
+        }
+        // The text report says the same.
+        auto text = run_modc(cuda_args, env);
+        INFO(text.err);
+        REQUIRE(text.status == 0);
+        CHECK_THAT(text.out, Contains("device        modc fake GPU (the host), sm_90; kernels from the NVRTC cache"));
+        CHECK_THAT(text.out, Contains("run (wall)    median "));
+        CHECK_THAT(text.out, Contains("run (GPU)     median "));
+        CHECK_THAT(text.out, Contains("GFLOP/s on the GPU time"));
+    }
 }
 
 // Run by the test after it, in a process of its own: runtime/cuda opens the driver once per
@@ -1083,11 +1155,7 @@ TEST_CASE("the C++ and C APIs with Backend::Cuda on a fake driver that runs the 
     const DualPlan plan = dual_plans(Net{kinds.string(), kKinds, {}}).front();
     const fs::path self = fs::read_symlink("/proc/self/exe");
     for (bool bf16 : {false, true}) {
-        cuda::CudaOptions co;
-        co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-        auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, "you"), co));
-        INFO(build->log);
-        REQUIRE(build->status == 0);
+        auto build = fake_kernels(plan, "you", bf16);
         fs::path log = dir.path / "log";
         std::string cmd = fake_env(*build, dir.path / "cache") + " MODC_FAKE_API_NET=" + quote(kinds.string()) +
                           " MODC_FAKE_API_DTYPE=" + (bf16 ? "bf16" : "f32") + " " + quote(self.string()) +

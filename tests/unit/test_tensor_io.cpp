@@ -15,6 +15,7 @@
 
 #include "runtime/bf16.hpp"
 #include "runtime/tensor_io.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using namespace modc::rt;
@@ -22,30 +23,11 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("modc_tensor_io_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using modc::test::read;
+using modc::test::TempDir;
 
 void write_file(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
 }
 
 std::set<std::string> listing(const fs::path& dir) {
@@ -168,7 +150,7 @@ TEST_CASE("safetensors: written as the reference implementation lays it out", "[
     auto tensors = sample_tensors();
     write_tensors(path, tensors);
 
-    const std::string bytes = read_file(path);
+    const std::string bytes = read(path);
     const std::string json =
         R"({"blocks[2].attention.q":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
         R"("linear[0]":{"dtype":"F32","shape":[4],"data_offsets":[24,40]},)"
@@ -189,7 +171,7 @@ TEST_CASE("safetensors: written as the reference implementation lays it out", "[
     CHECK(listing(dir.path) == std::set<std::string>{"u.safetensors"});
 
     write_tensors(dir / "empty.safetensors", {});
-    CHECK(read_file(dir / "empty.safetensors") == safetensors("{}      ", ""));
+    CHECK(read(dir / "empty.safetensors") == safetensors("{}      ", ""));
     CHECK(read_tensors(dir / "empty.safetensors").empty());
 }
 
@@ -291,15 +273,15 @@ TEST_CASE("npy: a directory is written as numpy lays it out", "[tensor_io]") {
     CHECK(listing(dir.path) == std::set<std::string>{"out"});
     CHECK(listing(dir.path / "out") == std::set<std::string>{"blocks[2].attention.q.npy", "linear[0].npy", "scale.npy",
                                                              "empty.npy", "f64.npy"});
-    CHECK(read_file(dir / "out/blocks[2].attention.q.npy") ==
+    CHECK(read(dir / "out/blocks[2].attention.q.npy") ==
           npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", raw(ramp<float>(6))));
-    CHECK(read_file(dir / "out/linear[0].npy") ==
+    CHECK(read(dir / "out/linear[0].npy") ==
           npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", raw(ramp<float>(4))));
-    CHECK(read_file(dir / "out/scale.npy") ==
+    CHECK(read(dir / "out/scale.npy") ==
           npy("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", raw<float>({2.5f})));
-    CHECK(read_file(dir / "out/f64.npy") ==
+    CHECK(read(dir / "out/f64.npy") ==
           npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", raw(ramp<double>(3))));
-    CHECK(read_file(dir / "out/f64.npy").size() == 128 + 24);  // the data starts at a multiple of 64
+    CHECK(read(dir / "out/f64.npy").size() == 128 + 24);  // the data starts at a multiple of 64
 
     auto back = read_tensors(dir / "out");  // sorted by name
     REQUIRE(back.size() == 5);
@@ -474,10 +456,10 @@ TEST_CASE("writing: all or nothing", "[tensor_io]") {
     SECTION("a safetensors file is replaced only on success") {
         const std::string st = dir / "u.safetensors";
         write_tensors(st, {Tensor::from<float>("old", {1}, {1.f})});
-        const std::string before = read_file(st);
+        const std::string before = read(st);
         CHECK_THAT(error_of([&] { write_tensors(st, {Tensor::from<float>("__metadata__", {1}, {1.f})}); }),
                    Contains("reserved"));
-        CHECK(read_file(st) == before);
+        CHECK(read(st) == before);
         write_tensors(st, sample_tensors());
         CHECK(read_tensors(st).size() == 4);
         CHECK(listing(dir.path) == std::set<std::string>{"out", "u.safetensors"});
@@ -609,7 +591,7 @@ TEST_CASE("BF16: safetensors round trip, conversions, and no .npy", "[tensor_io]
     write_tensors(path, tensors);
     const std::string json = R"({"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]},)"
                              R"("b":{"dtype":"BF16","shape":[0],"data_offsets":[12,12]}})";
-    CHECK(read_file(path) == safetensors(json + std::string((8 - json.size() % 8) % 8, ' '), raw(bits)));
+    CHECK(read(path) == safetensors(json + std::string((8 - json.size() % 8) % 8, ' '), raw(bits)));
     auto back = read_tensors(path);
     REQUIRE(back.size() == 2);
     CHECK(back[0].dtype == DType::BF16);
