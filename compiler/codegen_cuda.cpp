@@ -331,10 +331,7 @@ private:
             end();
         }
         Buffer x = Buffer::X, y = Buffer::Y;
-        if (g.gram) {
-            gram_newton_schulz(g, gi, B, m, n, symmetric, origin);
-            x = Buffer::Y;
-        }
+        if (g.gram) x = gram_newton_schulz(g, gi, B, m, n, symmetric, origin);
         for (std::size_t si = 0; si < g.steps.size() && !g.gram; ++si) {
             const auto& step = g.steps[si];
             if (step.kind != kp::StepKind::NewtonSchulz && step.kind != kp::StepKind::IterateToConvergence) continue;
@@ -557,9 +554,10 @@ private:
     }
 
     // Gram Newton-Schulz (kernel_plan.hpp, Group::gram), as the CPU backend runs it: the steps on
-    // m x m matrices, then Y = Q X once. Q and T are two more m x m work buffers.
-    void gram_newton_schulz(const kp::Group& g, std::size_t gi, std::int64_t B, std::int64_t m, std::int64_t n,
-                            bool symmetric, const std::string& origin) {
+    // m x m matrices, then X' = Q X (once, or twice with a restart). Q and T are two more m x m
+    // work buffers. Returns the buffer holding the result.
+    Buffer gram_newton_schulz(const kp::Group& g, std::size_t gi, std::int64_t B, std::int64_t m, std::int64_t n,
+                              bool symmetric, const std::string& origin) {
         const std::int64_t MM = m * m;
         need(Buffer::Q, B * MM * size_);
         need(Buffer::T, B * MM * size_);
@@ -568,27 +566,34 @@ private:
             if (g.steps[si].kind == kp::StepKind::NewtonSchulz) steps.push_back(si);
         for (auto si : steps) emit_step_kernels(g, gi, si, g.steps[si], B, m, n, origin, false);
 
-        self_product(symmetric, B, m, n, Buffer::X, Buffer::A, "A = G = X X^T");
-        if (symmetric)
-            launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
-        Buffer a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
+        const auto restart = static_cast<std::size_t>(g.gram_restart);
+        Buffer x = Buffer::X, y = Buffer::Y, a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
         for (std::size_t i = 0; i < steps.size(); ++i) {
+            const bool first = i == 0 || i == restart, last = i + 1 == steps.size() || i + 1 == restart;
+            if (first) {
+                self_product(symmetric, B, m, n, x, a, "A = G = X X^T");
+                if (symmetric)
+                    launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, "fill A's lower triangle");
+            }
             self_product(symmetric, B, m, m, a, Buffer::AA, "AA = A A");
-            // The first P is Q itself; later ones go to B and multiply Q.
-            Buffer p = i == 0 ? q : Buffer::B;
+            // The first P of a run is Q itself; later ones go to B and multiply Q.
+            const Buffer p = first ? q : Buffer::B;
             launch(KernelNames::poly(gi, steps[i]), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
                    "P = a I + b A + c A A");
-            if (i > 0) {
+            if (!first) {
                 symmetric_left_product(symmetric, B, m, m, p, q, 0, spare, "Q = P Q");
                 std::swap(q, spare);
             }
-            if (i + 1 < steps.size()) {
+            if (!last) {
                 self_product(symmetric, B, m, m, p, Buffer::AA, "AA = P P");
                 symmetric_left_product(symmetric, B, m, m, Buffer::AA, a, 0, spare, "A = P P A");
                 std::swap(a, spare);
+            } else {
+                symmetric_left_product(symmetric, B, m, n, q, x, 0, y, "X' = Q X");
+                std::swap(x, y);
             }
         }
-        symmetric_left_product(symmetric, B, m, n, q, Buffer::X, 0, Buffer::Y, "Y = Q X");
+        return x;
     }
 
     // ---- closed forms ----

@@ -25,7 +25,7 @@
 //     g_m_finish (update = scale X, transposed back). A Gram group (kernel_plan.hpp) runs its
 //     steps on m x m matrices instead: A = X X^T once, then per step A A, g_s_poly (P = a I +
 //     b A + c A A), Q = P Q, and but for the last step A = P P A, all with cuBLAS; at the end
-//     Y = Q X, which g_m_finish reads. The cubic schedule runs its step max_steps
+//     X' = Q X (twice where the plan restarts), which g_m_finish reads. The cubic schedule runs its step max_steps
 //     times, with g_change + g_converged after each: once a matrix has converged its steps leave
 //     it unchanged (B = 0, Y = X), so the whole run has a fixed shape and can be one CUDA graph.
 //   closed forms: per member g_m_map with its scale, after reductions where the map needs them.

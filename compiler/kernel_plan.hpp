@@ -60,10 +60,15 @@ struct Group {
     // Gram Newton-Schulz: run the steps on m x m matrices only. Every iterate is X_k = Q_k X_0
     // with Q_k a polynomial in G = X_0 X_0^T, so with A_k = X_k X_k^T and P_k = a I + b A_k + c A_k^2:
     //   Q_{k+1} = P_k Q_k,  A_{k+1} = P_k^2 A_k  (all commute),  and at the end X = Q_K X_0.
-    // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps) and
-    // the schedule's own error (scalar_error >= 0.05) dwarfs its extra rounding: about 100x the
-    // direct iteration's, 2e-3 at worst in f32 (tests/unit/test_cpu.cpp).
+    // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps).
+    // Its rounding is about 100x the direct iteration's (2e-3 at worst in f32, see
+    // tests/unit/test_cpu.cpp): fine where the schedule's own error dwarfs it (polar-express,
+    // muon), and restarted once (below) where it does not.
     bool gram = false;
+    // Gram groups of accurate schedules (scalar_error < 0.05: you) form X = Q X_0 after this many
+    // steps and start again from it, which brings the rounding down to about twice the direct
+    // iteration's for 3 m^2 n more flops (0: no restart).
+    int gram_restart = 0;
     std::vector<Member> members;
     std::vector<Step> steps;
 
@@ -110,8 +115,9 @@ KernelPlan lower(const DualPlan& plan, const Schedule& schedule,
 
 // Flops of `steps` Newton-Schulz steps on one m x n matrix (m <= n), using the symmetry of
 // X X^T and of b A + c A A: directly 3 m^2 n + m^3 per step (math.md section 3); as Gram
-// Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3.
-double newton_schulz_flops(double m, double n, int steps, bool gram);
+// Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3 per run of steps, one run
+// or two with a restart.
+double newton_schulz_flops(double m, double n, int steps, bool gram, int restart = 0);
 
 // Newton-Schulz steps one matrix of the group runs: its fixed steps, or 10 for the cubic
 // schedule (which stops when it converges); 0 for svd and the closed forms.

@@ -56,7 +56,7 @@ double item_cost(const kp::Group& g) {
     if (!orthogonal(g)) return 3.0 * static_cast<double>(g.elements());
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
     bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const kp::Step& s) { return s.kind == kp::StepKind::SvdPolar; });
-    return kp::newton_schulz_flops(m, n, svd ? 10 : kp::newton_schulz_steps(g), g.gram);
+    return kp::newton_schulz_flops(m, n, svd ? 10 : kp::newton_schulz_steps(g), g.gram, g.gram_restart);
 }
 
 // OpenBLAS's thread count for a scope: one while items run side by side (each call then runs
@@ -192,39 +192,46 @@ void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*&
     std::swap(x, y);
 }
 
-// Gram Newton-Schulz (kernel_plan.hpp, Group::gram) on X_0 in w.x; the result is left in w.y.
-// Per step: A A (syrk), P (poly), Q = P Q (symm), and before every step but the last
-// A = P^2 A (syrk, symm): 6 m^3 flops instead of 3 m^2 n + m^3.
+// Gram Newton-Schulz (kernel_plan.hpp, Group::gram) on X_0 in w.x; returns where the result is
+// (w.y, or w.x after a restart). Per step: A A (syrk), P (poly), Q = P Q (symm), and before
+// every step of a run but its last A = P^2 A (syrk, symm): 6 m^3 flops instead of 3 m^2 n + m^3.
 template <class T>
 T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w) {
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
     int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    T *a = w.a.data(), *aa = w.aa.data(), *p = w.b.data(), *q = w.q.data(), *spare = w.t.data();
     std::vector<std::size_t> steps;
     for (std::size_t s = 0; s < group.steps.size(); ++s)
         if (group.steps[s].kind == kp::StepKind::NewtonSchulz) steps.push_back(s);
-    syrk(m, n, w.x.data(), a);  // A_0 = G = X_0 X_0^T
-    k.symmetrize(a);
+    auto restart = static_cast<std::size_t>(group.gram_restart);
+    T *x = w.x.data(), *y = w.y.data();
+    T *a = w.a.data(), *aa = w.aa.data(), *p = w.b.data(), *q = w.q.data(), *spare = w.t.data();
     for (std::size_t i = 0; i < steps.size(); ++i) {
+        bool first = i == 0 || i == restart, last = i + 1 == steps.size() || i + 1 == restart;
+        if (first) {
+            syrk(m, n, x, a);  // A = G = X X^T
+            k.symmetrize(a);
+        }
         syrk(m, m, a, aa);           // A A
         k.poly[steps[i]](p, a, aa);  // P = a I + b A + c A A (upper triangle)
         k.symmetrize(p);
-        if (i == 0) {
-            std::copy(p, p + static_cast<std::ptrdiff_t>(m) * m, q);  // Q_1 = P_0
+        if (first) {
+            std::copy(p, p + static_cast<std::ptrdiff_t>(m) * m, q);  // Q = P
         } else {
             symm(m, m, p, q, T(0), spare);  // Q = P Q
             std::swap(q, spare);
         }
-        if (i + 1 < steps.size()) {
-            syrk(m, m, p, aa);                // P^2 = P P^T
+        if (!last) {
+            syrk(m, m, p, aa);               // P^2 = P P^T
             symm(m, m, aa, a, T(0), spare);  // A = P^2 A
             std::swap(a, spare);
             k.symmetrize(a);  // symmetric in exact arithmetic: keep it so
+        } else {
+            gemm(m, n, m, q, x, y);  // X = Q X
+            std::swap(x, y);
         }
     }
-    gemm(m, n, m, q, w.x.data(), w.y.data());  // X = Q X_0
-    return w.y.data();
+    return x;
 }
 
 template <class T>

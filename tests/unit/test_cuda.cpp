@@ -476,7 +476,8 @@ TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's upda
         {kinds, "polar-express", M::Auto, true, f64},
         {kinds, "polar-express", M::Batched, true, f64},  // Gram groups with gemm
         {kinds, "muon", M::Symmetric, true, f64},
-        {kinds, "you", M::Batched, true, f64},
+        {kinds, "you", M::Batched, true, f64},    // Gram restarted after two steps, with gemm
+        {kinds, "you", M::Symmetric, true, f64},  // and with syrk and symm
         {kinds, "cubic", M::Symmetric, true, f64},
         {kinds, "cubic", M::Batched, false, f32},
         // the examples, gpt at a small size
