@@ -2,7 +2,9 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -58,5 +60,17 @@ inline ModcRun run_modc(const std::string& args, const std::string& env = "") {
     return ModcRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(tmp.path / "stdout"), read(tmp.path / "stderr")};
 }
 #endif
+
+// The bits of an f32 and back (C++17 has no std::bit_cast).
+inline std::uint32_t float_bits(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+inline float float_from_bits(std::uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 }  // namespace modc::test

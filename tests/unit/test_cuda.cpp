@@ -540,16 +540,8 @@ TEST_CASE("bf16 storage: the emitted conversions round to nearest even and keep 
     auto narrow = reinterpret_cast<unsigned short (*)(float)>(::dlsym(lib, "test_narrow"));
     REQUIRE(widen != nullptr);
     REQUIRE(narrow != nullptr);
-    auto bits = [](float f) {
-        std::uint32_t u;
-        std::memcpy(&u, &f, 4);
-        return u;
-    };
-    auto from_bits = [](std::uint32_t u) {
-        float f;
-        std::memcpy(&f, &u, 4);
-        return f;
-    };
+    const auto bits = modc::test::float_bits;
+    const auto from_bits = modc::test::float_from_bits;
     // Widening is exact: every bf16 is the upper half of its f32.
     std::size_t wrong = 0;
     for (std::uint32_t h = 0; h < 0x10000; ++h) wrong += bits(widen(static_cast<unsigned short>(h))) != h << 16;

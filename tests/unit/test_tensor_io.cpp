@@ -624,16 +624,8 @@ TEST_CASE("BF16: safetensors round trip, conversions, and no .npy", "[tensor_io]
 }
 
 TEST_CASE("bf16 conversions: exact widening, round to nearest even, NaN and infinities", "[bf16]") {
-    auto bits_of = [](float f) {
-        std::uint32_t u;
-        std::memcpy(&u, &f, 4);
-        return u;
-    };
-    auto from_bits = [](std::uint32_t u) {
-        float f;
-        std::memcpy(&f, &u, 4);
-        return f;
-    };
+    const auto bits_of = modc::test::float_bits;
+    const auto from_bits = modc::test::float_from_bits;
     for (std::uint32_t h = 0; h < 0x10000; ++h) {
         float f = modc::bf16_to_f32(static_cast<std::uint16_t>(h));
         REQUIRE(bits_of(f) == h << 16);
