@@ -82,7 +82,7 @@ public:
                 closed(group, g);
         }
         p_.source = src_.str();
-        p_.source += "\n// The run, in order, on one stream (runtime/cuda captures it as one CUDA graph):\n" + listing_.str();
+        p_.source += "\n// The run, in order, on one stream (runtime/cuda captures it as one CUDA graph, or one per\n// stretch between the host's convergence checks):\n" + listing_.str();
         return std::move(p_);
     }
 
@@ -339,10 +339,13 @@ private:
             emit_step_kernels(g, gi, si, step, B, m, n, origin, iterate);
             if (iterate) emit_convergence_kernels(g, gi, B, MN, origin, step);
             int times = iterate ? step.max_steps : 1;
+            std::vector<std::size_t> checks;  // Converged ops, whose resume is the op after the loop
             for (int it = 0; it < times; ++it) {
                 if (iterate && it == 1) {
                     listing_ << "//   ... the same " << (p_.ops.size() - iteration_start_) << " ops " << (times - 1)
-                             << " more times, X and Y swapping each time (a converged matrix stays as it is)\n";
+                             << " more times, X and Y swapping each time (a converged matrix stays as it is); after every "
+                             << kConvergedEvery << "th, the host goes on past the last once all " << B
+                             << (B == 1 ? " matrix has" : " matrices have") << " converged\n";
                     listing_on_ = false;
                 }
                 if (iterate && it == 0) iteration_start_ = p_.ops.size();
@@ -353,8 +356,14 @@ private:
                            {work(x, 0), work(y, 0), bytes(Buffer::Scratch, acc_at)}, "||X' - X||^2 and ||X||^2");
                     launch(CudaKernelNames::converged(gi), {grid_for(B), 1, 1},
                            {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little");
+                    if ((it + 1) % kConvergedEvery == 0 && it + 1 < times) {
+                        checks.push_back(p_.ops.size());
+                        p_.ops.push_back(Op{Converged{bytes(Buffer::Scratch, done_at), static_cast<int>(B), 0},
+                                            "skip the steps left once every matrix has converged"});
+                    }
                 }
             }
+            for (auto c : checks) std::get<Converged>(p_.ops[c].what).resume = p_.ops.size();
             listing_on_ = true;
         }
 
@@ -787,6 +796,9 @@ std::string describe(const Op& op, ElementType type) {
         out << l->kernel << "<<<" << dims(l->grid) << ", " << dims(l->block) << ">>>(";
         for (std::size_t i = 0; i < l->args.size(); ++i) out << (i ? ", " : "") << operand(l->args[i], size);
         out << ")";
+    } else if (const auto* c = std::get_if<Converged>(&op.what)) {
+        out << "host: if the " << c->count << " flags at " << operand(c->done, size) << " are all set, go on at op "
+            << c->resume;
     } else {
         const auto& m = std::get<Matmul>(op.what);
         auto num = [](double v) { return fmt("%g", v); };

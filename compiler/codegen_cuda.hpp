@@ -27,7 +27,8 @@
 //     b A + c A A), Q = P Q, and but for the last step A = P P A, all with cuBLAS; at the end
 //     X' = Q X (twice where the plan restarts), which g_m_finish reads. The cubic schedule runs its step max_steps
 //     times, with g_change + g_converged after each: once a matrix has converged its steps leave
-//     it unchanged (B = 0, Y = X), so the whole run has a fixed shape and can be one CUDA graph.
+//     it unchanged (B = 0, Y = X), and every few steps a Converged op lets the host skip the
+//     rest of the group's steps once all of its matrices have converged.
 //   closed forms: per member g_m_map with its scale, after reductions where the map needs them.
 #pragma once
 #include <array>
@@ -80,8 +81,19 @@ struct Matmul {
     int batch = 1;                                         // Gemm
 };
 
+// A decision the host makes between ops: once each of `count` matrices has converged (the
+// unsigned flags at `done` are all nonzero), go on at op `resume`, skipping the steps left. The
+// cubic schedule checks every kConvergedEvery steps, so a run stops close to where the CPU's
+// does; the ops between checks are each one CUDA graph.
+struct Converged {
+    Operand done;
+    int count = 0;
+    std::size_t resume = 0;
+};
+inline constexpr int kConvergedEvery = 4;
+
 struct Op {
-    std::variant<Launch, Matmul> what;
+    std::variant<Launch, Matmul, Converged> what;
     std::string note;  // what the step computes, for the listing
 };
 

@@ -100,7 +100,9 @@ std::string Dualizer::device() const {
 #ifdef MODC_WITH_CUDA
     if (impl_->gpu)
         return impl_->gpu->device() + (impl_->gpu->from_cache() ? "; kernels from the cache" : "; kernels compiled") +
-               (impl_->gpu->graph() ? "; one CUDA graph" : "; no graph");
+               (impl_->gpu->graphs() == 0   ? "; no graph"
+                : impl_->gpu->graphs() == 1 ? "; one CUDA graph"
+                                            : "; " + std::to_string(impl_->gpu->graphs()) + " CUDA graphs between convergence checks");
 #endif
     return "cpu";
 }

@@ -4,10 +4,12 @@
 #include <cuda.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <vector>
 
+#include "compiler/diagnostics.hpp"
 #include "nvrtc.hpp"
 
 namespace modc::cuda {
@@ -162,8 +164,16 @@ struct GpuDualizer::Impl {
     CUstream stream = nullptr;
     cublasHandle_t handle = nullptr;
     CUevent start = nullptr, stop = nullptr;
-    CUgraph graph = nullptr;
-    CUgraphExec exec = nullptr;
+    // The ops as the host runs them: ranges of ops, each one CUDA graph (when graphs are on),
+    // and between them the Converged checks, which may jump ahead.
+    struct Segment {
+        std::size_t begin = 0, end = 0;      // ops [begin, end); a check is the one op at begin
+        const Converged* check = nullptr;
+        CUgraph graph = nullptr;
+        CUgraphExec exec = nullptr;
+    };
+    std::vector<Segment> segments;
+    std::vector<std::uint32_t> flags;  // a check's converged flags, read back
     std::map<std::string, CUfunction> functions;
     std::array<CUdeviceptr, kWorkBuffers> work{};
     CUdeviceptr workspace = 0;
@@ -178,8 +188,10 @@ struct GpuDualizer::Impl {
 
     ~Impl() {
         if (context) cu.cuCtxSetCurrent(context);
-        if (exec) cu.cuGraphExecDestroy(exec);
-        if (graph) cu.cuGraphDestroy(graph);
+        for (auto& seg : segments) {
+            if (seg.exec) cu.cuGraphExecDestroy(seg.exec);
+            if (seg.graph) cu.cuGraphDestroy(seg.graph);
+        }
         if (handle) bl.cublasDestroy(handle);
         for (CUdeviceptr p : work)
             if (p) cu.cuMemFree(p);
@@ -264,21 +276,71 @@ struct GpuDualizer::Impl {
         check(cu.cuMemAlloc(&workspace, workspace_bytes), "cuMemAlloc");
         check(bl.cublasSetWorkspace(handle, reinterpret_cast<void*>(workspace), workspace_bytes), "cublasSetWorkspace");
 
-        // One run outside the graph first: cuBLAS and the module finish loading there.
-        enqueue();
+        split_into_segments();
+        // One run outside the graphs first: cuBLAS and the module finish loading there.
+        run_segments();
         check(cu.cuStreamSynchronize(stream), "the first run");
-        if (options.graph) {
-            check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
-            try {
-                enqueue();
-            } catch (...) {
-                CUgraph broken = nullptr;
-                cu.cuStreamEndCapture(stream, &broken);
-                if (broken) cu.cuGraphDestroy(broken);
-                throw;
+        if (options.graph)
+            for (auto& seg : segments) {
+                if (seg.check) continue;
+                check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+                try {
+                    enqueue(seg.begin, seg.end);
+                } catch (...) {
+                    CUgraph broken = nullptr;
+                    cu.cuStreamEndCapture(stream, &broken);
+                    if (broken) cu.cuGraphDestroy(broken);
+                    throw;
+                }
+                check(cu.cuStreamEndCapture(stream, &seg.graph), "cuStreamEndCapture");
+                check(cu.cuGraphInstantiate(&seg.exec, seg.graph, 0), "cuGraphInstantiate");
             }
-            check(cu.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
-            check(cu.cuGraphInstantiate(&exec, graph, 0), "cuGraphInstantiate");
+    }
+
+    // Segments end at each Converged op (a segment of its own) and at each op one may resume at.
+    void split_into_segments() {
+        const auto& ops = program.ops;
+        std::vector<bool> starts(ops.size() + 1, false);
+        starts[0] = true;
+        for (std::size_t i = 0; i < ops.size(); ++i)
+            if (const auto* c = std::get_if<Converged>(&ops[i].what)) {
+                starts[i] = starts[i + 1] = true;
+                starts.at(c->resume) = true;
+                flags.resize(std::max(flags.size(), static_cast<std::size_t>(c->count)));
+            }
+        for (std::size_t i = 0; i < ops.size();) {
+            std::size_t end = i + 1;
+            while (end < ops.size() && !starts[end]) ++end;
+            Segment seg;
+            seg.begin = i;
+            seg.end = end;
+            seg.check = std::get_if<Converged>(&ops[i].what);
+            segments.push_back(seg);
+            i = end;
+        }
+    }
+
+    // The whole run on the stream: each segment's graph (or its ops), and the checks between.
+    void run_segments() {
+        for (std::size_t s = 0; s < segments.size();) {
+            const Segment& seg = segments[s];
+            if (!seg.check) {
+                if (seg.exec)
+                    check(cu.cuGraphLaunch(seg.exec, stream), "cuGraphLaunch");
+                else
+                    enqueue(seg.begin, seg.end);
+                ++s;
+                continue;
+            }
+            const auto count = static_cast<std::size_t>(seg.check->count);
+            check(cu.cuMemcpyDtoHAsync(flags.data(), address(seg.check->done), count * sizeof(std::uint32_t), stream),
+                  "cuMemcpyDtoHAsync");
+            check(cu.cuStreamSynchronize(stream), "a convergence check");
+            bool all = std::all_of(flags.begin(), flags.begin() + static_cast<std::ptrdiff_t>(count),
+                                   [](std::uint32_t f) { return f != 0; });
+            ++s;
+            if (all)
+                while (s < segments.size() && segments[s].begin < seg.check->resume) ++s;
         }
     }
 
@@ -327,11 +389,13 @@ struct GpuDualizer::Impl {
         }
     }
 
-    // Every op of the program, in order, on the stream.
-    void enqueue() const {
+    // Ops [begin, end) of the program, in order, on the stream (no Converged op among them).
+    void enqueue(std::size_t begin, std::size_t end) const {
         std::vector<CUdeviceptr> values;
         std::vector<void*> params;
-        for (const auto& op : program.ops) {
+        for (std::size_t i = begin; i < end; ++i) {
+            const Op& op = program.ops[i];
+            MODC_ASSERT(!std::holds_alternative<Converged>(op.what), "a Converged op inside a segment");
             if (const auto* l = std::get_if<Launch>(&op.what)) {
                 values.clear();
                 params.clear();
@@ -353,10 +417,7 @@ struct GpuDualizer::Impl {
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i]) check(cu.cuMemcpyHtoDAsync(grads[i], in[i], leaf_bytes[i], stream), "cuMemcpyHtoDAsync");
         check(cu.cuEventRecord(start, stream), "cuEventRecord");
-        if (exec)
-            check(cu.cuGraphLaunch(exec, stream), "cuGraphLaunch");
-        else
-            enqueue();
+        run_segments();
         check(cu.cuEventRecord(stop, stream), "cuEventRecord");
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i]) check(cu.cuMemcpyDtoHAsync(out[i], updates[i], leaf_bytes[i], stream), "cuMemcpyDtoHAsync");
@@ -379,7 +440,10 @@ GpuDualizer::~GpuDualizer() = default;
 
 const Program& GpuDualizer::program() const { return impl_->program; }
 std::string GpuDualizer::device() const { return impl_->name; }
-bool GpuDualizer::graph() const { return impl_->exec != nullptr; }
+std::size_t GpuDualizer::graphs() const {
+    return static_cast<std::size_t>(
+        std::count_if(impl_->segments.begin(), impl_->segments.end(), [](const auto& seg) { return seg.exec != nullptr; }));
+}
 bool GpuDualizer::from_cache() const { return impl_->cached; }
 void GpuDualizer::run(const void* const* grads, void* const* updates) { impl_->run(grads, updates); }
 double GpuDualizer::last_ms() const { return impl_->last_ms; }

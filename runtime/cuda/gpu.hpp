@@ -5,7 +5,9 @@
 // kernels are compiled with NVRTC for the device's architecture (through the disk cache), every
 // buffer is allocated once, and the whole dualization (kernels and cuBLAS calls) is captured
 // into one CUDA graph, launched once per run. Only the copies of the gradients in and of the
-// updates out stay outside it.
+// updates out stay outside it; and the cubic schedule's convergence checks (codegen_cuda.hpp,
+// Converged), where the host reads a few flags and may skip the steps left, split the run into
+// one graph per stretch between them.
 #pragma once
 #include <memory>
 #include <stdexcept>
@@ -40,7 +42,7 @@ public:
 
     const Program& program() const;
     std::string device() const;  // "NVIDIA H100 80GB HBM3, sm_90"
-    bool graph() const;          // the run is one CUDA graph
+    std::size_t graphs() const;  // CUDA graphs the run launches (0: graphs are off)
     bool from_cache() const;     // the kernels came from the disk cache
 
     // grads[i] and updates[i] are host pointers to weight i's tensor (weight order), of the

@@ -210,8 +210,8 @@ S nan_of() {
 // program did not write shows up in the updates. T is the compute type, S that of the
 // gradients and updates (std::uint16_t for bf16).
 template <class T, class S = T>
-void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector<std::vector<S>>& grads,
-                 std::vector<std::vector<S>>& updates) {
+std::size_t run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector<std::vector<S>>& grads,
+                        std::vector<std::vector<S>>& updates) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     std::array<std::vector<std::uint64_t>, cuda::kWorkBuffers> work;
     for (int b = 0; b < cuda::kWorkBuffers; ++b) {
@@ -234,11 +234,18 @@ void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector
         }
     };
     auto t = [&](const cuda::Operand& o) { return static_cast<T*>(address(o)); };
-    for (const auto& op : p.ops) {
+    std::size_t ran = 0;  // ops run, the Converged checks' jumps skipping the rest
+    for (std::size_t i = 0; i < p.ops.size(); ++i, ++ran) {
+        const auto& op = p.ops[i];
         if (const auto* l = std::get_if<cuda::Launch>(&op.what)) {
             std::vector<void*> args;
             for (const auto& a : l->args) args.push_back(address(a));
             k.launch(*l, args);
+            continue;
+        }
+        if (const auto* c = std::get_if<cuda::Converged>(&op.what)) {
+            const auto* flags = static_cast<const std::uint32_t*>(address(c->done));
+            if (std::all_of(flags, flags + c->count, [](std::uint32_t f) { return f != 0; })) i = c->resume - 1;
             continue;
         }
         const auto& m = std::get<cuda::Matmul>(op.what);
@@ -262,6 +269,7 @@ void run_on_host(const cuda::Program& p, const HostKernels& k, const std::vector
                 break;
         }
     }
+    return ran;
 }
 
 template <class T>
@@ -324,7 +332,13 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
         out.push_back(expected[i].data());
     }
     cpu.run(in.data(), out.data());
-    run_on_host<T>(program, kernels, grads, got);
+    std::size_t ran = run_on_host<T>(program, kernels, grads, got);
+    // The cubic schedule's 100 steps are there for the worst case: the Converged checks stop
+    // the run a few steps after every matrix has converged (about 20 steps here).
+    bool checks = std::any_of(program.ops.begin(), program.ops.end(),
+                              [](const cuda::Op& op) { return std::holds_alternative<cuda::Converged>(op.what); });
+    CHECK(checks == (c.schedule == "cubic"));
+    if (checks) CHECK(ran < program.ops.size() / 2);
 
     for (std::size_t i = 0; i < grads.size(); ++i) {
         std::vector<double> diff(grads[i].size()), ref(grads[i].size());
