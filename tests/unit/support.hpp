@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace modc::test {
 
@@ -71,6 +72,38 @@ inline float float_from_bits(std::uint32_t u) {
     float f;
     std::memcpy(&f, &u, sizeof f);
     return f;
+}
+
+// f32 -> bf16 rounding: round to nearest, ties to even, for both conversions under test (the
+// host's, runtime/bf16.hpp, and the one the CUDA source emits).
+struct Bf16Case {
+    std::uint32_t in;   // f32 bits
+    std::uint16_t out;  // bf16 bits
+};
+inline const std::vector<Bf16Case>& bf16_rounding_cases() {
+    static const std::vector<Bf16Case> cases{
+        {0x3f808000, 0x3f80},  // tie, even below: down
+        {0x3f818000, 0x3f82},  // tie, odd below: up
+        {0x3f808001, 0x3f81},  // just above a tie: up
+        {0x3f807fff, 0x3f80},  // just below: down
+        {0xbf818000, 0xbf82},  // negative ties round the magnitude the same way
+        {0x7f7fffff, 0x7f80},  // past the largest bf16: infinity
+        {0x7f7f7fff, 0x7f7f},  // the largest bf16, from below
+        {0x7f800000, 0x7f80},  // inf
+        {0xff800000, 0xff80},  // -inf
+        {0x00008000, 0x0000},  // denormal tie to even (0)
+        {0x00018000, 0x0002},  // denormal tie to even (2)
+        {0x00008001, 0x0001},  // denormal above a tie
+        {0x80000000, 0x8000},  // -0
+        {0x007fffff, 0x0080},  // the largest denormal rounds up to the smallest normal
+    };
+    return cases;
+}
+// NaNs that must stay NaN, with their sign, whatever the payload (one in the low half only
+// would otherwise round to infinity).
+inline const std::vector<std::uint32_t>& bf16_nan_inputs() {
+    static const std::vector<std::uint32_t> nans{0x7fc00000u, 0x7f800001u, 0x7fffffffu, 0xff800001u, 0xffc00000u};
+    return nans;
 }
 
 }  // namespace modc::test

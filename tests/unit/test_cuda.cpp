@@ -562,28 +562,11 @@ TEST_CASE("bf16 storage: the emitted conversions round to nearest even and keep 
     CHECK(wrong == 0);
     // Narrowing: named cases, then every upper half with the lower halves around a tie, each
     // against the host's conversion (runtime/bf16.hpp, tested on its own in test_tensor_io).
-    struct Case {
-        std::uint32_t in;
-        std::uint16_t out;
-    };
-    for (auto [in, out] : std::vector<Case>{
-             {0x3f808000, 0x3f80},  // tie, even below: down
-             {0x3f818000, 0x3f82},  // tie, odd below: up
-             {0x3f808001, 0x3f81},  // above a tie: up
-             {0x3f807fff, 0x3f80},  // below a tie: down
-             {0xbf818000, 0xbf82},  // negative tie
-             {0x7f7fffff, 0x7f80},  // past the largest bf16: infinity
-             {0x7f800000, 0x7f80},  // inf
-             {0xff800000, 0xff80},  // -inf
-             {0x00008000, 0x0000},  // denormal tie to even
-             {0x00018000, 0x0002},  // denormal tie to even
-             {0x00008001, 0x0001},  // denormal above a tie
-             {0x80000000, 0x8000},  // -0
-         }) {
+    for (auto [in, out] : modc::test::bf16_rounding_cases()) {
         INFO(std::hex << in);
         CHECK(narrow(from_bits(in)) == out);
     }
-    for (std::uint32_t nan : {0x7fc00000u, 0x7f800001u, 0x7fffffffu, 0xff800001u}) {
+    for (std::uint32_t nan : modc::test::bf16_nan_inputs()) {
         INFO(std::hex << nan);
         CHECK(std::isnan(bf16_to_f32(narrow(from_bits(nan)))));
         CHECK((narrow(from_bits(nan)) & 0x8000) == (nan >> 16 & 0x8000));

@@ -631,32 +631,12 @@ TEST_CASE("bf16 conversions: exact widening, round to nearest even, NaN and infi
         REQUIRE(bits_of(f) == h << 16);
         if (!std::isnan(f)) REQUIRE(modc::f32_to_bf16(f) == h);  // every bf16 survives the round trip
     }
-    struct Case {
-        std::uint32_t in;
-        std::uint16_t out;
-    };
-    for (auto [in, out] : std::vector<Case>{
-             {0x3f808000, 0x3f80},  // tie, even below: down
-             {0x3f818000, 0x3f82},  // tie, odd below: up
-             {0x3f808001, 0x3f81},  // just above a tie: up
-             {0x3f807fff, 0x3f80},  // just below: down
-             {0xbf818000, 0xbf82},  // negative ties round the magnitude the same way
-             {0x7f7fffff, 0x7f80},  // past the largest bf16: infinity
-             {0x7f7f7fff, 0x7f7f},  // the largest bf16, from below
-             {0x7f800000, 0x7f80},  // inf
-             {0xff800000, 0xff80},  // -inf
-             {0x00008000, 0x0000},  // denormal tie to even (0)
-             {0x00018000, 0x0002},  // denormal tie to even (2)
-             {0x00008001, 0x0001},  // denormal above a tie
-             {0x80000000, 0x8000},  // -0
-             {0x007fffff, 0x0080},  // the largest denormal rounds up to the smallest normal
-         }) {
+    for (auto [in, out] : modc::test::bf16_rounding_cases()) {
         INFO(std::hex << in);
         CHECK(modc::f32_to_bf16(from_bits(in)) == out);
     }
-    // NaN stays NaN, with its sign, whatever its payload (a payload in the low half only would
-    // otherwise round to infinity).
-    for (std::uint32_t nan : {0x7fc00000u, 0x7f800001u, 0x7fffffffu, 0xff800001u, 0xffc00000u}) {
+    // NaN stays NaN, with its sign, whatever its payload.
+    for (std::uint32_t nan : modc::test::bf16_nan_inputs()) {
         INFO(std::hex << nan);
         std::uint16_t h = modc::f32_to_bf16(from_bits(nan));
         CHECK(std::isnan(modc::bf16_to_f32(h)));
