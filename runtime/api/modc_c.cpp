@@ -63,7 +63,7 @@ modc_dualizer* modc_compile_file_with(const char* path, const modc_compile_optio
 
 modc_dualizer* modc_compile_file(const char* path, const char* network, const char* schedule, modc_dtype dtype,
                                  char** error) {
-    modc_compile_options options{network, schedule, dtype, MODC_CPU};
+    modc_compile_options options{network, schedule, dtype, MODC_CPU, 0, 0};
     return modc_compile_file_with(path, &options, error);
 }
 
