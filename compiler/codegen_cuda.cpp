@@ -570,15 +570,11 @@ private:
         const std::int64_t MM = m * m;
         need(Buffer::Q, B * MM * size_);
         need(Buffer::T, B * MM * size_);
-        std::vector<std::size_t> steps;
-        for (std::size_t si = 0; si < g.steps.size(); ++si)
-            if (g.steps[si].kind == kp::StepKind::NewtonSchulz) steps.push_back(si);
-        for (auto si : steps) emit_step_kernels(g, gi, si, g.steps[si], B, m, n, origin, false);
+        const auto steps = kp::gram_steps(g);
+        for (const auto& s : steps) emit_step_kernels(g, gi, s.step, g.steps[s.step], B, m, n, origin, false);
 
-        const auto restart = static_cast<std::size_t>(g.gram_restart);
         Buffer x = Buffer::X, y = Buffer::Y, a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
-        for (std::size_t i = 0; i < steps.size(); ++i) {
-            const bool first = i == 0 || i == restart, last = i + 1 == steps.size() || i + 1 == restart;
+        for (const auto& [step, first, last] : steps) {
             if (first) {
                 self_product(symmetric, B, m, n, x, a, "A = G = X X^T");
                 if (symmetric)
@@ -587,7 +583,7 @@ private:
             self_product(symmetric, B, m, m, a, Buffer::AA, "AA = A A");
             // The first P of a run is Q itself; later ones go to B and multiply Q.
             const Buffer p = first ? q : Buffer::B;
-            launch(KernelNames::poly(gi, steps[i]), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
+            launch(KernelNames::poly(gi, step), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
                    "P = a I + b A + c A A");
             if (!first) {
                 symmetric_left_product(symmetric, B, m, m, p, q, 0, spare, "Q = P Q");

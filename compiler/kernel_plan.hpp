@@ -119,6 +119,14 @@ KernelPlan lower(const DualPlan& plan, const Schedule& schedule,
 // or two with a restart.
 double newton_schulz_flops(double m, double n, int steps, bool gram, int restart = 0);
 
+// The steps of a Gram group as both backends run them: `step` indexes group.steps; `first`
+// starts a run (A = G = X X^T, and Q = P), `last` ends one (X = Q X instead of A = P^2 A).
+struct GramStep {
+    std::size_t step = 0;
+    bool first = false, last = false;
+};
+std::vector<GramStep> gram_steps(const Group& group);
+
 // Newton-Schulz steps one matrix of the group runs: its fixed steps, or 10 for the cubic
 // schedule (which stops when it converges); 0 for svd and the closed forms.
 int newton_schulz_steps(const Group& group);

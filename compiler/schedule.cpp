@@ -199,6 +199,18 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
     return kp;
 }
 
+std::vector<GramStep> gram_steps(const Group& group) {
+    std::vector<GramStep> out;
+    for (std::size_t s = 0; s < group.steps.size(); ++s)
+        if (group.steps[s].kind == StepKind::NewtonSchulz) out.push_back({s, false, false});
+    const auto restart = static_cast<std::size_t>(group.gram_restart);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i].first = i == 0 || i == restart;
+        out[i].last = i + 1 == out.size() || i + 1 == restart;
+    }
+    return out;
+}
+
 int newton_schulz_steps(const Group& group) {
     int steps = 0;
     for (const auto& s : group.steps) {

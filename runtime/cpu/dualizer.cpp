@@ -200,20 +200,15 @@ T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w) {
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
     int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    std::vector<std::size_t> steps;
-    for (std::size_t s = 0; s < group.steps.size(); ++s)
-        if (group.steps[s].kind == kp::StepKind::NewtonSchulz) steps.push_back(s);
-    auto restart = static_cast<std::size_t>(group.gram_restart);
     T *x = w.x.data(), *y = w.y.data();
     T *a = w.a.data(), *aa = w.aa.data(), *p = w.b.data(), *q = w.q.data(), *spare = w.t.data();
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-        bool first = i == 0 || i == restart, last = i + 1 == steps.size() || i + 1 == restart;
+    for (const auto& [step, first, last] : kp::gram_steps(group)) {
         if (first) {
             syrk(m, n, x, a);  // A = G = X X^T
             k.symmetrize(a);
         }
         syrk(m, m, a, aa);           // A A
-        k.poly[steps[i]](p, a, aa);  // P = a I + b A + c A A (upper triangle)
+        k.poly[step](p, a, aa);  // P = a I + b A + c A A (upper triangle)
         k.symmetrize(p);
         if (first) {
             std::copy(p, p + static_cast<std::ptrdiff_t>(m) * m, q);  // Q = P
