@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "../compiler/source.hpp"
+#include "support/source.hpp"
 
 namespace modc::ast {
 

@@ -4,7 +4,7 @@
 #include <functional>
 #include <string>
 
-#include "ast.hpp"
+#include "grammar/ast.hpp"
 
 namespace modc::grammar {
 namespace x3 = boost::spirit::x3;

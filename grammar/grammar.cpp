@@ -1,5 +1,5 @@
 // Instantiates the grammar for the one iterator and context modc parses with.
-#include "grammar_def.hpp"
+#include "grammar/grammar_def.hpp"
 
 namespace modc::grammar {
 BOOST_SPIRIT_INSTANTIATE(declaration_type, Iterator, Context)

@@ -1,9 +1,9 @@
 // The .mod grammar (Boost.Spirit X3). The entry point parses a whole file with recovery:
 // a syntax error is reported and parsing resumes at the next line that starts a declaration.
 #pragma once
-#include "../compiler/diagnostics.hpp"
-#include "ast.hpp"
-#include "config.hpp"
+#include "support/diagnostics.hpp"
+#include "grammar/ast.hpp"
+#include "grammar/config.hpp"
 
 namespace modc::grammar {
 

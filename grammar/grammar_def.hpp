@@ -19,9 +19,9 @@
 #include <algorithm>
 #include <boost/fusion/include/at_c.hpp>
 
-#include "ast.hpp"
-#include "config.hpp"
-#include "grammar.hpp"
+#include "grammar/ast.hpp"
+#include "grammar/config.hpp"
+#include "grammar/grammar.hpp"
 
 namespace modc::grammar {
 

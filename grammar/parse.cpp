@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "grammar.hpp"
+#include "grammar/grammar.hpp"
 
 namespace modc::grammar {
 

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/bf16.hpp"
+#include "support/bf16.hpp"
 
 // Both file formats are little-endian and tensor data is used in place.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensor I/O assumes a little-endian host");

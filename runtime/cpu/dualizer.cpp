@@ -1,4 +1,4 @@
-#include "dualizer.hpp"
+#include "runtime/cpu/dualizer.hpp"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -11,14 +11,12 @@
 #include <mutex>
 #include <thread>
 
-#include "compiler/diagnostics.hpp"
+#include "support/diagnostics.hpp"
 
 namespace modc::cpu {
 
 namespace {
 
-ElementType element_type(float) { return ElementType::F32; }
-ElementType element_type(double) { return ElementType::F64; }
 
 // C = X X^T, upper triangle (X is m x k, row-major).
 void syrk(int m, int k, const float* x, float* c) {
@@ -121,8 +119,9 @@ struct Dualizer<T>::Workspace {
 };
 
 template <class T>
-Dualizer<T>::Dualizer(kp::KernelPlan plan, unsigned threads) : plan_(std::move(plan)) {
-    jit_ = std::make_unique<Jit>(codegen_llvm(plan_, element_type(T{})));
+Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads) : plan_(std::move(plan)) {
+    MODC_ASSERT(kernels.module, "the dualizer needs the generated kernels of its plan");
+    jit_ = std::make_unique<Jit>(std::move(kernels));
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
         const auto& group = plan_.groups[g];
         Kernels k;

@@ -12,16 +12,18 @@
 #include <memory>
 #include <vector>
 
-#include "compiler/kernel_plan.hpp"
-#include "jit.hpp"
+#include "program/cpu_program.hpp"
+#include "program/kernel_plan.hpp"
+#include "runtime/cpu/jit.hpp"
 
 namespace modc::cpu {
 
 template <class T>
 class Dualizer {
 public:
-    // threads: how many items run at once (0: one per hardware thread).
-    explicit Dualizer(kp::KernelPlan plan, unsigned threads = 0);
+    // kernels: codegen_llvm(plan, T's element type) (compiler/backend). threads: how many items
+    // run at once (0: one per hardware thread).
+    Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads = 0);
     ~Dualizer();
     // grads[i] and updates[i] point at weight i's tensor (weight order), row-major.
     // Not reentrant: one run at a time per dualizer.

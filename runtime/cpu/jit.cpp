@@ -1,4 +1,4 @@
-#include "jit.hpp"
+#include "runtime/cpu/jit.hpp"
 
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -13,7 +13,7 @@
 
 #include <mutex>
 
-#include "compiler/diagnostics.hpp"
+#include "support/diagnostics.hpp"
 
 namespace modc::cpu {
 

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "compiler/codegen_llvm.hpp"
+#include "program/cpu_program.hpp"
 
 namespace llvm::orc {
 class LLJIT;

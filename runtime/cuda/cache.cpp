@@ -1,4 +1,4 @@
-#include "cache.hpp"
+#include "runtime/cuda/cache.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "gpu.hpp"
+#include "runtime/cuda/gpu.hpp"
 
 #include <cublas_v2.h>
 #include <cuda.h>
@@ -9,8 +9,8 @@
 #include <map>
 #include <vector>
 
-#include "compiler/diagnostics.hpp"
-#include "nvrtc.hpp"
+#include "support/diagnostics.hpp"
+#include "runtime/cuda/nvrtc.hpp"
 
 namespace modc::cuda {
 

@@ -1,4 +1,4 @@
-// runtime/cuda/gpu: runs a CUDA program (compiler/codegen_cuda.hpp) on a GPU.
+// runtime/cuda/gpu: runs a CUDA program (program/cuda_program.hpp) on a GPU.
 //
 // The driver API (libcuda.so.1) and cuBLAS (libcublas.so.*) are opened at run time, so modc
 // builds and starts where they are missing; gpu_unavailable() then says why, plainly. The
@@ -13,8 +13,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "cache.hpp"
-#include "compiler/codegen_cuda.hpp"
+#include "runtime/cuda/cache.hpp"
+#include "program/cuda_program.hpp"
 
 namespace modc::cuda {
 

@@ -1,4 +1,4 @@
-#include "nvrtc.hpp"
+#include "runtime/cuda/nvrtc.hpp"
 
 #include <dlfcn.h>
 #include <nvrtc.h>

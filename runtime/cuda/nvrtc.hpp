@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cache.hpp"
+#include "runtime/cuda/cache.hpp"
 
 namespace modc::cuda {
 

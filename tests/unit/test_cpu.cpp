@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "compiler/frontend.hpp"
-#include "compiler/kernel_plan.hpp"
-#include "runtime/api/modc.h"
-#include "runtime/api/modc.hpp"
-#include "runtime/bf16.hpp"
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/schedule.hpp"
+#include "library/modc.h"
+#include "library/modc.hpp"
+#include "support/bf16.hpp"
 #include "runtime/tensor_io.hpp"
 #include "support.hpp"
 

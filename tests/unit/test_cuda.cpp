@@ -33,12 +33,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler/codegen_cuda.hpp"
-#include "compiler/frontend.hpp"
-#include "compiler/kernel_plan.hpp"
-#include "runtime/api/modc.h"
-#include "runtime/api/modc.hpp"
-#include "runtime/bf16.hpp"
+#include "compiler/backend/codegen_cuda.hpp"
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/schedule.hpp"
+#include "library/modc.h"
+#include "library/modc.hpp"
+#include "support/bf16.hpp"
 #include "runtime/cuda/cache.hpp"
 #include "runtime/tensor_io.hpp"
 #ifdef MODC_WITH_CUDA

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "compiler/explain.hpp"
-#include "compiler/frontend.hpp"
+#include "compiler/analysis/explain.hpp"
+#include "compiler/analysis/compilation.hpp"
 
 using namespace modc;
 

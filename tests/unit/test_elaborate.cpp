@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "compiler/frontend.hpp"
+#include "compiler/analysis/compilation.hpp"
 
 using namespace modc;
 using ir::Node;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/frontend.hpp"
+#include "compiler/analysis/compilation.hpp"
 #include "grammar/grammar.hpp"
 
 using namespace modc;

@@ -19,7 +19,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "compiler/frontend.hpp"
+#include "compiler/analysis/compilation.hpp"
 #include "grammar/grammar.hpp"
 
 using namespace modc;

@@ -13,7 +13,7 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/bf16.hpp"
+#include "support/bf16.hpp"
 #include "runtime/tensor_io.hpp"
 #include "support.hpp"
 

@@ -1,0 +1,757 @@
+// compiler/codegen_cuda: see codegen_cuda.hpp.
+//
+// Row-major matrices and cuBLAS. The plan's matrices are row-major: X (m x n) at X[i * n + j].
+// cuBLAS is column-major, and the same bytes read column-major are X^T (n x m, leading
+// dimension n). So, with Xc = X^T as cuBLAS sees it:
+//   A = X X^T   = Xc^T Xc       syrk(trans = T, n = m, k = n, A = X, lda = n, C = A, ldc = m)
+//   A A         = A^T A         syrk(trans = T, n = m, k = m, A = A, lda = m, ...)  (A symmetric)
+//   Y += B X    : Yc += Xc B    symm(side = right, m = n, n = m, A = B, lda = m, B = X, ldb = n,
+//                                    beta = 1, C = Y, ldc = n)                      (B symmetric)
+// syrk writes one triangle; the column-major lower triangle (r >= c at r + c m) is the row-major
+// upper one (i <= j at i m + j), which is what the CPU backend fills and what the kernels read.
+// The batched forms are plain gemms with the same shapes (both triangles computed).
+#include "compiler/backend/codegen_cuda.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include "support/diagnostics.hpp"
+
+namespace modc::cuda {
+
+namespace {
+
+std::string fmt(const char* format, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, v);
+    return buf;
+}
+
+std::int64_t align8(std::int64_t n) { return (n + 7) / 8 * 8; }
+
+class Generator {
+public:
+    Generator(const kp::KernelPlan& plan, const CudaOptions& options) : plan_(plan), o_(options) {
+        f32_ = o_.type == ElementType::F32;
+        bf16_ = o_.storage == Storage::BF16;
+        t_ = f32_ ? "float" : "double";
+        storage_t_ = bf16_ ? "unsigned short" : t_;
+        size_ = f32_ ? 4 : 8;
+        p_.network = plan.network;
+        p_.schedule = plan.schedule;
+        p_.type = o_.type;
+        p_.storage = o_.storage;
+        p_.leaf_count = plan.leaf_count;
+        p_.leaf_elements.assign(plan.leaf_count, 0);
+    }
+
+    Program run() {
+        header();
+        for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
+            const auto& group = plan_.groups[g];
+            for (const auto& m : group.members) p_.leaf_elements[static_cast<std::size_t>(m.leaf)] = group.elements();
+            bool orthogonal = orthogonalizes(group.map);
+            if (orthogonal)
+                orthogonalize(group, g);
+            else
+                closed(group, g);
+        }
+        p_.source = src_.str();
+        p_.source += "\n// The run, in order, on one stream (runtime/cuda captures it as one CUDA graph, or one per\n// stretch between the host's convergence checks):\n" + listing_.str();
+        return std::move(p_);
+    }
+
+private:
+    const kp::KernelPlan& plan_;
+    CudaOptions o_;
+    Program p_;
+    bool f32_ = true;
+    bool bf16_ = false;    // gradients and updates stored as bf16
+    std::string t_;        // the compute type
+    std::string storage_t_;  // the element type of gradients and updates
+    std::int64_t size_ = 4;
+    std::ostringstream src_;
+    std::ostringstream listing_;
+    bool listing_on_ = true;
+
+    // ---- literals and small pieces of text ----
+
+    std::string real(double v) const {
+        if (f32_) {
+            std::string s = fmt("%.9g", static_cast<double>(static_cast<float>(v)));
+            if (s.find_first_of(".en") == std::string::npos) s += ".0";
+            return s + "f";
+        }
+        std::string s = fmt("%.17g", v);
+        if (s.find_first_of(".en") == std::string::npos) s += ".0";
+        return s;
+    }
+    std::string sqrt_fn() const { return f32_ ? "sqrtf" : "sqrt"; }
+    std::string fabs_fn() const { return f32_ ? "fabsf" : "fabs"; }
+    static std::string num(std::int64_t v) { return std::to_string(v); }
+    // The index type of a loop over `count` elements: int where it fits.
+    static std::string index_type(std::int64_t count) { return count <= INT_MAX ? "int" : "long long"; }
+    // "var * factor", computed in a type that holds `largest`.
+    static std::string product(const std::string& var, std::int64_t factor, std::int64_t largest) {
+        return (largest <= INT_MAX ? var : "(long long)" + var) + " * " + num(factor);
+    }
+
+    unsigned grid_for(std::int64_t count) const {
+        std::int64_t blocks = (count + o_.block - 1) / o_.block;
+        return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, o_.max_grid));
+    }
+    // Reductions end in one atomic per thread on a few addresses: fewer threads, more work each.
+    unsigned reduce_grid_for(std::int64_t count) const { return std::min(grid_for(count), o_.max_reduce_grid); }
+
+    // `#line 12 "file.mod"` from an origin "file.mod:12".
+    std::string line_directive(const std::string& origin) const {
+        auto colon = origin.rfind(':');
+        if (origin.empty() || colon == std::string::npos || colon + 1 >= origin.size()) return "";
+        std::string file;
+        for (char ch : origin.substr(0, colon)) {
+            if (ch == '"' || ch == '\\') file += '\\';
+            file += ch;
+        }
+        return "#line " + origin.substr(colon + 1) + " \"" + file + "\"\n";
+    }
+
+    void header() {
+        src_ << "// CUDA kernels for network " << plan_.network << ", schedule " << plan_.schedule << ", "
+             << (f32_ ? "f32" : "f64") << (bf16_ ? " (gradients and updates in bf16)" : "")
+             << ": generated by modc from the kernel plan (modc emit --emit plan).\n"
+             << "// Compiled at run time with NVRTC; every shape and constant is a literal. Each kernel runs with\n"
+             << "// " << o_.block << " threads per block and loops over its elements, whatever the grid; reductions\n"
+             << "// accumulate with atomics into a scratch array zeroed by a _clear kernel. The listing at the end\n"
+             << "// gives the order of the launches and of the cuBLAS calls between them.\n";
+        if (bf16_)
+            src_ << "\n// bf16 is held as its bits, the upper half of an f32: widening is exact. Narrowing rounds to\n"
+                 << "// nearest, ties to even; a NaN stays a NaN (its payload may sit in the low half, which\n"
+                 << "// rounding alone would turn into infinity).\n"
+                 << "__device__ __forceinline__ float modc_bf16_to_f32(unsigned short h) {\n"
+                 << "    return __uint_as_float((unsigned int)h << 16);\n"
+                 << "}\n"
+                 << "__device__ __forceinline__ unsigned short modc_f32_to_bf16(float f) {\n"
+                 << "    const unsigned int u = __float_as_uint(f);\n"
+                 << "    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x0040u);\n"
+                 << "    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
+                 << "}\n";
+    }
+
+    void comment(const std::string& text) { src_ << "\n// " << text << "\n"; }
+
+    // Starts a kernel: #line, signature, the grid-stride loop's index helpers.
+    void begin(const std::string& name, const std::string& origin, const std::string& params) {
+        src_ << line_directive(origin);
+        src_ << "extern \"C\" __global__ void __launch_bounds__(" << o_.block << ") " << name << "(" << params << ") {\n";
+        p_.kernels.push_back(name);
+    }
+    void end() { src_ << "}\n"; }
+    // for (I i = first; i < count; i += stride) {
+    // `largest`: the largest index computed from var (its type must hold it).
+    void loop(const std::string& var, std::int64_t count, std::int64_t largest = 0) {
+        src_ << "    for (" << index_type(std::max(count, largest)) << " " << var << " = blockIdx.x * blockDim.x + threadIdx.x; " << var
+             << " < " << num(count) << "; " << var << " += gridDim.x * blockDim.x) {\n";
+    }
+    std::string ptr(const std::string& name, bool is_const = false) const {
+        return std::string(is_const ? "const " : "") + t_ + "* __restrict__ " + name;
+    }
+    // Gradients and updates: pointers to the storage type; reads widen, writes narrow.
+    std::string grad_ptr() const { return "const " + storage_t_ + "* __restrict__ grad"; }
+    std::string update_ptr() const { return storage_t_ + "* __restrict__ update"; }
+    std::string load_grad(const std::string& index) const {
+        return bf16_ ? "modc_bf16_to_f32(grad[" + index + "])" : "grad[" + index + "]";
+    }
+    std::string narrow(const std::string& value) const { return bf16_ ? "modc_f32_to_bf16(" + value + ")" : value; }
+
+    // ---- the ops ----
+
+    void note(const std::string& text) {
+        if (listing_on_) listing_ << "//   " << text << "\n";
+    }
+    void launch(const std::string& kernel, std::array<unsigned, 3> grid, std::vector<Operand> args,
+                const std::string& what) {
+        Launch l;
+        l.kernel = kernel;
+        l.grid = grid;
+        l.block = {o_.block, 1, 1};
+        l.args = std::move(args);
+        Op op{l, what};
+        if (listing_on_) listing_ << "//   " << describe(op, o_.type) << "\n";
+        p_.ops.push_back(std::move(op));
+    }
+    void matmul(const Matmul& mm, const std::string& what) {
+        Op op{mm, what};
+        if (listing_on_) listing_ << "//   " << describe(op, o_.type) << "\n";
+        p_.ops.push_back(std::move(op));
+    }
+    Operand work(Buffer b, std::int64_t elements) const { return Operand{b, elements * size_, -1}; }
+    Operand bytes(Buffer b, std::int64_t offset) const { return Operand{b, offset, -1}; }
+    static Operand grad(int leaf) { return Operand{Buffer::Grad, 0, leaf}; }
+    static Operand update(int leaf) { return Operand{Buffer::Update, 0, leaf}; }
+    void need(Buffer b, std::int64_t byte_count) {
+        auto& slot = p_.bytes[static_cast<std::size_t>(b)];
+        slot = std::max(slot, byte_count);
+    }
+
+    // ---- orthogonalising groups ----
+
+    void orthogonalize(const kp::Group& g, std::size_t gi) {
+        for (const auto& s : g.steps)
+            if (s.kind == kp::StepKind::SvdPolar) {
+                std::string names;
+                for (const auto& m : g.members) names += (names.empty() ? "" : ", ") + m.path;
+                throw Unsupported("the svd schedule has no CUDA form (it needs an SVD on the GPU); it was asked for " +
+                                  names + ": choose another schedule, or use --backend cpu");
+            }
+        const std::int64_t S = g.slices, B = static_cast<std::int64_t>(g.members.size()) * S;
+        const std::int64_t m = g.small(), n = g.large(), MN = m * n, MM = m * m, E = g.rows * g.cols;
+        if (B > 65535 || m > INT_MAX || n > INT_MAX)
+            throw Unsupported("group " + num(static_cast<std::int64_t>(gi)) + " has " + num(B) + " matrices of " + num(m) + " x " +
+                              num(n) + ": more than the CUDA backend's launches and cuBLAS calls take");
+        const bool symmetric = o_.matmul == MatmulMode::Symmetric || (o_.matmul == MatmulMode::Auto && B == 1);
+        const std::string& origin = g.members.front().origin;
+        const std::string G = "g" + num(static_cast<std::int64_t>(gi));
+        bool converge = false;
+        const kp::Step* normalize = nullptr;
+        for (const auto& s : g.steps) {
+            converge |= s.kind == kp::StepKind::IterateToConvergence;
+            if (s.kind == kp::StepKind::Normalize) normalize = &s;
+        }
+        MODC_ASSERT(normalize != nullptr, "an orthogonalising group starts with normalize");
+
+        // Scratch: sums[B]; with convergence also acc[2B] (||dX||^2, ||X||^2) and done[B].
+        const std::int64_t acc_at = align8(B * size_), done_at = align8(acc_at + 2 * B * size_);
+        need(Buffer::Scratch, converge ? done_at + 4 * B : B * size_);
+        need(Buffer::X, B * MN * size_);
+        need(Buffer::Y, B * MN * size_);
+        need(Buffer::A, B * MM * size_);
+        need(Buffer::B, B * MM * size_);
+
+        std::string shape;
+        for (auto d : g.shape) shape += (shape.empty() ? "" : " x ") + num(d);
+        comment("Group " + num(static_cast<std::int64_t>(gi)) + ": " + modc::to_string(g.map) + " of " +
+                num(static_cast<std::int64_t>(g.members.size())) + " x [" + shape + "], schedule " + g.schedule +
+                ". " + num(B) + (B == 1 ? " matrix of " : " matrices of ") + num(m) + " x " + num(n) +
+                (g.transpose ? " (each gradient transposed)" : "") + ", stacked in X; " +
+                (symmetric ? "cuBLAS syrk and symm per matrix." : "cuBLAS strided-batched gemm for the group."));
+        listing_ << "//\n// group " << gi << " (" << modc::to_string(g.map) << " of " << g.members.size() << " x [" << shape
+                 << "], " << g.schedule << ")\n";
+
+        // g_clear
+        src_ << "\n// Zero the sums of squares" << (converge ? " and the convergence state" : "") << ".\n";
+        begin(CudaKernelNames::clear(gi), origin,
+              ptr("sums") + (converge ? ", " + ptr("acc") + ", unsigned int* __restrict__ done" : ""));
+        loop("b", B);
+        src_ << "        sums[b] = " << real(0) << ";\n";
+        if (converge) src_ << "        acc[2 * b] = " << real(0) << ";\n        acc[2 * b + 1] = " << real(0) << ";\n        done[b] = 0u;\n";
+        src_ << "    }\n";
+        end();
+        std::vector<Operand> clear_args{bytes(Buffer::Scratch, 0)};
+        if (converge) {
+            clear_args.push_back(bytes(Buffer::Scratch, acc_at));
+            clear_args.push_back(bytes(Buffer::Scratch, done_at));
+        }
+        launch(CudaKernelNames::clear(gi), {grid_for(B), 1, 1}, clear_args, "zero the group's scratch");
+
+        // g_sumsq
+        const std::string slice = S > 1 ? " * " + num(S) + " + slice" : "";
+        src_ << "\n// sums[slice] += the squares of one " << g.rows << " x " << g.cols << " gradient"
+             << (S > 1 ? " slice (kernel position blockIdx.y of " + num(S) + ")" : "") << ".\n";
+        begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
+        if (S > 1) src_ << "    const int slice = blockIdx.y;\n";
+        src_ << "    " << t_ << " acc = " << real(0) << ";\n";
+        loop("i", E, E * S);
+        src_ << "        const " << t_ << " v = " << load_grad("i" + slice) << ";\n        acc += v * v;\n    }\n";
+        src_ << "    if (acc != " << real(0) << ") atomicAdd(&sums[" << (S > 1 ? "slice" : "0") << "], acc);\n";
+        end();
+
+        // g_normalize
+        src_ << "\n// X = G / (||G||_F * " << fmt("%.17g", normalize->norm_scale) << " + " << fmt("%.17g", normalize->eps) << ")"
+             << (g.transpose ? ", transposed: X is " + num(m) + " x " + num(n) : "") << "; a zero gradient gives X = 0.\n";
+        begin(KernelNames::normalize(gi), origin, grad_ptr() + ", " + ptr("x") + ", " + ptr("sums", true));
+        if (S > 1) src_ << "    const int slice = blockIdx.y;\n    x += " << product("slice", MN, S * MN) << ";\n";
+        src_ << "    const " << t_ << " d = " << sqrt_fn() << "(sums[" << (S > 1 ? "slice" : "0") << "]) * "
+             << real(normalize->norm_scale) << " + " << real(normalize->eps) << ";\n";
+        src_ << "    const " << t_ << " inv = d == " << real(0) << " ? " << real(0) << " : " << real(1) << " / d;\n";
+        loop("i", E, E * S);
+        if (g.transpose) {
+            src_ << "        const " << index_type(E * S) << " row = i / " << g.cols << ", col = i % " << g.cols << ";\n";
+            src_ << "        x[col * " << g.rows << " + row] = " << load_grad("i" + slice) << " * inv;\n";
+        } else {
+            src_ << "        x[i] = " << load_grad("i" + slice) << " * inv;\n";
+        }
+        src_ << "    }\n";
+        end();
+
+        for (std::size_t j = 0; j < g.members.size(); ++j) {
+            int leaf = g.members[j].leaf;
+            std::int64_t first = static_cast<std::int64_t>(j) * S;
+            launch(CudaKernelNames::sumsq(gi), {reduce_grid_for(E), static_cast<unsigned>(S), 1},
+                   {grad(leaf), work(Buffer::Scratch, first)}, "||G||_F^2 of " + g.members[j].path);
+            launch(KernelNames::normalize(gi), {grid_for(E), static_cast<unsigned>(S), 1},
+                   {grad(leaf), work(Buffer::X, first * MN), work(Buffer::Scratch, first)}, "X = G / ||G||_F");
+        }
+
+        // Newton-Schulz steps: kernels once per step, ops once per application.
+        bool any_square = false;
+        for (const auto& s : g.steps) any_square |= (s.kind == kp::StepKind::NewtonSchulz || s.kind == kp::StepKind::IterateToConvergence) && s.coeffs.c != 0;
+        if (any_square) need(Buffer::AA, B * MM * size_);
+        if (symmetric && any_square) {
+            src_ << "\n// Copy the upper triangle of each A (what syrk wrote) into its lower one.\n";
+            begin(KernelNames::symmetrize(gi), origin, ptr("a"));
+            loop("e", B * MM);
+            emit_split(B, MM, m);
+            std::string base = B > 1 ? "b * " + num(MM) + " + " : "";
+            src_ << "        if (i > j) a[" << base << "i * " << m << " + j] = a[" << base << "j * " << m << " + i];\n    }\n";
+            end();
+        }
+        Buffer x = Buffer::X, y = Buffer::Y;
+        if (g.gram) x = gram_newton_schulz(g, gi, B, m, n, symmetric, origin);
+        for (std::size_t si = 0; si < g.steps.size() && !g.gram; ++si) {
+            const auto& step = g.steps[si];
+            if (step.kind != kp::StepKind::NewtonSchulz && step.kind != kp::StepKind::IterateToConvergence) continue;
+            bool iterate = step.kind == kp::StepKind::IterateToConvergence;
+            emit_step_kernels(g, gi, si, step, B, m, n, origin, iterate);
+            if (iterate) emit_convergence_kernels(g, gi, B, MN, origin, step);
+            int times = iterate ? step.max_steps : 1;
+            std::vector<std::size_t> checks;  // Converged ops, whose resume is the op after the loop
+            for (int it = 0; it < times; ++it) {
+                if (iterate && it == 1) {
+                    listing_ << "//   ... the same " << (p_.ops.size() - iteration_start_) << " ops " << (times - 1)
+                             << " more times, X and Y swapping each time (a converged matrix stays as it is); after every "
+                             << kConvergedEvery << "th, the host goes on past the last once all " << B
+                             << (B == 1 ? " matrix has" : " matrices have") << " converged\n";
+                    listing_on_ = false;
+                }
+                if (iterate && it == 0) iteration_start_ = p_.ops.size();
+                step_ops(gi, si, step, B, m, n, symmetric, iterate, x, y, done_at);
+                std::swap(x, y);
+                if (iterate) {
+                    launch(KernelNames::change(gi), {reduce_grid_for(MN), static_cast<unsigned>(B), 1},
+                           {work(x, 0), work(y, 0), bytes(Buffer::Scratch, acc_at)}, "||X' - X||^2 and ||X||^2");
+                    launch(CudaKernelNames::converged(gi), {grid_for(B), 1, 1},
+                           {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little");
+                    if ((it + 1) % kConvergedEvery == 0 && it + 1 < times) {
+                        checks.push_back(p_.ops.size());
+                        p_.ops.push_back(Op{Converged{bytes(Buffer::Scratch, done_at), static_cast<int>(B), 0},
+                                            "skip the steps left once every matrix has converged"});
+                    }
+                }
+            }
+            for (auto c : checks) std::get<Converged>(p_.ops[c].what).resume = p_.ops.size();
+            listing_on_ = true;
+        }
+
+        // g_mJ_finish
+        for (std::size_t j = 0; j < g.members.size(); ++j) {
+            const auto& member = g.members[j];
+            src_ << "\n// update = " << fmt("%.9g", member.scale) << " * X" << (g.transpose ? "^T" : "") << " for weight #"
+                 << member.leaf << " " << member.path << ".\n";
+            begin(KernelNames::finish(gi, j), member.origin, update_ptr() + ", " + ptr("x", true));
+            if (S > 1) src_ << "    const int slice = blockIdx.y;\n    x += " << product("slice", MN, S * MN) << ";\n";
+            loop("i", E, E * S);
+            if (g.transpose) {
+                src_ << "        const " << index_type(E * S) << " row = i / " << g.cols << ", col = i % " << g.cols << ";\n";
+                src_ << "        update[i" << slice << "] = " << narrow(real(member.scale) + " * x[col * " + num(g.rows) + " + row]")
+                     << ";\n";
+            } else {
+                src_ << "        update[i" << slice << "] = " << narrow(real(member.scale) + " * x[i]") << ";\n";
+            }
+            src_ << "    }\n";
+            end();
+            launch(KernelNames::finish(gi, j), {grid_for(E), static_cast<unsigned>(S), 1},
+                   {update(member.leaf), work(x, static_cast<std::int64_t>(j) * S * MN)}, "update of " + member.path);
+        }
+    }
+    std::size_t iteration_start_ = 0;
+
+    // b, i, j from a flat index e over B stacked m x m matrices.
+    void emit_split(std::int64_t B, std::int64_t MM, std::int64_t m) {
+        std::string I = index_type(B * MM);
+        if (B > 1) {
+            src_ << "        const " << I << " b = e / " << MM << ", r = e % " << MM << ";\n";
+            src_ << "        const " << I << " i = r / " << m << ", j = r % " << m << ";\n";
+        } else {
+            src_ << "        const " << I << " i = e / " << m << ", j = e % " << m << ";\n";
+        }
+    }
+
+    void emit_step_kernels(const kp::Group& g, std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B,
+                           std::int64_t m, std::int64_t n, const std::string& origin, bool iterate) {
+        const auto& k = step.coeffs;
+        const std::int64_t MM = m * m, MN = m * n;
+        src_ << "\n// Newton-Schulz step " << si << ", (a, b, c) = (" << fmt("%.17g", k.a) << ", " << fmt("%.17g", k.b)
+             << ", " << fmt("%.17g", k.c) << "): " << (g.gram ? "P = a I + b A" : "B = b A") << (k.c != 0 ? " + c A A" : "")
+             << ", both triangles, from the upper triangle of A" << (k.c != 0 ? " and A A" : "")
+             << (iterate ? "; B = 0 for a matrix that has converged" : "") << ".\n";
+        std::string params = ptr("out") + ", " + ptr("a", true);
+        if (k.c != 0) params += ", " + ptr("aa", true);
+        if (iterate) params += ", const unsigned int* __restrict__ done";
+        begin(KernelNames::poly(gi, si), origin, params);
+        loop("e", B * MM);
+        emit_split(B, MM, m);
+        src_ << "        const " << index_type(B * MM) << " u = " << (B > 1 ? "b * " + num(MM) + " + " : "") << "(i <= j ? i * "
+             << m << " + j : j * " << m << " + i);\n";
+        std::string value = real(k.b) + " * a[u]";
+        if (k.c != 0) value += " + " + real(k.c) + " * aa[u]";
+        if (iterate) value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? " + real(0) + " : " + value;
+        if (g.gram) value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
+        src_ << "        out[e] = " << value << ";\n    }\n";
+        end();
+        if (g.gram) return;  // Gram Newton-Schulz has no Y = a X
+
+        src_ << "\n// Y = " << fmt("%.17g", k.a) << " X (cuBLAS then adds B X)" << (iterate ? "; Y = X once converged" : "") << ".\n";
+        params = ptr("y") + ", " + ptr("x", true);
+        if (iterate) params += ", const unsigned int* __restrict__ done";
+        begin(KernelNames::axpy(gi, si), origin, params);
+        loop("e", B * MN);
+        if (iterate)
+            src_ << "        y[e] = done[e / " << MN << "] ? x[e] : " << real(k.a) << " * x[e];\n    }\n";
+        else
+            src_ << "        y[e] = " << real(k.a) << " * x[e];\n    }\n";
+        end();
+    }
+
+    void emit_convergence_kernels(const kp::Group&, std::size_t gi, std::int64_t B, std::int64_t MN,
+                                  const std::string& origin, const kp::Step& step) {
+        src_ << "\n// acc[2 b] += ||X'_b - X_b||^2, acc[2 b + 1] += ||X_b||^2 (X' the new iterate).\n";
+        begin(KernelNames::change(gi), origin, ptr("x_new", true) + ", " + ptr("x_old", true) + ", " + ptr("acc"));
+        src_ << "    const int b = blockIdx.y;\n";
+        src_ << "    x_new += " << product("b", MN, B * MN) << ";\n    x_old += " << product("b", MN, B * MN) << ";\n";
+        src_ << "    " << t_ << " diff = " << real(0) << ", norm = " << real(0) << ";\n";
+        loop("i", MN);
+        src_ << "        const " << t_ << " old = x_old[i];\n";
+        src_ << "        const " << t_ << " d = x_new[i] - old;\n";
+        src_ << "        diff += d * d;\n        norm += old * old;\n    }\n";
+        src_ << "    if (diff != " << real(0) << ") atomicAdd(&acc[2 * b], diff);\n";
+        src_ << "    if (norm != " << real(0) << ") atomicAdd(&acc[2 * b + 1], norm);\n";
+        end();
+
+        double tolerance = std::max(step.tolerance, 30.0 * (f32_ ? std::numeric_limits<float>::epsilon()
+                                                                  : std::numeric_limits<double>::epsilon()));
+        src_ << "\n// A matrix has converged once ||X' - X||_F / ||X||_F <= " << fmt("%.6g", tolerance)
+             << " (at most " << step.max_steps << " steps); then zero acc for the next step.\n";
+        begin(CudaKernelNames::converged(gi), origin, ptr("acc") + ", unsigned int* __restrict__ done");
+        loop("b", B);
+        src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(acc[2 * b + 1]);\n";
+        src_ << "        const " << t_ << " ratio = " << sqrt_fn() << "(acc[2 * b]) * (norm == " << real(0) << " ? "
+             << real(0) << " : " << real(1) << " / norm);\n";
+        src_ << "        if ((double)ratio <= " << fmt("%.17g", tolerance) << ") done[b] = 1u;\n";
+        src_ << "        acc[2 * b] = " << real(0) << ";\n        acc[2 * b + 1] = " << real(0) << ";\n    }\n";
+        end();
+    }
+
+    // The products of the orthogonalising groups, over B stacked matrices: per matrix with the
+    // symmetric cuBLAS routines (syrk, symm), or one strided-batched gemm for the whole group.
+    // Row-major operands; see the top of this file for how they map onto cuBLAS's column-major.
+
+    // C_b = S_b S_b^T, S_b rows x k. syrk writes C's row-major upper triangle; gemm all of it.
+    void self_product(bool symmetric, std::int64_t B, std::int64_t rows, std::int64_t k, Buffer s, Buffer c,
+                      const std::string& what) {
+        const int R = static_cast<int>(rows), K = static_cast<int>(k);
+        Matmul mm;
+        mm.lda = K;
+        mm.ldc = R;
+        if (symmetric) {
+            mm.kind = Matmul::Kind::Syrk;
+            mm.lower = true;
+            mm.trans_a = true;
+            mm.n = R;
+            mm.k = K;
+            for (std::int64_t b = 0; b < B; ++b) {
+                mm.a = work(s, b * rows * k);
+                mm.c = work(c, b * rows * rows);
+                matmul(mm, what);
+            }
+            return;
+        }
+        mm.kind = Matmul::Kind::Gemm;
+        mm.trans_a = true;
+        mm.m = mm.n = R;
+        mm.k = K;
+        mm.a = mm.b = work(s, 0);
+        mm.ldb = K;
+        mm.stride_a = mm.stride_b = rows * k;
+        mm.c = work(c, 0);
+        mm.stride_c = rows * rows;
+        mm.batch = static_cast<int>(B);
+        matmul(mm, what);
+    }
+
+    // C_b = S_b R_b + beta C_b, S_b m x m symmetric (symm reads its row-major upper triangle), R_b m x n.
+    void symmetric_left_product(bool symmetric, std::int64_t B, std::int64_t m, std::int64_t n, Buffer s, Buffer r,
+                                double beta, Buffer c, const std::string& what) {
+        const int M = static_cast<int>(m), N = static_cast<int>(n);
+        Matmul mm;
+        mm.beta = beta;
+        mm.ldc = N;
+        if (symmetric) {
+            mm.kind = Matmul::Kind::Symm;
+            mm.right = true;
+            mm.lower = true;
+            mm.m = N;
+            mm.n = M;
+            mm.lda = M;
+            mm.ldb = N;
+            for (std::int64_t b = 0; b < B; ++b) {
+                mm.a = work(s, b * m * m);
+                mm.b = work(r, b * m * n);
+                mm.c = work(c, b * m * n);
+                matmul(mm, what);
+            }
+            return;
+        }
+        mm.kind = Matmul::Kind::Gemm;
+        mm.m = N;
+        mm.n = M;
+        mm.k = M;
+        mm.a = work(r, 0);
+        mm.lda = N;
+        mm.stride_a = m * n;
+        mm.b = work(s, 0);
+        mm.ldb = M;
+        mm.stride_b = m * m;
+        mm.c = work(c, 0);
+        mm.stride_c = m * n;
+        mm.batch = static_cast<int>(B);
+        matmul(mm, what);
+    }
+
+    void step_ops(std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B, std::int64_t m, std::int64_t n,
+                  bool symmetric, bool iterate, Buffer x, Buffer y, std::int64_t done_at) {
+        const std::int64_t MM = m * m, MN = m * n;
+        const auto& k = step.coeffs;
+        self_product(symmetric, B, m, n, x, Buffer::A, "A = X X^T");
+        if (k.c != 0) {
+            if (symmetric)
+                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
+            self_product(symmetric, B, m, m, Buffer::A, Buffer::AA, "AA = A A");
+        }
+        std::vector<Operand> args{work(Buffer::B, 0), work(Buffer::A, 0)};
+        if (k.c != 0) args.push_back(work(Buffer::AA, 0));
+        if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
+        launch(KernelNames::poly(gi, si), {grid_for(B * MM), 1, 1}, args, "B = b A + c A A");
+        args = {work(y, 0), work(x, 0)};
+        if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
+        launch(KernelNames::axpy(gi, si), {grid_for(B * MN), 1, 1}, args, "Y = a X");
+        symmetric_left_product(symmetric, B, m, n, Buffer::B, x, 1, y, "Y += B X");
+    }
+
+    // Gram Newton-Schulz (kernel_plan.hpp, Group::gram), as the CPU backend runs it: the steps on
+    // m x m matrices, then X' = Q X (once, or twice with a restart). Q and T are two more m x m
+    // work buffers. Returns the buffer holding the result.
+    Buffer gram_newton_schulz(const kp::Group& g, std::size_t gi, std::int64_t B, std::int64_t m, std::int64_t n,
+                              bool symmetric, const std::string& origin) {
+        const std::int64_t MM = m * m;
+        need(Buffer::Q, B * MM * size_);
+        need(Buffer::T, B * MM * size_);
+        const auto steps = kp::gram_steps(g);
+        for (const auto& s : steps) emit_step_kernels(g, gi, s.step, g.steps[s.step], B, m, n, origin, false);
+
+        Buffer x = Buffer::X, y = Buffer::Y, a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
+        for (const auto& [step, first, last] : steps) {
+            if (first) {
+                self_product(symmetric, B, m, n, x, a, "A = G = X X^T");
+                if (symmetric)
+                    launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, "fill A's lower triangle");
+            }
+            self_product(symmetric, B, m, m, a, Buffer::AA, "AA = A A");
+            // The first P of a run is Q itself; later ones go to B and multiply Q.
+            const Buffer p = first ? q : Buffer::B;
+            launch(KernelNames::poly(gi, step), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
+                   "P = a I + b A + c A A");
+            if (!first) {
+                symmetric_left_product(symmetric, B, m, m, p, q, 0, spare, "Q = P Q");
+                std::swap(q, spare);
+            }
+            if (!last) {
+                self_product(symmetric, B, m, m, p, Buffer::AA, "AA = P P");
+                symmetric_left_product(symmetric, B, m, m, Buffer::AA, a, 0, spare, "A = P P A");
+                std::swap(a, spare);
+            } else {
+                symmetric_left_product(symmetric, B, m, n, q, x, 0, y, "X' = Q X");
+                std::swap(x, y);
+            }
+        }
+        return x;
+    }
+
+    // ---- closed forms ----
+
+    void closed(const kp::Group& g, std::size_t gi) {
+        const std::int64_t E = g.elements(), rows = g.rows, cols = g.cols;
+        const std::int64_t M = static_cast<std::int64_t>(g.members.size());
+        const std::string& origin = g.members.front().origin;
+        std::string shape;
+        for (auto d : g.shape) shape += (shape.empty() ? "" : " x ") + num(d);
+        comment("Group " + num(static_cast<std::int64_t>(gi)) + ": " + modc::to_string(g.map) + " of " + num(M) + " x [" +
+                shape + "].");
+        listing_ << "//\n// group " << gi << " (" << modc::to_string(g.map) << " of " << M << " x [" << shape << "])\n";
+        const std::string I = index_type(E);
+        // Reductions shared by the members, into scratch (one slot or row of slots per member).
+        std::int64_t per_member = 0;  // scratch elements per member
+        switch (g.map) {
+            case MapKind::NormalizeRows: per_member = rows; break;
+            case MapKind::Normalize: per_member = 1; break;
+            case MapKind::MaxCoordinate: per_member = 2; break;
+            default: break;
+        }
+        const bool keys = g.map == MapKind::MaxCoordinate;
+        if (per_member > 0) {
+            need(Buffer::Scratch, M * per_member * 8);
+            src_ << "\n// Zero the scratch of every member" << (keys ? " (keys[0]: max |g| bits, keys[1]: its first index)" : "") << ".\n";
+            begin(CudaKernelNames::clear(gi), origin, keys ? "unsigned long long* __restrict__ keys" : ptr("sums"));
+            loop("i", M * per_member);
+            if (keys)
+                src_ << "        keys[i] = i % 2 == 0 ? 0ull : ~0ull;\n    }\n";
+            else
+                src_ << "        sums[i] = " << real(0) << ";\n    }\n";
+            end();
+            launch(CudaKernelNames::clear(gi), {grid_for(M * per_member), 1, 1}, {bytes(Buffer::Scratch, 0)}, "zero the group's scratch");
+        }
+        if (g.map == MapKind::NormalizeRows) {
+            const std::int64_t lanes = std::min<std::int64_t>(32, cols);
+            src_ << "\n// sums[row] += the squares of the row; " << lanes << " threads per row, each every " << lanes
+                 << "th column.\n";
+            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
+            loop("t", rows * lanes);
+            std::string T = index_type(rows * lanes);
+            src_ << "        const " << T << " row = t / " << lanes << ", lane = t % " << lanes << ";\n";
+            src_ << "        " << t_ << " acc = " << real(0) << ";\n";
+            src_ << "        for (" << I << " col = lane; col < " << cols << "; col += " << lanes << ") {\n";
+            src_ << "            const " << t_ << " v = " << load_grad("(" + I + ")row * " + num(cols) + " + col")
+                 << ";\n            acc += v * v;\n        }\n";
+            src_ << "        if (acc != " << real(0) << ") atomicAdd(&sums[row], acc);\n    }\n";
+            end();
+        }
+        if (g.map == MapKind::Normalize) {
+            src_ << "\n// sums[0] += the squares of the gradient.\n";
+            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
+            src_ << "    " << t_ << " acc = " << real(0) << ";\n";
+            loop("i", E);
+            src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n        acc += v * v;\n    }\n";
+            src_ << "    if (acc != " << real(0) << ") atomicAdd(&sums[0], acc);\n";
+            end();
+        }
+        if (keys) {
+            std::string bits = f32_ ? "(unsigned long long)__float_as_uint(fabsf(v))"
+                                    : "(unsigned long long)__double_as_longlong(fabs(v))";
+            src_ << "\n// keys[0] = the largest |g_i| (as bits: for non-negative numbers they order the same); NaN is skipped.\n";
+            begin(CudaKernelNames::maxabs(gi), origin, grad_ptr() + ", unsigned long long* __restrict__ keys");
+            src_ << "    unsigned long long best = 0ull;\n";
+            loop("i", E);
+            src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n";
+            src_ << "        if (v == v && " << bits << " > best) best = " << bits << ";\n    }\n";
+            src_ << "    if (best != 0ull) atomicMax(&keys[0], best);\n";
+            end();
+            src_ << "\n// keys[1] = the first i with |g_i| = keys[0].\n";
+            begin(CudaKernelNames::argmax(gi), origin, grad_ptr() + ", unsigned long long* __restrict__ keys");
+            src_ << "    const unsigned long long best = keys[0];\n";
+            loop("i", E);
+            src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n";
+            src_ << "        if (v == v && " << bits << " == best) {\n";
+            src_ << "            atomicMin(&keys[1], (unsigned long long)i);\n            break;\n        }\n    }\n";
+            end();
+        }
+        for (std::size_t j = 0; j < g.members.size(); ++j) {
+            const auto& member = g.members[j];
+            const int leaf = member.leaf;
+            const std::string scale = real(member.scale);
+            const std::int64_t at = static_cast<std::int64_t>(j) * per_member;
+            if (g.map == MapKind::NormalizeRows || g.map == MapKind::Normalize)
+                launch(CudaKernelNames::sumsq(gi),
+                       {reduce_grid_for(g.map == MapKind::NormalizeRows ? rows * std::min<std::int64_t>(32, cols) : E), 1, 1},
+                       {grad(leaf), work(Buffer::Scratch, at)}, "sums of squares of " + member.path);
+            if (keys) {
+                launch(CudaKernelNames::maxabs(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
+                       "largest |g| of " + member.path);
+                launch(CudaKernelNames::argmax(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
+                       "where it is");
+            }
+            std::string what;
+            switch (g.map) {
+                case MapKind::NormalizeColumns: what = "each column / ||column||_2"; break;
+                case MapKind::NormalizeRows: what = "each row / ||row||_2"; break;
+                case MapKind::Normalize: what = "G / ||G||_2"; break;
+                case MapKind::Sign: what = "sign(G)"; break;
+                case MapKind::MaxCoordinate: what = "sign(g_i) at the first largest |g_i|, 0 elsewhere"; break;
+                default: MODC_ASSERT(false, "not a closed-form map");
+            }
+            src_ << "\n// update = " << fmt("%.9g", member.scale) << " * " << what << ", for weight #" << leaf << " "
+                 << member.path << ".\n";
+            std::string params = update_ptr() + ", " + grad_ptr();
+            if (per_member > 0) params += keys ? ", const unsigned long long* __restrict__ keys" : ", " + ptr("sums", true);
+            begin(KernelNames::closed(gi, j), member.origin, params);
+            switch (g.map) {
+                case MapKind::NormalizeColumns: {
+                    loop("col", cols);
+                    src_ << "        " << t_ << " ss = " << real(0) << ";\n";
+                    src_ << "        for (" << I << " row = 0; row < " << rows << "; ++row) {\n";
+                    src_ << "            const " << t_ << " v = " << load_grad("row * " + num(cols) + " + col")
+                         << ";\n            ss += v * v;\n        }\n";
+                    src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(ss);\n";
+                    src_ << "        const " << t_ << " f = " << scale << " * (norm == " << real(0) << " ? " << real(0) << " : "
+                         << real(1) << " / norm);\n";
+                    src_ << "        for (" << I << " row = 0; row < " << rows << "; ++row) update[row * " << cols
+                         << " + col] = " << narrow(load_grad("row * " + num(cols) + " + col") + " * f") << ";\n    }\n";
+                    break;
+                }
+                case MapKind::NormalizeRows:
+                    loop("i", E);
+                    src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(sums[i / " << cols << "]);\n";
+                    src_ << "        update[i] = "
+                         << narrow(load_grad("i") + " * (" + scale + " * (norm == " + real(0) + " ? " + real(0) + " : " +
+                                   real(1) + " / norm))")
+                         << ";\n    }\n";
+                    break;
+                case MapKind::Normalize:
+                    src_ << "    const " << t_ << " norm = " << sqrt_fn() << "(sums[0]);\n";
+                    src_ << "    const " << t_ << " f = " << scale << " * (norm == " << real(0) << " ? " << real(0) << " : "
+                         << real(1) << " / norm);\n";
+                    loop("i", E);
+                    src_ << "        update[i] = " << narrow(load_grad("i") + " * f") << ";\n    }\n";
+                    break;
+                case MapKind::Sign:
+                    loop("i", E);
+                    src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n";
+                    src_ << "        update[i] = "
+                         << narrow(scale + " * (v > " + real(0) + " ? " + real(1) + " : v < " + real(0) + " ? " + real(-1) + " : " +
+                                   real(0) + ")")
+                         << ";\n    }\n";
+                    break;
+                case MapKind::MaxCoordinate:
+                    src_ << "    const unsigned long long where = keys[1];\n";
+                    loop("i", E);
+                    src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n";
+                    src_ << "        update[i] = "
+                         << narrow("(unsigned long long)i != where ? " + real(0) + " : " + scale + " * (v > " + real(0) + " ? " +
+                                   real(1) + " : v < " + real(0) + " ? " + real(-1) + " : " + real(0) + ")")
+                         << ";\n    }\n";
+                    break;
+                default: break;
+            }
+            end();
+            std::vector<Operand> args{update(leaf), grad(leaf)};
+            if (per_member > 0) args.push_back(keys ? bytes(Buffer::Scratch, at * 8) : work(Buffer::Scratch, at));
+            std::int64_t count = g.map == MapKind::NormalizeColumns ? cols : E;
+            launch(KernelNames::closed(gi, j), {grid_for(count), 1, 1}, args, "update of " + member.path);
+        }
+    }
+};
+
+}  // namespace
+
+Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options) {
+    MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0 && options.max_reduce_grid > 0,
+                "bad CUDA launch options");
+    if (options.storage == Storage::BF16 && options.type != ElementType::F32)
+        throw Unsupported("bf16 gradients and updates are computed in f32, not f64");
+    return Generator(plan, options).run();
+}
+
+std::string print_cuda(const Program& program) { return program.source; }
+
+}  // namespace modc::cuda

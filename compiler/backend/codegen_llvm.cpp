@@ -1,0 +1,338 @@
+#include "compiler/backend/codegen_llvm.hpp"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <functional>
+
+#include "support/diagnostics.hpp"
+
+namespace modc {
+
+namespace {
+
+using llvm::IRBuilder;
+using llvm::Value;
+
+class Emitter {
+public:
+    Emitter(llvm::Module& m, ElementType type)
+        : m_(m), ctx_(m.getContext()), b_(ctx_), type_(type) {
+        t_ = type == ElementType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_);
+        acc_ = llvm::Type::getDoubleTy(ctx_);
+        i64_ = llvm::Type::getInt64Ty(ctx_);
+        ptr_ = llvm::PointerType::getUnqual(t_);
+        // Reassociation lets the vectorizer split reductions into lanes.
+        llvm::FastMathFlags fmf;
+        fmf.setAllowReassoc();
+        fmf.setAllowContract();
+        b_.setFastMathFlags(fmf);
+    }
+
+    void group(const kp::Group& g, std::size_t gi) {
+        bool orthogonal = orthogonalizes(g.map);
+        if (orthogonal) {
+            for (std::size_t s = 0; s < g.steps.size(); ++s) {
+                const auto& step = g.steps[s];
+                if (step.kind == kp::StepKind::Normalize || step.kind == kp::StepKind::SvdPolar) normalize(g, gi, step);
+                if (step.kind == kp::StepKind::NewtonSchulz || step.kind == kp::StepKind::IterateToConvergence) {
+                    poly(g, KernelNames::poly(gi, s), step.coeffs);
+                    if (!g.gram) axpy(g, KernelNames::axpy(gi, s), step.coeffs.a);
+                }
+                if (step.kind == kp::StepKind::IterateToConvergence) change(g, gi);
+            }
+            symmetrize(g, gi);
+            for (std::size_t j = 0; j < g.members.size(); ++j) finish(g, gi, j);
+        } else {
+            for (std::size_t j = 0; j < g.members.size(); ++j) closed(g, gi, j);
+        }
+    }
+
+private:
+    llvm::Module& m_;
+    llvm::LLVMContext& ctx_;
+    IRBuilder<> b_;
+    ElementType type_;
+    llvm::Type* t_;
+    llvm::Type* acc_;  // sums of squares and norms, in double: f32 gradients near 1e+-30 neither overflow nor underflow
+    llvm::Type* i64_;
+    llvm::Type* ptr_;
+    llvm::Function* fn_ = nullptr;
+
+    Value* i64(std::int64_t v) { return llvm::ConstantInt::get(i64_, static_cast<std::uint64_t>(v), true); }
+    Value* real(double v) { return llvm::ConstantFP::get(t_, v); }
+    Value* wide(double v) { return llvm::ConstantFP::get(acc_, v); }
+    Value* widen(Value* v) { return t_ == acc_ ? v : b_.CreateFPExt(v, acc_); }
+    Value* narrow(Value* v) { return t_ == acc_ ? v : b_.CreateFPTrunc(v, t_); }
+
+    llvm::Function* begin(const std::string& name, llvm::Type* ret, std::vector<llvm::Type*> params) {
+        auto* fty = llvm::FunctionType::get(ret, params, false);
+        fn_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+        for (auto& arg : fn_->args())
+            if (arg.getType()->isPointerTy()) arg.addAttr(llvm::Attribute::NoAlias);
+        fn_->addFnAttr(llvm::Attribute::NoUnwind);
+        b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn_));
+        return fn_;
+    }
+    Value* arg(unsigned i) { return fn_->getArg(i); }
+
+    // for (i = from; i < to; ++i) body(i)
+    void loop(Value* from, Value* to, const std::function<void(Value*)>& body) {
+        llvm::BasicBlock* pre = b_.GetInsertBlock();
+        auto* head = llvm::BasicBlock::Create(ctx_, "loop", fn_);
+        auto* exit = llvm::BasicBlock::Create(ctx_, "done", fn_);
+        b_.CreateCondBr(b_.CreateICmpSLT(from, to), head, exit);
+        b_.SetInsertPoint(head);
+        auto* i = b_.CreatePHI(i64_, 2, "i");
+        i->addIncoming(from, pre);
+        body(i);
+        Value* next = b_.CreateAdd(i, i64(1), "", true, true);
+        i->addIncoming(next, b_.GetInsertBlock());
+        auto* back = b_.CreateCondBr(b_.CreateICmpSLT(next, to), head, exit);
+        // No full unrolling: with every trip count constant, LLVM would otherwise unroll outer
+        // loops into megabytes of code. The vectorizer still widens and interleaves the loop.
+        llvm::Metadata* disable = llvm::MDNode::get(ctx_, llvm::MDString::get(ctx_, "llvm.loop.unroll.disable"));
+        llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, {nullptr, disable});
+        id->replaceOperandWith(0, id);
+        back->setMetadata(llvm::LLVMContext::MD_loop, id);
+        b_.SetInsertPoint(exit);
+    }
+    void loop(std::int64_t n, const std::function<void(Value*)>& body) { loop(i64(0), i64(n), body); }
+
+    Value* at(Value* base, Value* index) { return b_.CreateGEP(t_, base, index); }
+    Value* load(Value* base, Value* index) { return b_.CreateLoad(t_, at(base, index)); }
+    void store(Value* v, Value* base, Value* index) { b_.CreateStore(v, at(base, index)); }
+    Value* mul(Value* a, Value* b) { return b_.CreateFMul(a, b); }
+    Value* add(Value* a, Value* b) { return b_.CreateFAdd(a, b); }
+    Value* sqrt(Value* v) { return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, v); }
+    Value* idx(Value* row, std::int64_t stride, Value* col) { return b_.CreateAdd(b_.CreateMul(row, i64(stride)), col); }
+
+    // A scalar accumulator in a stack slot; SROA turns it into a register.
+    Value* accumulator(Value* init) {
+        llvm::IRBuilder<> entry(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+        Value* slot = entry.CreateAlloca(init->getType());
+        b_.CreateStore(init, slot);
+        return slot;
+    }
+    Value* get(Value* slot) { return b_.CreateLoad(llvm::cast<llvm::AllocaInst>(slot)->getAllocatedType(), slot); }
+
+    // Offset of element (o, c) of kernel position `slice` in a [rows, cols, slices] tensor.
+    Value* grad_index(const kp::Group& g, Value* o, Value* c, Value* slice) {
+        return b_.CreateAdd(b_.CreateMul(idx(o, g.cols, c), i64(g.slices)), slice);
+    }
+    // The gradient slice and X share one layout: a flat loop does.
+    static bool contiguous(const kp::Group& g) { return g.slices == 1 && !g.transpose; }
+
+    // x / d, or 0 where d is 0: zero gradients map to zero, never NaN.
+    Value* safe_inverse(Value* d) {
+        auto* zero = llvm::ConstantFP::get(d->getType(), 0.0);
+        return b_.CreateSelect(b_.CreateFCmpOEQ(d, zero), zero,
+                               b_.CreateFDiv(llvm::ConstantFP::get(d->getType(), 1.0), d));
+    }
+    // *sum += v * v, the sum in double.
+    void add_square(Value* sum, Value* v) {
+        Value* w = widen(v);
+        b_.CreateStore(add(b_.CreateLoad(acc_, sum), mul(w, w)), sum);
+    }
+
+    void normalize(const kp::Group& g, std::size_t gi, const kp::Step& step) {
+        begin(KernelNames::normalize(gi), b_.getVoidTy(), {ptr_, ptr_, i64_});
+        Value *grad = arg(0), *x = arg(1), *slice = arg(2);
+        Value* ss = accumulator(wide(0));
+        auto accumulate = [&](Value* index) { add_square(ss, load(grad, index)); };
+        if (g.slices == 1)
+            loop(g.rows * g.cols, accumulate);
+        else
+            loop(g.rows, [&](Value* o) { loop(g.cols, [&](Value* c) { accumulate(grad_index(g, o, c, slice)); }); });
+        Value* denom = add(mul(sqrt(get(ss)), wide(step.norm_scale)), wide(step.eps));
+        Value* inv = safe_inverse(denom);
+        if (contiguous(g)) {
+            loop(g.rows * g.cols, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), inv)), x, i); });
+            b_.CreateRetVoid();
+            return;
+        }
+        loop(g.rows, [&](Value* o) {
+            loop(g.cols, [&](Value* c) {
+                Value* v = narrow(mul(widen(load(grad, grad_index(g, o, c, slice))), inv));
+                store(v, x, g.transpose ? idx(c, g.rows, o) : idx(o, g.cols, c));
+            });
+        });
+        b_.CreateRetVoid();
+    }
+
+    void symmetrize(const kp::Group& g, std::size_t gi) {
+        begin(KernelNames::symmetrize(gi), b_.getVoidTy(), {ptr_});
+        std::int64_t m = g.small();
+        Value* a = arg(0);
+        loop(m, [&](Value* i) {
+            loop(b_.CreateAdd(i, i64(1)), i64(m), [&](Value* j) { store(load(a, idx(i, m, j)), a, idx(j, m, i)); });
+        });
+        b_.CreateRetVoid();
+    }
+
+    void poly(const kp::Group& g, const std::string& name, const kp::Coeffs& k) {
+        begin(name, b_.getVoidTy(), {ptr_, ptr_, ptr_});
+        std::int64_t m = g.small();
+        Value *out = arg(0), *a = arg(1), *aa = arg(2);
+        loop(m, [&](Value* i) {
+            loop(i, i64(m), [&](Value* j) {
+                Value* v = mul(real(k.b), load(a, idx(i, m, j)));
+                if (k.c != 0) v = add(v, mul(real(k.c), load(aa, idx(i, m, j))));
+                store(v, out, idx(i, m, j));
+            });
+        });
+        // Gram Newton-Schulz needs the whole polynomial P = a I + b A + c A A.
+        if (g.gram) loop(m, [&](Value* i) { store(add(load(out, idx(i, m, i)), real(k.a)), out, idx(i, m, i)); });
+        b_.CreateRetVoid();
+    }
+
+    void axpy(const kp::Group& g, const std::string& name, double a) {
+        begin(name, b_.getVoidTy(), {ptr_, ptr_});
+        Value *y = arg(0), *x = arg(1);
+        loop(g.small() * g.large(), [&](Value* i) { store(mul(real(a), load(x, i)), y, i); });
+        b_.CreateRetVoid();
+    }
+
+    void change(const kp::Group& g, std::size_t gi) {
+        begin(KernelNames::change(gi), b_.getDoubleTy(), {ptr_, ptr_});
+        Value *x = arg(0), *y = arg(1);
+        Value* diff = accumulator(real(0));
+        Value* norm = accumulator(real(0));
+        loop(g.small() * g.large(), [&](Value* i) {
+            Value* xv = load(x, i);
+            Value* d = b_.CreateFSub(load(y, i), xv);
+            b_.CreateStore(add(get(diff), mul(d, d)), diff);
+            b_.CreateStore(add(get(norm), mul(xv, xv)), norm);
+        });
+        Value* ratio = b_.CreateFMul(sqrt(get(diff)), safe_inverse(sqrt(get(norm))));
+        b_.CreateRet(type_ == ElementType::F32 ? b_.CreateFPExt(ratio, b_.getDoubleTy()) : ratio);
+    }
+
+    void finish(const kp::Group& g, std::size_t gi, std::size_t j) {
+        begin(KernelNames::finish(gi, j), b_.getVoidTy(), {ptr_, ptr_, i64_});
+        Value *update = arg(0), *x = arg(1), *slice = arg(2);
+        Value* scale = real(g.members[j].scale);
+        if (contiguous(g)) {
+            loop(g.rows * g.cols, [&](Value* i) { store(mul(scale, load(x, i)), update, i); });
+            b_.CreateRetVoid();
+            return;
+        }
+        loop(g.rows, [&](Value* o) {
+            loop(g.cols, [&](Value* c) {
+                Value* v = load(x, g.transpose ? idx(c, g.rows, o) : idx(o, g.cols, c));
+                store(mul(scale, v), update, grad_index(g, o, c, slice));
+            });
+        });
+        b_.CreateRetVoid();
+    }
+
+    Value* sign(Value* v) {
+        Value* positive = b_.CreateFCmpOGT(v, real(0));
+        Value* negative = b_.CreateFCmpOLT(v, real(0));
+        return b_.CreateSelect(positive, real(1), b_.CreateSelect(negative, real(-1), real(0)));
+    }
+
+    void closed(const kp::Group& g, std::size_t gi, std::size_t j) {
+        begin(KernelNames::closed(gi, j), b_.getVoidTy(), {ptr_, ptr_, ptr_});
+        Value *update = arg(0), *grad = arg(1), *scratch = arg(2);
+        Value* scale = real(g.members[j].scale);
+        std::int64_t n = g.elements();
+        switch (g.map) {
+            case MapKind::NormalizeColumns: {
+                // sums[c] = sum over rows of g[o, c]^2 (scratch holds cols doubles), then each
+                // column scaled by 1/sqrt.
+                Value* sums = b_.CreateBitCast(scratch, llvm::PointerType::getUnqual(acc_));
+                auto sum_at = [&](Value* c) { return b_.CreateGEP(acc_, sums, c); };
+                loop(g.cols, [&](Value* c) { b_.CreateStore(wide(0), sum_at(c)); });
+                loop(g.rows, [&](Value* o) {
+                    loop(g.cols, [&](Value* c) { add_square(sum_at(c), load(grad, idx(o, g.cols, c))); });
+                });
+                loop(g.cols, [&](Value* c) {
+                    Value* ss = b_.CreateLoad(acc_, sum_at(c));
+                    b_.CreateStore(mul(wide(g.members[j].scale), safe_inverse(sqrt(ss))), sum_at(c));
+                });
+                loop(g.rows, [&](Value* o) {
+                    loop(g.cols, [&](Value* c) {
+                        Value* v = mul(widen(load(grad, idx(o, g.cols, c))), b_.CreateLoad(acc_, sum_at(c)));
+                        store(narrow(v), update, idx(o, g.cols, c));
+                    });
+                });
+                break;
+            }
+            case MapKind::NormalizeRows: {
+                loop(g.rows, [&](Value* o) {
+                    Value* ss = accumulator(wide(0));
+                    loop(g.cols, [&](Value* c) { add_square(ss, load(grad, idx(o, g.cols, c))); });
+                    Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
+                    loop(g.cols, [&](Value* c) {
+                        store(narrow(mul(widen(load(grad, idx(o, g.cols, c))), factor)), update, idx(o, g.cols, c));
+                    });
+                });
+                break;
+            }
+            case MapKind::Normalize: {
+                Value* ss = accumulator(wide(0));
+                loop(n, [&](Value* i) { add_square(ss, load(grad, i)); });
+                Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
+                loop(n, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), factor)), update, i); });
+                break;
+            }
+            case MapKind::Sign:
+                loop(n, [&](Value* i) { store(mul(scale, sign(load(grad, i))), update, i); });
+                break;
+            case MapKind::MaxCoordinate: {
+                // The first coordinate of largest magnitude gets scale * its sign; the rest 0.
+                Value* best = accumulator(real(-1));
+                llvm::IRBuilder<> entry(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+                Value* where = entry.CreateAlloca(i64_);
+                b_.CreateStore(i64(0), where);
+                // An ordered search: no reassociation here.
+                llvm::FastMathFlags saved = b_.getFastMathFlags();
+                b_.setFastMathFlags(llvm::FastMathFlags());
+                loop(n, [&](Value* i) {
+                    Value* mag = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, load(grad, i));
+                    Value* better = b_.CreateFCmpOGT(mag, get(best));
+                    b_.CreateStore(b_.CreateSelect(better, mag, get(best)), best);
+                    b_.CreateStore(b_.CreateSelect(better, i, b_.CreateLoad(i64_, where)), where);
+                    store(real(0), update, i);
+                });
+                Value* w = b_.CreateLoad(i64_, where);
+                store(mul(scale, sign(load(grad, w))), update, w);
+                b_.setFastMathFlags(saved);
+                break;
+            }
+            default: MODC_ASSERT(false, "not a closed-form map");
+        }
+        b_.CreateRetVoid();
+    }
+};
+
+}  // namespace
+
+LlvmModule codegen_llvm(const kp::KernelPlan& plan, ElementType type) {
+    LlvmModule out;
+    out.context = std::make_unique<llvm::LLVMContext>();
+    out.module = std::make_unique<llvm::Module>("modc_" + plan.network + "_" + to_string(type), *out.context);
+    for (std::size_t g = 0; g < plan.groups.size(); ++g) {
+        Emitter emitter(*out.module, type);
+        emitter.group(plan.groups[g], g);
+    }
+    std::string errors;
+    llvm::raw_string_ostream es(errors);
+    MODC_ASSERT(!llvm::verifyModule(*out.module, &es), "generated LLVM IR does not verify: " + es.str());
+    return out;
+}
+
+std::string print_llvm(const kp::KernelPlan& plan, ElementType type) {
+    LlvmModule m = codegen_llvm(plan, type);
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    m.module->print(os, nullptr);
+    return os.str();
+}
+
+}  // namespace modc

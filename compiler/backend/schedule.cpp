@@ -1,0 +1,172 @@
+// compiler/backend/schedule: see schedule.hpp.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <tuple>
+#include <sstream>
+
+#include "support/diagnostics.hpp"
+#include "compiler/backend/schedule.hpp"
+
+namespace modc::kp {
+
+const std::vector<Schedule>& schedules() {
+    // Coefficients from math.md section 3.
+    static const std::vector<Schedule> all = [] {
+        std::vector<Schedule> s;
+        s.push_back({"muon", std::vector<Coeffs>(5, Coeffs{3.4445, -4.7750, 2.0315}), 1.0, 1e-7, false, false});
+        std::vector<Coeffs> you;
+        for (auto [a, b, c] : {std::array<double, 3>{3955, -8306, 5008}, {3735, -6681, 3463}, {3799, -6499, 3211},
+                               {4019, -6385, 2906}, {2677, -3029, 1162}, {2172, -1833, 682}})
+            you.push_back({a / 1024, b / 1024, c / 1024});
+        s.push_back({"you", you, 1.0, 1e-7, false, false});
+        s.push_back({"polar-express",
+                     {{8.156554524902461, -22.48329292557795, 15.878769915207462},
+                      {4.042929935166739, -2.808917465908714, 0.5000178451051316},
+                      {3.8916678022926607, -2.772484153217685, 0.5060648178503393},
+                      {3.285753657755655, -2.3681294933425376, 0.46449024233003106},
+                      {2.3465413258596377, -1.7097828382687081, 0.42323551169305323}},
+                     1.02,
+                     1e-6,
+                     false,
+                     false});
+        s.push_back({"cubic", {{1.5, -0.5, 0.0}}, 1.0, 1e-7, false, true});
+        s.push_back({"svd", {}, 1.0, 0.0, true, false});
+        return s;
+    }();
+    return all;
+}
+
+const Schedule* find_schedule(const std::string& name) {
+    for (const auto& s : schedules())
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+namespace {
+
+std::vector<Step> orthogonalize_steps(const Schedule& s) {
+    std::vector<Step> steps;
+    if (s.exact) {
+        steps.push_back({StepKind::SvdPolar});
+    } else {
+        steps.push_back(Step{StepKind::Normalize, {}, s.norm_scale, s.eps});
+        if (s.converge) {
+            Step iterate{StepKind::IterateToConvergence, s.steps.front()};
+            iterate.tolerance = 1e-6;
+            iterate.max_steps = 100;
+            steps.push_back(iterate);
+        } else {
+            for (const auto& c : s.steps) steps.push_back(Step{StepKind::NewtonSchulz, c});
+        }
+    }
+    steps.push_back({StepKind::Finish});
+    return steps;
+}
+
+}  // namespace
+
+double scalar_error(const Schedule& schedule) {
+    if (schedule.exact || schedule.converge) return 0;
+    double worst = 0;
+    const int samples = 2000;
+    for (int i = 0; i <= samples; ++i) {
+        double x = std::pow(500.0, -static_cast<double>(i) / samples);  // 1 down to 0.002
+        for (const auto& c : schedule.steps) x = c.a * x + c.b * x * x * x + c.c * x * x * x * x * x;
+        worst = std::max(worst, std::abs(x - 1));
+    }
+    return worst;
+}
+
+namespace {
+
+// Gram Newton-Schulz pays for its extra m x m products once n is a few times m. It needs a
+// fixed step list (not the cubic schedule's convergence test, which watches X itself) and
+// c != 0 in every step (A A is what it updates). Schedules whose own error is small (you:
+// 0.0044) restart it once, after two steps, to keep its rounding well inside that error.
+void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options) {
+    if (!options.gram) return;
+    int steps = 0;
+    for (const auto& s : g.steps) {
+        if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return;
+        if (s.kind == StepKind::NewtonSchulz && s.coeffs.c == 0) return;
+        steps += s.kind == StepKind::NewtonSchulz;
+    }
+    int restart = scalar_error(schedule) >= 0.05 ? 0 : 2;
+    if (steps < 2 || (restart > 0 && steps <= restart)) return;
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    if (newton_schulz_flops(m, n, steps, true, restart) <= 0.75 * newton_schulz_flops(m, n, steps, false)) {
+        g.gram = true;
+        g.gram_restart = restart;
+    }
+}
+
+}  // namespace
+
+KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
+                 const std::map<std::string, const Schedule*>& per_leaf, const LowerOptions& options) {
+    KernelPlan kp;
+    kp.network = plan.network;
+    kp.schedule = default_schedule.name;
+    kp.leaf_count = plan.leaves.size();
+    std::map<std::tuple<MapKind, std::vector<std::int64_t>, std::string>, std::size_t> index;
+    for (const auto& leaf : plan.leaves) {
+        auto override = per_leaf.find(leaf.path);
+        const Schedule& schedule = override == per_leaf.end() ? default_schedule : *override->second;
+        bool orthogonal = orthogonalizes(leaf.norm->map);
+        auto key = std::make_tuple(leaf.norm->map, leaf.shape, orthogonal ? schedule.name : std::string());
+        auto it = index.find(key);
+        if (it == index.end()) {
+            Group g;
+            g.map = leaf.norm->map;
+            g.shape = leaf.shape;
+            if (orthogonal) g.schedule = schedule.name;
+            const auto& s = leaf.shape;
+            switch (g.map) {
+                case MapKind::Orthogonalize:
+                    MODC_ASSERT(s.size() == 2, "orthogonalize needs a matrix");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.transpose = g.rows > g.cols;
+                    g.steps = orthogonalize_steps(schedule);
+                    break;
+                case MapKind::OrthogonalizeSlices:
+                    MODC_ASSERT(s.size() == 4, "orthogonalize_slices needs a kernel");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.slices = s[2] * s[3];
+                    g.transpose = g.rows > g.cols;
+                    g.steps = orthogonalize_steps(schedule);
+                    break;
+                case MapKind::NormalizeColumns:
+                case MapKind::NormalizeRows:
+                    MODC_ASSERT(s.size() == 2, "row and column maps need a matrix");
+                    g.rows = s[0];
+                    g.cols = s[1];
+                    g.steps = {{g.map == MapKind::NormalizeColumns ? StepKind::NormalizeColumns : StepKind::NormalizeRows},
+                               {StepKind::Finish}};
+                    break;
+                case MapKind::Normalize:
+                case MapKind::Sign:
+                case MapKind::MaxCoordinate:
+                    g.rows = 1;
+                    g.cols = g.elements();
+                    g.steps = {{g.map == MapKind::Normalize ? StepKind::NormalizeWhole
+                                : g.map == MapKind::Sign    ? StepKind::Sign
+                                                            : StepKind::MaxCoordinate},
+                               {StepKind::Finish}};
+                    break;
+            }
+            choose_gram(g, schedule, options);
+            index[key] = kp.groups.size();
+            kp.groups.push_back(std::move(g));
+            it = index.find(key);
+        }
+        kp.groups[it->second].members.push_back(Member{leaf.index, leaf.path, leaf.scale.value(), leaf.origin});
+    }
+    return kp;
+}
+
+}  // namespace modc::kp

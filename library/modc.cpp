@@ -1,0 +1,248 @@
+#include "library/modc.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/codegen_cuda.hpp"
+#include "compiler/backend/codegen_llvm.hpp"
+#include "compiler/backend/schedule.hpp"
+#include "runtime/cpu/dualizer.hpp"
+#include "support/bf16.hpp"
+#include "support/large_stack.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/gpu.hpp"
+#endif
+
+namespace modc {
+
+std::int64_t WeightInfo::elements() const {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+std::string backend_unavailable(Backend backend) {
+    if (backend == Backend::Cpu) return "";
+#ifdef MODC_WITH_CUDA
+    return cuda::gpu_unavailable();
+#else
+    return "this modc was built without NVRTC (no CUDA toolkit was found when it was built)";
+#endif
+}
+
+struct Dualizer::Impl {
+    std::string network;
+    std::string schedule;
+    DType dtype = DType::F32;
+    Backend backend = Backend::Cpu;
+    std::vector<WeightInfo> weights;
+    double flops = 0;
+    // Cpu: one of these (BF16 runs the f32 one on widened copies of the gradients).
+    std::unique_ptr<cpu::Dualizer<float>> cpu32;
+    std::unique_ptr<cpu::Dualizer<double>> cpu64;
+    std::vector<std::vector<float>> wide_grads, wide_updates;  // BF16 on the CPU, allocated once
+#ifdef MODC_WITH_CUDA
+    std::unique_ptr<cuda::DiskCache> cache;
+    std::unique_ptr<cuda::GpuDualizer> gpu;
+#endif
+
+    void check_dtype(DType given) const {
+        static const char* const names[] = {"f32 (float)", "f64 (double)", "bf16 (std::uint16_t)"};
+        if (given != dtype)
+            throw std::invalid_argument(std::string("this dualizer was compiled for ") + names[static_cast<int>(dtype)] +
+                                        " tensors, not " + names[static_cast<int>(given)]);
+    }
+
+    void run_gpu(const void* const* grads, void* const* updates) {
+#ifdef MODC_WITH_CUDA
+        try {
+            gpu->run(grads, updates);
+        } catch (const cuda::GpuError& e) {
+            throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+        }
+#else
+        (void)grads;
+        (void)updates;
+#endif
+    }
+
+    // BF16 on the CPU: widen each gradient (exact), run in f32, round each update to bf16.
+    void run_cpu_bf16(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
+        std::vector<const float*> in;
+        std::vector<float*> out;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            auto& g = wide_grads[i];
+            for (std::size_t e = 0; e < g.size(); ++e) g[e] = bf16_to_f32(grads[i][e]);
+            in.push_back(g.data());
+            out.push_back(wide_updates[i].data());
+        }
+        cpu32->run(in.data(), out.data());
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            const auto& u = wide_updates[i];
+            for (std::size_t e = 0; e < u.size(); ++e) updates[i][e] = f32_to_bf16(u[e]);
+        }
+    }
+};
+
+Dualizer::Dualizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Dualizer::Dualizer(Dualizer&&) noexcept = default;
+Dualizer& Dualizer::operator=(Dualizer&&) noexcept = default;
+Dualizer::~Dualizer() = default;
+
+const std::string& Dualizer::network() const { return impl_->network; }
+const std::string& Dualizer::schedule() const { return impl_->schedule; }
+DType Dualizer::dtype() const { return impl_->dtype; }
+Backend Dualizer::backend() const { return impl_->backend; }
+const std::vector<WeightInfo>& Dualizer::weights() const { return impl_->weights; }
+double Dualizer::flops() const { return impl_->flops; }
+
+std::string Dualizer::device() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu)
+        return impl_->gpu->device() + (impl_->gpu->from_cache() ? "; kernels from the cache" : "; kernels compiled") +
+               (impl_->gpu->graphs() == 0   ? "; no graph"
+                : impl_->gpu->graphs() == 1 ? "; one CUDA graph"
+                                            : "; " + std::to_string(impl_->gpu->graphs()) + " CUDA graphs between convergence checks");
+#endif
+    return "cpu";
+}
+
+std::string Dualizer::device_name() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->device();
+#endif
+    return "cpu";
+}
+
+bool Dualizer::kernels_from_cache() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->from_cache();
+#endif
+    return false;
+}
+
+double Dualizer::last_run_ms() const {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return impl_->gpu->last_ms();
+#endif
+    return 0;
+}
+
+void Dualizer::run(const float* const* grads, float* const* updates) {
+    impl_->check_dtype(DType::F32);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->cpu32->run(grads, updates);
+}
+
+void Dualizer::run(const double* const* grads, double* const* updates) {
+    impl_->check_dtype(DType::F64);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->cpu64->run(grads, updates);
+}
+
+void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
+    impl_->check_dtype(DType::BF16);
+    if (impl_->backend == Backend::Cuda)
+        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    else
+        impl_->run_cpu_bf16(grads, updates);
+}
+
+Dualizer compile_file(const std::string& path, const CompileOptions& options) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw CompileError("cannot read '" + path + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    return compile_source_text(path, text.str(), options);
+}
+
+namespace {
+
+// The CUDA program of a kernel plan, loaded on GPU 0 with every buffer allocated.
+void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
+    // Checked first: a machine without a GPU says so, whatever else is asked.
+    if (std::string why = backend_unavailable(Backend::Cuda); !why.empty())
+        throw BackendUnavailable("the CUDA backend cannot run here: " + why);
+#ifdef MODC_WITH_CUDA
+    cuda::CudaOptions co;
+    co.type = impl.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
+    co.storage = impl.dtype == DType::BF16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    cuda::Program program;
+    try {
+        program = cuda::codegen_cuda(kernel_plan, co);
+    } catch (const cuda::Unsupported& e) {  // the svd schedule
+        throw CompileError(e.what());
+    }
+    if (auto dir = cuda::DiskCache::default_dir(); !dir.empty()) impl.cache = std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+    cuda::GpuOptions go;
+    go.cache = impl.cache.get();
+    try {
+        impl.gpu = std::make_unique<cuda::GpuDualizer>(std::move(program), go);
+    } catch (const cuda::GpuError& e) {
+        throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+    }
+#else
+    (void)kernel_plan;
+#endif
+}
+
+}  // namespace
+
+Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options) {
+    ElaborateOptions eo;
+    eo.only_network = options.network;
+    for (const auto& [key, value] : options.set) {
+        auto n = parse_decimal(value.size() && value[0] == '-' ? value.substr(1) : value);
+        if (!n) throw CompileError("parameter " + key + " must be a number, got '" + value + "'");
+        eo.overrides[key] = value.size() && value[0] == '-' ? Rational(-*n) : *n;
+    }
+    // On a large stack of its own, so that a deeply nested file cannot overflow the caller's.
+    std::unique_ptr<Compilation> c;
+    run_with_large_stack([&] { c = compile_source(name, text, eo); });
+    if (c->diags.has_errors()) throw CompileError(c->diags.render());
+    if (c->plans.empty()) throw CompileError(name + ": the file defines no network");
+    if (c->plans.size() > 1 && options.network.empty())
+        throw CompileError(name + ": the file defines several networks; choose one");
+    const DualPlan& plan = c->plans.front();
+
+    const kp::Schedule* schedule = kp::find_schedule(options.schedule);
+    if (!schedule) throw CompileError("unknown schedule '" + options.schedule + "'");
+    std::map<std::string, const kp::Schedule*> per_leaf;
+    for (const auto& [path, s] : options.leaf_schedules) {
+        const kp::Schedule* found = kp::find_schedule(s);
+        if (!found) throw CompileError("unknown schedule '" + s + "' for weight '" + path + "'");
+        bool known = false;
+        for (const auto& l : plan.leaves) known |= l.path == path;
+        if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
+        per_leaf[path] = found;
+    }
+    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
+
+    auto impl = std::make_unique<Dualizer::Impl>();
+    impl->network = plan.network;
+    impl->schedule = schedule->name;
+    impl->dtype = options.dtype;
+    impl->backend = options.backend;
+    for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape});
+    impl->flops = kp::flops(kernel_plan);
+    if (options.backend == Backend::Cuda) {
+        setup_cuda(*impl, kernel_plan);
+    } else if (options.dtype == DType::F64) {
+        impl->cpu64 = std::make_unique<cpu::Dualizer<double>>(kernel_plan, codegen_llvm(kernel_plan, ElementType::F64), options.threads);
+    } else {
+        if (options.dtype == DType::BF16)
+            for (const auto& w : impl->weights) {
+                impl->wide_grads.emplace_back(static_cast<std::size_t>(w.elements()));
+                impl->wide_updates.emplace_back(static_cast<std::size_t>(w.elements()));
+            }
+        impl->cpu32 = std::make_unique<cpu::Dualizer<float>>(kernel_plan, codegen_llvm(kernel_plan, ElementType::F32), options.threads);
+    }
+    return Dualizer(std::move(impl));
+}
+
+}  // namespace modc

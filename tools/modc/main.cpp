@@ -1,0 +1,437 @@
+// The `modc` command-line tool. It only wires the stages together and prints what is asked.
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "tools/modc/bench.hpp"
+#include "compiler/backend/codegen_cuda.hpp"
+#include "compiler/backend/codegen_llvm.hpp"
+#include "compiler/analysis/explain.hpp"
+#include "compiler/backend/schedule.hpp"
+#include "library/modc.hpp"
+#include "runtime/tensor_io.hpp"
+#include "compiler/analysis/compilation.hpp"
+#include "support/large_stack.hpp"
+#include "compiler/frontend/print.hpp"
+#include "support/suggest.hpp"
+#include "version.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/cache.hpp"
+#include "runtime/cuda/nvrtc.hpp"
+#endif
+
+namespace {
+
+using namespace modc;
+
+struct Options {
+    std::string command;
+    std::string file;
+    std::string network;
+    std::vector<std::string> sets;
+    std::string emit = "ir";
+    std::string output;
+    std::string why;
+    std::vector<std::string> schedules;
+    std::string input;
+    std::string backend = "cpu";
+    std::string dtype = "f32";
+    std::string arch = "sm_90";
+    BenchOptions bench;
+    bool json = false;
+    bool color = false;
+    bool no_gram = false;
+    unsigned threads = 0;
+};
+
+// Writes all of `text` to `path` or nothing: a temporary file renamed into place.
+bool write_atomically(const std::string& path, const std::string& text) {
+    if (path.empty() || path == "-") {
+        std::cout << text;
+        return static_cast<bool>(std::cout.flush());
+    }
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << text;
+        if (!out.flush()) {
+            std::remove(tmp.c_str());
+            return false;
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) std::remove(tmp.c_str());
+    return !ec;
+}
+
+int fail(const std::string& message) {
+    std::cerr << "modc: error: " << message << '\n';
+    return 1;
+}
+
+bool parse_sets(const std::vector<std::string>& sets, std::map<std::string, Rational>& out) {
+    for (const auto& s : sets) {
+        auto eq = s.find('=');
+        auto value = eq == std::string::npos ? std::nullopt : parse_decimal(s.substr(eq + 1));
+        std::string sign = eq != std::string::npos && eq + 1 < s.size() && s[eq + 1] == '-' ? "-" : "";
+        if (!sign.empty()) value = parse_decimal(s.substr(eq + 2));
+        if (eq == std::string::npos || eq == 0 || !value) {
+            fail("--set expects NAME=NUMBER, got '" + s + "'");
+            return false;
+        }
+        out[s.substr(0, eq)] = sign.empty() ? *value : -*value;
+    }
+    return true;
+}
+
+// The network a command works on: --network NAME, or the only one in the file.
+const ir::Network* pick_network(const Compilation& c, const std::string& wanted, std::string& error) {
+    std::vector<std::string> names;
+    for (const auto& d : c.file.definitions)
+        if (d.is_network) names.push_back(d.name);
+    if (!wanted.empty()) {
+        for (const auto& n : c.networks)
+            if (n.name == wanted) return &n;
+        std::string hint = closest_match(wanted, names);
+        error = "no network named '" + wanted + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?");
+        return nullptr;
+    }
+    if (names.empty()) {
+        error = "the file defines no network";
+        return nullptr;
+    }
+    if (names.size() > 1) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        error = "the file defines several networks (" + list + "); choose one with --network NAME";
+        return nullptr;
+    }
+    return c.networks.empty() ? nullptr : &c.networks.front();
+}
+
+// --schedule NAME sets the default; --schedule PATH=NAME one weight's.
+bool parse_schedules(const std::vector<std::string>& args, CompileOptions& options) {
+    for (const auto& a : args) {
+        auto eq = a.rfind('=');
+        std::string name = eq == std::string::npos ? a : a.substr(eq + 1);
+        if (!kp::find_schedule(name)) {
+            std::string names;
+            for (const auto& s : kp::schedules()) names += (names.empty() ? "" : ", ") + s.name;
+            fail("unknown schedule '" + name + "'; the schedules are " + names);
+            return false;
+        }
+        if (eq == std::string::npos)
+            options.schedule = name;
+        else
+            options.leaf_schedules[a.substr(0, eq)] = name;
+    }
+    return true;
+}
+
+#ifdef MODC_WITH_CUDA
+std::unique_ptr<cuda::DiskCache> kernel_cache() {
+    auto dir = cuda::DiskCache::default_dir();
+    return dir.empty() ? nullptr : std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+}
+#endif
+
+// `--emit cuda` (text, always) and `--emit ptx` (NVRTC, for --arch).
+int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::function<int(const std::string&)>& write) {
+    cuda::CudaOptions co;
+    co.type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
+    co.storage = o.dtype == "bf16" ? cuda::Storage::BF16 : cuda::Storage::Compute;
+    cuda::Program program;
+    try {
+        program = cuda::codegen_cuda(kernel_plan, co);
+    } catch (const cuda::Unsupported& e) {
+        return fail(e.what());
+    }
+    if (o.emit == "cuda") return write(cuda::print_cuda(program));
+#ifdef MODC_WITH_CUDA
+    std::string arch = cuda::normalize_arch(o.arch);
+    if (arch.empty()) return fail("--arch expects an architecture such as sm_80 or sm_90, got '" + o.arch + "'");
+    std::string why;
+    const cuda::Nvrtc* nvrtc = cuda::load_nvrtc(&why);
+    if (!nvrtc) return fail(why);
+    cuda::CompileRequest request;
+    request.source = program.source;
+    request.name = program.network + ".cu";
+    request.arch = arch;
+    auto cache = kernel_cache();
+    cuda::Compiled compiled = cuda::compile(*nvrtc, request, cache.get());
+    if (!compiled.ok) {
+        std::cerr << compiled.log << '\n';
+        return fail("NVRTC " + cuda::nvrtc_version(*nvrtc) + " could not compile the generated CUDA code for " + arch +
+                    " (its log is above)");
+    }
+    return write(compiled.ptx);
+#else
+    return fail("this modc was built without NVRTC (no CUDA toolkit was found when it was built); --emit ptx needs it");
+#endif
+}
+
+// Both backends run through the API (runtime/api/modc.hpp), in the gradients' own dtype.
+int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
+    const Backend backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+    // Before the gradients are read: a machine without a GPU says so, whatever the input.
+    if (std::string why = backend_unavailable(backend); !why.empty())
+        return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+    std::vector<rt::Tensor> grads;
+    try {
+        grads = rt::read_tensors(o.input);
+    } catch (const rt::TensorError& e) {
+        return fail(e.what());
+    }
+    std::vector<rt::TensorSpec> specs;
+    for (const auto& l : plan.leaves) specs.push_back({l.path, l.shape});
+    auto problems = rt::validate(grads, specs);
+    if (!problems.empty()) {
+        for (const auto& p : problems) std::cerr << "modc: error: " << o.input << ": " << p << '\n';
+        std::cerr << "modc: nothing was written\n";
+        return 1;
+    }
+    CompileOptions options;
+    options.network = plan.network;
+    options.backend = backend;
+    if (!parse_schedules(o.schedules, options)) return 1;
+    for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+    const rt::DType dtype = grads.empty() ? rt::DType::F32 : grads.front().dtype;
+    options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
+    options.gram = !o.no_gram;
+    options.threads = o.threads;
+
+    // Gradients in weight order, whatever order the file had them in; updates of the same dtype.
+    std::map<std::string, rt::Tensor*> by_name;
+    for (auto& g : grads) by_name[g.name] = &g;
+    std::vector<rt::Tensor> updates;
+    for (const auto& l : plan.leaves) {
+        const rt::Tensor& g = *by_name.at(l.path);
+        updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
+    }
+    try {
+        Dualizer dualizer = compile_source_text(o.file, text, options);
+        auto run_typed = [&](auto zero) {
+            using T = decltype(zero);
+            std::vector<const T*> in;
+            std::vector<T*> out;
+            for (std::size_t i = 0; i < updates.size(); ++i) {
+                in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
+                out.push_back(updates[i].template as<T>().ptr);
+            }
+            dualizer.run(in.data(), out.data());
+            // MODC_CUDA_TIMING=N: N more runs on the GPU, and a line on stderr with the median GPU time.
+            const char* timing = std::getenv("MODC_CUDA_TIMING");
+            if (backend != Backend::Cuda || !timing || std::atoi(timing) <= 0) return;
+            std::vector<double> ms;
+            for (int i = 0; i < std::atoi(timing); ++i) {
+                dualizer.run(in.data(), out.data());
+                ms.push_back(dualizer.last_run_ms());
+            }
+            std::sort(ms.begin(), ms.end());
+            std::fprintf(stderr, "modc: cuda: %s; dualization %.3f ms (median of %zu runs, GPU time without copies)\n",
+                         dualizer.device().c_str(), ms[ms.size() / 2], ms.size());
+        };
+        switch (dtype) {
+            case rt::DType::F32: run_typed(0.0f); break;
+            case rt::DType::F64: run_typed(0.0); break;
+            case rt::DType::BF16: run_typed(std::uint16_t{0}); break;
+        }
+    } catch (const BackendError& e) {
+        return fail(e.what());
+    }
+    try {
+        rt::write_tensors(o.output, updates);
+    } catch (const rt::TensorError& e) {
+        return fail(e.what());
+    }
+    return 0;
+}
+
+int run(const Options& o) {
+    std::ifstream in(o.file, std::ios::binary);
+    if (!in || std::filesystem::is_directory(o.file)) return fail("cannot read '" + o.file + "'");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+
+    ElaborateOptions eo;
+    if (!parse_sets(o.sets, eo.overrides)) return 1;
+    eo.only_network = o.network;
+    Stage until = o.command == "emit" && o.emit == "ast" ? Stage::Parse
+                  : o.command == "graph" || (o.command == "emit" && o.emit == "ir") ? Stage::IR
+                                                                                    : Stage::Dual;
+    auto c = compile_source(o.file, buffer.str(), eo, until);
+    c->diags.render(std::cerr, o.color);
+    if (c->diags.has_errors()) return 1;
+
+    if (o.command == "check") return 0;
+    auto write = [&](const std::string& text) {
+        return write_atomically(o.output, text) ? 0 : fail("cannot write '" + o.output + "'");
+    };
+    if (o.command == "emit" && o.emit == "ast") return write(print_ast(c->file, c->sources));
+
+    std::string error;
+    const ir::Network* network = pick_network(*c, o.network, error);
+    if (!network) return fail(error);
+    if (o.command == "graph") return write(print_dot(*network));
+    if (o.command == "emit" && o.emit == "ir") return write(print_ir(*network, c->sources));
+    if (o.command == "emit" && o.emit == "dual") {
+        for (const auto& p : c->plans)
+            if (p.network == network->name) return write(explain_text(p));
+    }
+
+    const DualPlan* plan = nullptr;
+    for (const auto& p : c->plans)
+        if (p.network == network->name) plan = &p;
+    MODC_ASSERT(plan != nullptr, "a network without errors has a dual plan");
+    if (!o.why.empty()) {
+        auto text = explain_why(*plan, o.why);
+        if (!text) {
+            std::vector<std::string> paths;
+            for (const auto& l : plan->leaves) paths.push_back(l.path);
+            std::string hint = closest_match(o.why, paths);
+            return fail("network '" + plan->network + "' has no weight '" + o.why + "'" +
+                        (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+        return write(*text);
+    }
+    if (o.command == "dualize") return dualize(o, buffer.str(), *plan);
+    if (o.command == "bench") {
+        CompileOptions co;
+        co.network = plan->network;
+        if (!parse_schedules(o.schedules, co)) return 1;
+        for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        co.dtype = o.dtype == "f64" ? DType::F64 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
+        co.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        co.gram = !o.no_gram;
+        co.threads = o.threads;
+        // No GPU: BackendUnavailable (a CompileError), one line on stderr from run_guarded, exit 1.
+        // For Cuda the compile time includes NVRTC, or reading its disk cache.
+        try {
+            auto start = std::chrono::steady_clock::now();
+            Dualizer dualizer = compile_source_text(o.file, buffer.str(), co);
+            double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            return write(run_bench(dualizer, seconds, o.bench));
+        } catch (const BackendError& e) {  // the GPU failed: a driver, NVRTC or cuBLAS error
+            return fail(e.what());
+        }
+    }
+    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm" || o.emit == "cuda" || o.emit == "ptx")) {
+        CompileOptions co;
+        if (!parse_schedules(o.schedules, co)) return 1;
+        std::map<std::string, const kp::Schedule*> per_leaf;
+        for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
+        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, {.gram = !o.no_gram});
+        if (o.emit == "plan") return write(kp::print(kernel_plan));
+        if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
+        if (o.dtype == "bf16")
+            return fail("--dtype bf16 is the CUDA backend's storage of gradients and updates: it goes with --emit cuda "
+                        "or ptx (the CPU backend computes bf16 in f32: --dtype f32)");
+        return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
+    }
+    if (o.json) return write(explain_json(*plan).dump(1) + "\n");
+    return write(explain_text(*plan));
+}
+
+int run_guarded(const Options& options) {
+    int status = 0;
+    try {
+        run_with_large_stack([&] { status = run(options); });
+    } catch (const CompileError& e) {  // a user error found by the API (e.g. --schedule for a missing weight)
+        std::cerr << "modc: error: " << e.what() << '\n';
+        status = 1;
+    } catch (const InternalError& e) {
+        std::cerr << "modc: " << e.what() << "\nThis is a bug in modc; please report it with the input file.\n";
+        status = 2;
+    } catch (const std::exception& e) {
+        std::cerr << "modc: internal error: " << e.what() << '\n';
+        status = 2;
+    }
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"modc: a compiler for the modular norm.\nDerives the duality map of a network described in a .mod file.",
+                 "modc"};
+    app.set_version_flag("--version", std::string("modc ") + MODC_VERSION);
+    app.require_subcommand(1);
+    Options o;
+    auto common = [&](CLI::App* sub) {
+        sub->add_option("file", o.file, "the .mod file")->required();
+        sub->add_option("--network", o.network, "the network to use when the file defines several");
+        sub->add_option("--set", o.sets, "set a network parameter: --set d=64 (repeatable)");
+        sub->add_flag("--color", o.color, "color diagnostics");
+    };
+    auto* check = app.add_subcommand("check", "parse, elaborate and check a file; report every error");
+    common(check);
+    auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
+    common(emit);
+    emit->add_option("--emit", o.emit, "the stage: ast, ir, dual, plan, llvm, cuda or ptx")
+        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx"}));
+    emit->add_option("--arch", o.arch, "GPU architecture for --emit ptx: sm_90 (default), sm_80, ...");
+    emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
+    emit->add_option("--dtype", o.dtype,
+                     "element type of the generated kernels: f32, f64, or bf16 (--emit cuda/ptx: bf16 gradients and "
+                     "updates, f32 compute)")
+        ->check(CLI::IsMember({"f32", "f64", "bf16"}));
+    emit->add_option("-o,--output", o.output, "write to this file instead of standard output");
+    auto no_gram = [&](CLI::App* sub) {
+        sub->add_flag("--no-gram", o.no_gram,
+                      "iterate on every matrix directly: no Gram Newton-Schulz for wide matrices");
+    };
+    no_gram(emit);
+    auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
+    common(graph);
+    graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
+    auto* explain = app.add_subcommand("explain", "derive the network's modular norm and the target of every weight");
+    common(explain);
+    explain->add_flag("--json", o.json, "print the derivation as JSON (schema in docs/derivation.md)");
+    explain->add_option("--why", o.why, "show the chain of factors behind one weight's target (by path)");
+    explain->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
+    auto* dualize_cmd = app.add_subcommand("dualize", "apply the network's duality map to gradients");
+    common(dualize_cmd);
+    dualize_cmd->add_option("--in", o.input,
+                            "gradients: a .safetensors file (F32, F64 or BF16) or a directory of .npy files (f32, f64)")
+        ->required();
+    dualize_cmd->add_option("--out", o.output, "updates, written whole or not at all (same formats)")->required();
+    dualize_cmd->add_option("--schedule", o.schedules,
+                            "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "
+                            "PATH=NAME for one weight (repeatable)");
+    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
+    no_gram(dualize_cmd);
+    dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
+        ->check(CLI::Range(1, 1024));
+
+    auto* bench = app.add_subcommand("bench", "time the compiled dualizer on random gradients");
+    common(bench);
+    bench->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
+    bench->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU: reports the GPU time too)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    bench->add_option("--dtype", o.dtype, "f32, f64, or bf16 (bf16 gradients and updates, computed in f32)")
+        ->check(CLI::IsMember({"f32", "f64", "bf16"}));
+    bench->add_option("--runs", o.bench.runs, "timed runs")->check(CLI::Range(1, 100000));
+    bench->add_option("--warmup", o.bench.warmup, "untimed runs first")->check(CLI::Range(0, 100000));
+    bench->add_flag("--json", o.bench.json, "print the report as JSON");
+    no_gram(bench);
+    bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
+    bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
+    CLI11_PARSE(app, argc, argv);
+    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench})
+        if (sub->parsed()) o.command = sub->get_name();
+    if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
+    return run_guarded(o);
+}
