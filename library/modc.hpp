@@ -19,7 +19,7 @@
 namespace modc {
 
 // The element type of gradients and updates. BF16: bfloat16, passed as its bits
-// (std::uint16_t) and computed in f32; updates are rounded to nearest even (runtime/bf16.hpp).
+// (std::uint16_t) and computed in f32; updates are rounded to nearest even (support/bf16.hpp).
 enum class DType { F32, F64, BF16 };
 
 // Where the dualizer runs. Cpu: LLVM ORC JIT + OpenBLAS. Cuda: CUDA kernels compiled by NVRTC,

@@ -42,7 +42,7 @@ struct Span {
     T& operator[](std::size_t i) const { return ptr[i]; }
 };
 
-// BF16 elements are viewed as their bits, std::uint16_t (runtime/bf16.hpp converts them).
+// BF16 elements are viewed as their bits, std::uint16_t (support/bf16.hpp converts them).
 template <class T>
 constexpr DType dtype_of() {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint16_t>,
@@ -109,7 +109,7 @@ std::vector<Tensor> read_tensors(const std::string& path);
 void write_tensors(const std::string& path, const std::vector<Tensor>& tensors);
 
 // The same tensor with its elements converted to `dtype`: exact to F32 or F64 from BF16 and
-// to F64 from F32; to BF16 rounded to nearest even (runtime/bf16.hpp), from F64 through F32.
+// to F64 from F32; to BF16 rounded to nearest even (support/bf16.hpp), from F64 through F32.
 Tensor convert(const Tensor& tensor, DType dtype);
 
 // Checks tensors against the expected names and shapes, that all share one dtype (F32, F64

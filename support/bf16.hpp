@@ -1,7 +1,7 @@
 // bfloat16 on the host: the upper 16 bits of an IEEE f32, held as std::uint16_t.
 //
 // The same two conversions as the ones the CUDA generator writes into its kernels
-// (compiler/codegen_cuda.cpp, modc_bf16_to_f32 / modc_f32_to_bf16), so that a bf16 update
+// (compiler/backend/codegen_cuda.cpp, modc_bf16_to_f32 / modc_f32_to_bf16), so that a bf16 update
 // is the same bits whichever backend computed its f32 value:
 //   - bf16 -> f32 is exact: the bits shifted up by 16;
 //   - f32 -> bf16 rounds to nearest, ties to even; a NaN stays a NaN (quiet, sign kept),

@@ -1,4 +1,4 @@
-// compiler/codegen_cuda: see codegen_cuda.hpp.
+// compiler/backend/codegen_cuda: see codegen_cuda.hpp.
 //
 // Row-major matrices and cuBLAS. The plan's matrices are row-major: X (m x n) at X[i * n + j].
 // cuBLAS is column-major, and the same bytes read column-major are X^T (n x m, leading

@@ -75,7 +75,7 @@ inline float float_from_bits(std::uint32_t u) {
 }
 
 // f32 -> bf16 rounding: round to nearest, ties to even, for both conversions under test (the
-// host's, runtime/bf16.hpp, and the one the CUDA source emits).
+// host's, support/bf16.hpp, and the one the CUDA source emits).
 struct Bf16Case {
     std::uint32_t in;   // f32 bits
     std::uint16_t out;  // bf16 bits

@@ -1,4 +1,4 @@
-// The CPU backend (runtime/cpu, runtime/api) against the exact answer, computed here from
+// The CPU backend (runtime/cpu, library/) against the exact answer, computed here from
 // LAPACK's SVD in double (LAPACKE_dgesvd): every leaf kind and custom norm, the accuracy of
 // each orthogonalisation schedule on gradients with a controlled spectrum, edge cases (zero,
 // rank-deficient, 1 x n, huge and tiny gradients), whole networks, the C API and

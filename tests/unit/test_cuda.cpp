@@ -561,7 +561,7 @@ TEST_CASE("bf16 storage: the emitted conversions round to nearest even and keep 
     for (std::uint32_t h = 0; h < 0x10000; ++h) wrong += bits(widen(static_cast<unsigned short>(h))) != h << 16;
     CHECK(wrong == 0);
     // Narrowing: named cases, then every upper half with the lower halves around a tie, each
-    // against the host's conversion (runtime/bf16.hpp, tested on its own in test_tensor_io).
+    // against the host's conversion (support/bf16.hpp, tested on its own in test_tensor_io).
     for (auto [in, out] : modc::test::bf16_rounding_cases()) {
         INFO(std::hex << in);
         CHECK(narrow(from_bits(in)) == out);

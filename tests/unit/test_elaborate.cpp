@@ -1,4 +1,4 @@
-// Elaboration (compiler/elaborate.cpp) and the passes after it (infer_features, name_leaves):
+// Elaboration (compiler/frontend/elaborate.cpp) and the passes after it (infer_features, name_leaves):
 // exact numbers, masses and sensitivities of every kind of module, copies, weight order and
 // paths, feature sizes, the shared reference cases and network parameters set from outside.
 #include <catch2/catch.hpp>

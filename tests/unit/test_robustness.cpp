@@ -3,7 +3,7 @@
 // whole-file message); a file that cannot be valid must give at least one error.
 //
 // The unit tests run on the main thread's default stack, while modc runs the compiler on a
-// 512 MB thread (compiler/main.cpp). The parser bounds the depth of every tree (kMaxNesting,
+// 512 MB thread (tools/modc/main.cpp). The parser bounds the depth of every tree (kMaxNesting,
 // kMaxExprDepth) and elaboration the depth of calls (kMaxCallDepth), so the deep inputs below
 // run in-process; the one whose depth multiplies those limits runs through the binary.
 #include <sys/wait.h>

@@ -180,7 +180,7 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
 #endif
 }
 
-// Both backends run through the API (runtime/api/modc.hpp), in the gradients' own dtype.
+// Both backends run through the API (library/modc.hpp), in the gradients' own dtype.
 int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     const Backend backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
     // Before the gradients are read: a machine without a GPU says so, whatever the input.
