@@ -1,5 +1,7 @@
 #include "library/modc.hpp"
 
+#include "library/compile.hpp"
+
 #include <fstream>
 #include <sstream>
 
@@ -153,12 +155,16 @@ void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* upda
         impl_->run_cpu_bf16(grads, updates);
 }
 
-Dualizer compile_file(const std::string& path, const CompileOptions& options) {
+std::string read_source(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw CompileError("cannot read '" + path + "'");
     std::stringstream text;
     text << in.rdbuf();
-    return compile_source_text(path, text.str(), options);
+    return text.str();
+}
+
+Dualizer compile_file(const std::string& path, const CompileOptions& options) {
+    return compile_source_text(path, read_source(path), options);
 }
 
 namespace {
@@ -193,7 +199,7 @@ void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
 
 }  // namespace
 
-Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options) {
+std::unique_ptr<Compilation> front_end(const std::string& name, const std::string& text, const CompileOptions& options) {
     ElaborateOptions eo;
     eo.only_network = options.network;
     for (const auto& [key, value] : options.set) {
@@ -208,8 +214,14 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
     if (c->plans.empty()) throw CompileError(name + ": the file defines no network");
     if (c->plans.size() > 1 && options.network.empty())
         throw CompileError(name + ": the file defines several networks; choose one");
-    const DualPlan& plan = c->plans.front();
+    return c;
+}
 
+Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options) {
+    return make_dualizer(front_end(name, text, options)->plans.front(), options);
+}
+
+Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
     const kp::Schedule* schedule = kp::find_schedule(options.schedule);
     if (!schedule) throw CompileError("unknown schedule '" + options.schedule + "'");
     std::map<std::string, const kp::Schedule*> per_leaf;
@@ -228,7 +240,7 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
     impl->schedule = schedule->name;
     impl->dtype = options.dtype;
     impl->backend = options.backend;
-    for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape});
+    for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});
     impl->flops = kp::flops(kernel_plan);
     if (options.backend == Backend::Cuda) {
         setup_cuda(*impl, kernel_plan);

@@ -1,4 +1,5 @@
-// The C++ API: compile a .mod file into a dualizer, then apply it to gradients.
+// The C++ API: compile a .mod file into a dualizer, then apply it to gradients; or compile
+// its optimizer block into an in-place training step (Optimizer, below).
 //
 //   modc::CompileOptions options;
 //   options.backend = modc::Backend::Cuda;            // or Cpu (the default)
@@ -43,6 +44,8 @@ struct WeightInfo {
     std::string path;
     std::string atom;
     std::vector<std::int64_t> shape;
+    double target = 0;  // t: the update is t * dualize_norm(G) (explain's "target")
+    double scale = 0;   // t times the map's own factor: what multiplies the map's raw output
     std::int64_t elements() const;
 };
 
@@ -96,15 +99,70 @@ public:
     void run(const double* const* grads, double* const* updates);
     void run(const std::uint16_t* const* grads, std::uint16_t* const* updates);
 
-    struct Impl;
+    struct Impl;  // internal: made by the compile functions
+    explicit Dualizer(std::unique_ptr<Impl> impl);
 
 private:
-    explicit Dualizer(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
-    friend Dualizer compile_source_text(const std::string&, const std::string&, const CompileOptions&);
 };
 
 Dualizer compile_file(const std::string& path, const CompileOptions& options = {});
 Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options = {});
+
+// An optimizer: a `.mod` file's `optimizer` block compiled into a training step that updates
+// the caller's weights in place (docs/optimizers.md).
+//
+//   modc::OptimizerOptions options;                      // CompileOptions, plus:
+//   options.optimizer = "nesterov";                      // required when the file has several
+//   auto opt = modc::compile_optimizer_file("examples/optimizers.mod", options);
+//   opt.set_hyperparameter("lr", 0.01);                  // any time: no recompilation
+//   opt.step(weights, grads);                            // host pointers, in weight order
+//
+// State variables (`m` in `m = beta * m + grad`) are owned here, one tensor per weight shaped
+// like it, zero before the first step; read_state/write_state copy them (checkpoints).
+struct OptimizerOptions : CompileOptions {
+    std::string optimizer;  // the block to run; required when the file defines several
+};
+
+class Optimizer {
+public:
+    Optimizer(Optimizer&&) noexcept;
+    Optimizer& operator=(Optimizer&&) noexcept;
+    ~Optimizer();
+
+    const std::string& name() const;                 // of the optimizer block
+    const Dualizer& dualizer() const;                // the network's duality map, as dualize(...) runs it
+    const std::vector<WeightInfo>& weights() const;  // in weight order
+
+    // Hyperparameters: the block's parameters, with its defaults. Unknown names throw
+    // std::invalid_argument (with a suggestion); so does a step while one has no value.
+    const std::vector<std::string>& hyperparameters() const;
+    double hyperparameter(const std::string& name) const;
+    void set_hyperparameter(const std::string& name, double value);
+
+    // State: the variables a step reads before it assigns them, in the block's order.
+    const std::vector<std::string>& state_names() const;
+    // Copies state `name` of weight i out of or into `data` (weights()[i].elements() values of
+    // the optimizer's dtype). Throws std::invalid_argument for an unknown name or weight.
+    void read_state(const std::string& name, std::size_t weight, void* data) const;
+    void write_state(const std::string& name, std::size_t weight, const void* data);
+    void zero_state();
+    long long steps() const;  // steps taken since compilation
+
+    // One step, in place: weights[i] is updated from grads[i] (host pointers, weight order,
+    // row-major, the dtype compiled for; f32 or f64). Throws std::invalid_argument for another
+    // dtype, BackendError if the backend fails.
+    void step(float* const* weights, const float* const* grads);
+    void step(double* const* weights, const double* const* grads);
+
+    struct Impl;  // internal: made by the compile functions
+    explicit Optimizer(std::unique_ptr<Impl> impl);
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions& options = {});
+Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options = {});
 
 }  // namespace modc

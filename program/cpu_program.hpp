@@ -3,6 +3,7 @@
 // JIT-compiles it and calls the kernels by these names.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,9 @@ const char* to_string(ElementType t);
 //   change       double(const T* X, const T* Y)       ||Y - X||_F / ||X||_F
 //   finish       void(T* update, const T* X, i64 slice)  update_slice = scale * X (transposed back)
 //   closed       void(T* update, const T* grad, T* scratch)  a closed-form map with its scale
+// and for an optimizer's step plan (program/step_plan.hpp), by segment k and element count n:
+//   step         void(T* const* buffers, const double* hypers)  segment k's pass over one weight
+//                                                     of n elements (StepPlan::buffer_count() buffers)
 struct KernelNames {
     static std::string normalize(std::size_t g);
     static std::string symmetrize(std::size_t g);
@@ -33,6 +37,7 @@ struct KernelNames {
     static std::string change(std::size_t g);
     static std::string finish(std::size_t g, std::size_t j);
     static std::string closed(std::size_t g, std::size_t j);
+    static std::string step(std::size_t k, std::int64_t n);
 };
 
 struct LlvmModule {

@@ -336,7 +336,7 @@ int run(const Options& o) {
         if (o.dtype == "bf16")
             return fail("--dtype bf16 is the CUDA backend's storage of gradients and updates: it goes with --emit cuda "
                         "or ptx (the CPU backend computes bf16 in f32: --dtype f32)");
-        return write(print_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32));
+        return write(print_llvm(codegen_llvm(kernel_plan, o.dtype == "f64" ? ElementType::F64 : ElementType::F32)));
     }
     if (o.json) return write(explain_json(*plan).dump(1) + "\n");
     return write(explain_text(*plan));

@@ -1,0 +1,19 @@
+// The steps the library's compile functions share (internal: not installed).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "compiler/analysis/compilation.hpp"
+#include "library/modc.hpp"
+
+namespace modc {
+
+std::string read_source(const std::string& path);
+// Parses, elaborates, derives and type-checks; throws CompileError with the rendered
+// diagnostics, or when the file defines no network or several and options.network is empty.
+// Its plans.front() is the network to compile.
+std::unique_ptr<Compilation> front_end(const std::string& name, const std::string& text, const CompileOptions& options);
+// Lowers a dual plan and builds its dualizer on options.backend.
+Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options);
+
+}  // namespace modc

@@ -1,0 +1,175 @@
+// modc::Optimizer (modc.hpp): an optimizer block compiled into an in-place step.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "compiler/analysis/step.hpp"
+#include "compiler/backend/codegen_llvm.hpp"
+#include "library/compile.hpp"
+#include "library/modc.hpp"
+#include "runtime/cpu/stepper.hpp"
+#include "support/suggest.hpp"
+
+namespace modc {
+
+struct Optimizer::Impl {
+    std::string name;
+    DType dtype = DType::F32;
+    std::unique_ptr<Dualizer> dualizer;  // stable address: the steppers call it
+    std::vector<std::string> hyper_names, state_names;
+    std::vector<double> hypers;
+    std::vector<bool> hyper_set;
+    std::vector<int> state_vars;  // state_names[j] is variable state_vars[j] of the plan
+    long long steps = 0;
+    std::unique_ptr<cpu::Stepper<float>> step32;
+    std::unique_ptr<cpu::Stepper<double>> step64;
+
+    std::size_t hyper_index(const std::string& n) const {
+        auto it = std::find(hyper_names.begin(), hyper_names.end(), n);
+        if (it != hyper_names.end()) return static_cast<std::size_t>(it - hyper_names.begin());
+        std::string hint = closest_match(n, hyper_names);
+        throw std::invalid_argument("optimizer '" + name + "' has no hyperparameter '" + n + "'" +
+                                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+    }
+
+    int state_var(const std::string& n, std::size_t weight) const {
+        if (weight >= dualizer->weights().size())
+            throw std::invalid_argument("weight " + std::to_string(weight) + " is out of range (the network has " +
+                                        std::to_string(dualizer->weights().size()) + ")");
+        auto it = std::find(state_names.begin(), state_names.end(), n);
+        if (it != state_names.end()) return state_vars[static_cast<std::size_t>(it - state_names.begin())];
+        std::string hint = closest_match(n, state_names);
+        throw std::invalid_argument("optimizer '" + name + "' has no state '" + n + "'" +
+                                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+    }
+
+    std::size_t element_size() const { return dtype == DType::F64 ? sizeof(double) : sizeof(float); }
+    void* state(int var, std::size_t weight) const {
+        return step64 ? static_cast<void*>(step64->var(var, weight)) : static_cast<void*>(step32->var(var, weight));
+    }
+
+    template <class T>
+    void step(cpu::Stepper<T>* stepper, DType given, T* const* weights, const T* const* grads) {
+        if (!stepper || given != dtype)
+            throw std::invalid_argument(std::string("this optimizer was compiled for ") +
+                                        (dtype == DType::F64 ? "f64 (double)" : "f32 (float)") + " tensors");
+        for (std::size_t h = 0; h < hypers.size(); ++h)
+            if (!hyper_set[h])
+                throw std::invalid_argument("hyperparameter '" + hyper_names[h] + "' of optimizer '" + name +
+                                            "' has no default; set it before the first step");
+        stepper->step(weights, grads, hypers.data());
+        ++steps;
+    }
+};
+
+Optimizer::Optimizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Optimizer::Optimizer(Optimizer&&) noexcept = default;
+Optimizer& Optimizer::operator=(Optimizer&&) noexcept = default;
+Optimizer::~Optimizer() = default;
+
+const std::string& Optimizer::name() const { return impl_->name; }
+const Dualizer& Optimizer::dualizer() const { return *impl_->dualizer; }
+const std::vector<WeightInfo>& Optimizer::weights() const { return impl_->dualizer->weights(); }
+const std::vector<std::string>& Optimizer::hyperparameters() const { return impl_->hyper_names; }
+const std::vector<std::string>& Optimizer::state_names() const { return impl_->state_names; }
+long long Optimizer::steps() const { return impl_->steps; }
+
+double Optimizer::hyperparameter(const std::string& name) const {
+    std::size_t h = impl_->hyper_index(name);
+    if (!impl_->hyper_set[h]) throw std::invalid_argument("hyperparameter '" + name + "' has no value yet");
+    return impl_->hypers[h];
+}
+
+void Optimizer::set_hyperparameter(const std::string& name, double value) {
+    std::size_t h = impl_->hyper_index(name);
+    impl_->hypers[h] = value;
+    impl_->hyper_set[h] = true;
+}
+
+void Optimizer::read_state(const std::string& name, std::size_t weight, void* data) const {
+    int v = impl_->state_var(name, weight);
+    auto bytes = static_cast<std::size_t>(weights()[weight].elements()) * impl_->element_size();
+    std::memcpy(data, impl_->state(v, weight), bytes);
+}
+
+void Optimizer::write_state(const std::string& name, std::size_t weight, const void* data) {
+    int v = impl_->state_var(name, weight);
+    auto bytes = static_cast<std::size_t>(weights()[weight].elements()) * impl_->element_size();
+    std::memcpy(impl_->state(v, weight), data, bytes);
+}
+
+void Optimizer::zero_state() {
+    if (impl_->step32) impl_->step32->zero_state();
+    if (impl_->step64) impl_->step64->zero_state();
+}
+
+void Optimizer::step(float* const* weights, const float* const* grads) {
+    impl_->step(impl_->step32.get(), DType::F32, weights, grads);
+}
+
+void Optimizer::step(double* const* weights, const double* const* grads) {
+    impl_->step(impl_->step64.get(), DType::F64, weights, grads);
+}
+
+Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions& options) {
+    return compile_optimizer_text(path, read_source(path), options);
+}
+
+namespace {
+
+const ast::Optimizer& choose_optimizer(const Compilation& c, const std::string& name, const std::string& wanted) {
+    const auto& blocks = c.file.optimizers;
+    std::vector<std::string> names;
+    for (const auto& o : blocks) names.push_back(o.name);
+    if (blocks.empty()) throw CompileError(name + ": the file defines no optimizer block (see docs/optimizers.md)");
+    if (wanted.empty()) {
+        if (blocks.size() == 1) return blocks.front();
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        throw CompileError(name + ": the file defines several optimizers (" + list + "); choose one");
+    }
+    for (const auto& o : blocks)
+        if (o.name == wanted) return o;
+    std::string hint = closest_match(wanted, names);
+    throw CompileError(name + ": no optimizer '" + wanted + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+}
+
+}  // namespace
+
+Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options) {
+    if (options.dtype == DType::BF16)
+        throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet");
+    std::unique_ptr<Compilation> c = front_end(name, text, options);
+    const ast::Optimizer& block = choose_optimizer(*c, name, options.optimizer);
+    std::optional<step::StepPlan> plan = lower_step(block, c->diags);
+    if (!plan) throw CompileError(c->diags.render());
+
+    auto impl = std::make_unique<Optimizer::Impl>();
+    impl->name = block.name;
+    impl->dtype = options.dtype;
+    impl->dualizer = std::make_unique<Dualizer>(make_dualizer(c->plans.front(), options));
+    for (const auto& h : plan->hypers) {
+        impl->hyper_names.push_back(h.name);
+        impl->hypers.push_back(h.value);
+        impl->hyper_set.push_back(h.has_default);
+    }
+    impl->state_vars = plan->state_vars();
+    for (int v : impl->state_vars) impl->state_names.push_back(plan->vars[static_cast<std::size_t>(v)].name);
+    std::vector<std::int64_t> elements;
+    for (const auto& w : impl->dualizer->weights()) elements.push_back(w.elements());
+    Dualizer* dualizer = impl->dualizer.get();
+    if (options.dtype == DType::F64) {
+        LlvmModule kernels = codegen_llvm_step(*plan, elements, ElementType::F64);
+        impl->step64 = std::make_unique<cpu::Stepper<double>>(
+            std::move(*plan), elements, std::move(kernels),
+            [dualizer](const double* const* in, double* const* out) { dualizer->run(in, out); });
+    } else {
+        LlvmModule kernels = codegen_llvm_step(*plan, elements, ElementType::F32);
+        impl->step32 = std::make_unique<cpu::Stepper<float>>(
+            std::move(*plan), elements, std::move(kernels),
+            [dualizer](const float* const* in, float* const* out) { dualizer->run(in, out); });
+    }
+    return Optimizer(std::move(impl));
+}
+
+}  // namespace modc
