@@ -12,6 +12,7 @@
 //     CLI and through the C++ and C APIs.
 #include <catch2/catch.hpp>
 
+#include "cuda_host_build.hpp"
 #include "support.hpp"
 #include <cblas.h>
 #include <dlfcn.h>
@@ -54,6 +55,9 @@ namespace {
 
 using modc::test::read;
 
+using modc::test::build_for_host;
+using modc::test::HostBuild;
+using modc::test::HostKernels;
 using modc::test::quote;
 using modc::test::run_modc;
 using modc::test::TempDir;
@@ -115,59 +119,6 @@ kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule, bo
 const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};
 
 // ---- the host emulation -------------------------------------------------------------------
-
-// The generated source compiled for the host (no Catch2 assertions: runs on several threads).
-struct HostBuild {
-    TempDir dir;
-    fs::path so;
-    int status = -1;
-    std::string log;
-};
-
-std::unique_ptr<HostBuild> build_for_host(const std::string& source) {
-    auto b = std::make_unique<HostBuild>();
-    fs::path cu = b->dir.path / "kernels.cu", log = b->dir.path / "log";
-    b->so = b->dir.path / "kernels.so";
-    std::ofstream(cu) << source;
-    std::string cmd = quote(MODC_HOST_CXX) + " -std=c++17 -O1 -shared -fPIC -w -include " + quote(MODC_CUDA_HOST_HEADER) +
-                      " -x c++ " + quote(cu.string()) + " -o " + quote(b->so.string()) + " 2>" + quote(log.string());
-    b->status = std::system(cmd.c_str());
-    b->log = read(log);
-    return b;
-}
-
-// A host build, loaded.
-class HostKernels {
-public:
-    HostKernels(const HostBuild& build, const cuda::Program& program) {
-        INFO(build.log);
-        REQUIRE(build.status == 0);
-        lib_ = ::dlopen(build.so.c_str(), RTLD_NOW | RTLD_LOCAL);
-        REQUIRE(lib_ != nullptr);
-        launch_ = reinterpret_cast<Launcher>(::dlsym(lib_, "modc_host_launch"));
-        REQUIRE(launch_ != nullptr);
-        for (const auto& k : program.kernels) {
-            void* f = ::dlsym(lib_, k.c_str());
-            INFO(k);
-            REQUIRE(f != nullptr);
-            kernels_[k] = reinterpret_cast<void (*)()>(f);
-        }
-    }
-    ~HostKernels() {
-        if (lib_) ::dlclose(lib_);
-    }
-    HostKernels(const HostKernels&) = delete;
-    HostKernels& operator=(const HostKernels&) = delete;
-    void launch(const cuda::Launch& l, const std::vector<void*>& args) const {
-        launch_(kernels_.at(l.kernel), l.grid.data(), l.block.data(), static_cast<int>(args.size()), args.data());
-    }
-
-private:
-    using Launcher = void (*)(void (*)(), const unsigned*, const unsigned*, int, void* const*);
-    void* lib_ = nullptr;
-    Launcher launch_ = nullptr;
-    std::map<std::string, void (*)()> kernels_;
-};
 
 void syrk(bool lower, bool trans, int n, int k, float alpha, const float* a, int lda, float beta, float* c, int ldc) {
     cblas_ssyrk(CblasColMajor, lower ? CblasLower : CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
