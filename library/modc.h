@@ -1,4 +1,5 @@
-/* The C API of modc: compile a .mod file into a dualizer and apply it to gradients.
+/* The C API of modc: compile a .mod file into a dualizer and apply it to gradients, or compile
+ * its optimizer block into an in-place training step (modc_optimizer, below).
  *
  *   char* error = NULL;
  *   modc_dualizer* d = modc_compile_file("examples/mlp.mod", NULL, "polar-express", MODC_F32, &error);
@@ -12,8 +13,21 @@
  *   options.threads = 1;             (CPU: one matrix at a time; 0 = one per core)
  *   options.backend = MODC_CUDA;     (an error, saying why, where there is no GPU)
  *   options.dtype = MODC_BF16;       (gradients and updates as bfloat16 bits, computed in f32)
+ *   const char* names[] = {"width"}, *values[] = {"64"};
+ *   options.set_names = names; options.set_values = values; options.set_count = 1;  (--set width=64)
  *   modc_dualizer* d = modc_compile_file_with("examples/mlp.mod", &options, &error);
  *   modc_dualize_bf16(d, grads, updates, &error);
+ * modc_compile_source does the same for .mod text held in memory.
+ *
+ * An optimizer (the file's `optimizer` block; f32 or f64 weights, updated in place):
+ *   modc_optimizer* o = modc_optimizer_compile_file("examples/optimizers.mod", "nesterov", NULL, &error);
+ *   modc_optimizer_set_hyper(o, "lr", 0.01, &error);          (any time: no recompilation)
+ *   modc_optimizer_step_f32(o, weights, grads, &error);       (one pointer per weight, in weight order)
+ *   modc_optimizer_read_state(o, "m", 0, buffer, &error);     (state `m` of weight 0: a checkpoint)
+ *   modc_optimizer_free(o);
+ *
+ * Every function that takes char** error returns NULL or -1 on failure, with *error (if error is
+ * not NULL) set to a message to free with modc_free_string; no C++ exception leaves this API.
  */
 #ifndef MODC_H
 #define MODC_H
@@ -37,6 +51,11 @@ typedef struct {
     modc_backend backend;
     int no_gram;      /* nonzero: iterate on every matrix directly, no Gram Newton-Schulz */
     unsigned threads; /* CPU: matrices dualized at once; 0: one per hardware thread */
+    /* Network parameters (--set NAME=VALUE): set_count names and values, VALUE a decimal number
+     * ("64", "2.5", "-3"); a later duplicate name wins. NULL / 0: the file's defaults. */
+    const char* const* set_names;
+    const char* const* set_values;
+    size_t set_count;
 } modc_compile_options;
 
 /* NULL on failure, with *error (if error is not NULL) set to a message to free with modc_free_string.
@@ -46,6 +65,9 @@ modc_dualizer* modc_compile_file(const char* path, const char* network, const ch
 /* The same with options (NULL: the defaults). With MODC_CUDA where the CUDA backend cannot run,
  * NULL with *error "the CUDA backend cannot run here: <why>". */
 modc_dualizer* modc_compile_file_with(const char* path, const modc_compile_options* options, char** error);
+/* The same for .mod text in memory; name stands for the file in messages ("net.mod:3:5: ..."). */
+modc_dualizer* modc_compile_source(const char* name, const char* text, const modc_compile_options* options,
+                                   char** error);
 void modc_free(modc_dualizer* d);
 void modc_free_string(char* s);
 
@@ -58,6 +80,57 @@ size_t modc_weight_shape(const modc_dualizer* d, size_t i, int64_t* dims);
 int modc_dualize_f32(modc_dualizer* d, const float* const* grads, float* const* updates, char** error);
 int modc_dualize_f64(modc_dualizer* d, const double* const* grads, double* const* updates, char** error);
 int modc_dualize_bf16(modc_dualizer* d, const uint16_t* const* grads, uint16_t* const* updates, char** error);
+
+/* An optimizer: an `optimizer` block of a .mod file compiled into a training step that updates
+ * the caller's weights in place (the C++ modc::Optimizer; docs/optimizers.md). */
+typedef struct modc_optimizer modc_optimizer;
+
+/* NULL on failure, with *error set. optimizer: the block to compile, NULL when the file defines
+ * one. options as for modc_compile_file_with (NULL: the defaults); the dtype must be MODC_F32 or
+ * MODC_F64, the weights' and gradients' element type. */
+modc_optimizer* modc_optimizer_compile_file(const char* path, const char* optimizer,
+                                            const modc_compile_options* options, char** error);
+/* The same for .mod text in memory; name stands for the file in messages. */
+modc_optimizer* modc_optimizer_compile_source(const char* name, const char* text, const char* optimizer,
+                                              const modc_compile_options* options, char** error);
+void modc_optimizer_free(modc_optimizer* o);
+/* The name of the optimizer block; valid until modc_optimizer_free. */
+const char* modc_optimizer_name(const modc_optimizer* o);
+
+/* The network's weights, in weight order: path (NULL when i is out of range), rank (dims as for
+ * modc_weight_shape), target t (the update is t * dualize(...)) and scale (t times the map's own
+ * factor); target and scale are NaN when i is out of range. */
+size_t modc_optimizer_weight_count(const modc_optimizer* o);
+const char* modc_optimizer_weight_path(const modc_optimizer* o, size_t i);
+size_t modc_optimizer_weight_shape(const modc_optimizer* o, size_t i, int64_t* dims);
+double modc_optimizer_weight_target(const modc_optimizer* o, size_t i);
+double modc_optimizer_weight_scale(const modc_optimizer* o, size_t i);
+
+/* Hyperparameters: the block's parameters (`lr`, `beta`), in its order, with its defaults.
+ * hyper_name: NULL when i is out of range. get: -1 with *error for an unknown name or one with
+ * no value yet; set: -1 with *error for an unknown name. A step fails while one has no value. */
+size_t modc_optimizer_hyper_count(const modc_optimizer* o);
+const char* modc_optimizer_hyper_name(const modc_optimizer* o, size_t i);
+int modc_optimizer_get_hyper(const modc_optimizer* o, const char* name, double* value, char** error);
+int modc_optimizer_set_hyper(modc_optimizer* o, const char* name, double value, char** error);
+
+/* State: the variables a step reads before it assigns them (`m`), one tensor per weight shaped
+ * like it, zero before the first step. read/write copy state `name` of weight `weight` out of or
+ * into data (as many values as the weight has elements, of the compiled dtype: float for
+ * MODC_F32, double for MODC_F64); -1 with *error for an unknown name or weight. */
+size_t modc_optimizer_state_count(const modc_optimizer* o);
+const char* modc_optimizer_state_name(const modc_optimizer* o, size_t i);
+int modc_optimizer_read_state(const modc_optimizer* o, const char* name, size_t weight, void* data, char** error);
+int modc_optimizer_write_state(modc_optimizer* o, const char* name, size_t weight, const void* data, char** error);
+void modc_optimizer_zero_state(modc_optimizer* o);
+/* Steps taken since compilation. */
+long long modc_optimizer_steps(const modc_optimizer* o);
+
+/* One step, in place: weights[i] is updated from grads[i] (host pointers, one per weight, in
+ * weight order, row-major). 0 on success; -1 with *error set if the dtype is not the one
+ * compiled for, a hyperparameter has no value, or the backend fails. */
+int modc_optimizer_step_f32(modc_optimizer* o, float* const* weights, const float* const* grads, char** error);
+int modc_optimizer_step_f64(modc_optimizer* o, double* const* weights, const double* const* grads, char** error);
 
 #ifdef __cplusplus
 }
