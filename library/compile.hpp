@@ -13,6 +13,8 @@ std::string read_source(const std::string& path);
 // diagnostics, or when the file defines no network or several and options.network is empty.
 // Its plans.front() is the network to compile.
 std::unique_ptr<Compilation> front_end(const std::string& name, const std::string& text, const CompileOptions& options);
+// The optimizer block named `wanted`, or the only one; throws CompileError naming the choices.
+const ast::Optimizer& choose_optimizer(const Compilation& c, const std::string& name, const std::string& wanted);
 // Lowers a dual plan and builds its dualizer on options.backend.
 Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options);
 

@@ -12,6 +12,7 @@
 #include "runtime/cpu/dualizer.hpp"
 #include "support/bf16.hpp"
 #include "support/large_stack.hpp"
+#include "support/suggest.hpp"
 #ifdef MODC_WITH_CUDA
 #include "runtime/cuda/gpu.hpp"
 #endif
@@ -216,6 +217,24 @@ std::unique_ptr<Compilation> front_end(const std::string& name, const std::strin
         throw CompileError(name + ": the file defines several networks; choose one");
     return c;
 }
+
+const ast::Optimizer& choose_optimizer(const Compilation& c, const std::string& name, const std::string& wanted) {
+    const auto& blocks = c.file.optimizers;
+    std::vector<std::string> names;
+    for (const auto& o : blocks) names.push_back(o.name);
+    if (blocks.empty()) throw CompileError(name + ": the file defines no optimizer block (see docs/optimizers.md)");
+    if (wanted.empty()) {
+        if (blocks.size() == 1) return blocks.front();
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        throw CompileError(name + ": the file defines several optimizers (" + list + "); choose one");
+    }
+    for (const auto& o : blocks)
+        if (o.name == wanted) return o;
+    std::string hint = closest_match(wanted, names);
+    throw CompileError(name + ": no optimizer '" + wanted + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+}
+
 
 Dualizer compile_source_text(const std::string& name, const std::string& text, const CompileOptions& options) {
     return make_dualizer(front_end(name, text, options)->plans.front(), options);

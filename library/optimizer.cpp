@@ -115,27 +115,6 @@ Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions
     return compile_optimizer_text(path, read_source(path), options);
 }
 
-namespace {
-
-const ast::Optimizer& choose_optimizer(const Compilation& c, const std::string& name, const std::string& wanted) {
-    const auto& blocks = c.file.optimizers;
-    std::vector<std::string> names;
-    for (const auto& o : blocks) names.push_back(o.name);
-    if (blocks.empty()) throw CompileError(name + ": the file defines no optimizer block (see docs/optimizers.md)");
-    if (wanted.empty()) {
-        if (blocks.size() == 1) return blocks.front();
-        std::string list;
-        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-        throw CompileError(name + ": the file defines several optimizers (" + list + "); choose one");
-    }
-    for (const auto& o : blocks)
-        if (o.name == wanted) return o;
-    std::string hint = closest_match(wanted, names);
-    throw CompileError(name + ": no optimizer '" + wanted + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
-}
-
-}  // namespace
-
 Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options) {
     if (options.dtype == DType::BF16)
         throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet");

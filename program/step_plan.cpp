@@ -1,9 +1,24 @@
 #include "program/step_plan.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace modc::step {
+
+namespace {
+
+// The shortest decimal that reads back as v: 0.1, not 0.10000000000000001.
+std::string number(double v) {
+    char buf[32];
+    for (int digits = 15; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (std::strtod(buf, nullptr) == v) break;
+    }
+    return buf;
+}
+
+}  // namespace
 
 const char* to_string(NodeKind kind) {
     switch (kind) {
@@ -40,11 +55,7 @@ std::string print_node(const StepPlan& plan, int node) {
     const Node& n = plan.nodes.at(static_cast<std::size_t>(node));
     auto binary = [&](const char* op) { return "(" + print_node(plan, n.a) + " " + op + " " + print_node(plan, n.b) + ")"; };
     switch (n.kind) {
-        case NodeKind::Number: {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%.17g", n.value);
-            return buf;
-        }
+        case NodeKind::Number: return number(n.value);
         case NodeKind::Hyper: return plan.hypers.at(static_cast<std::size_t>(n.index)).name;
         case NodeKind::Weight: return "W";
         case NodeKind::Grad: return "grad";
@@ -64,11 +75,8 @@ std::string print(const StepPlan& plan) {
     std::ostringstream out;
     out << "step plan for optimizer " << plan.optimizer << ": " << plan.segments.size() << " segments, "
         << plan.dual_count << " dualize calls\n";
-    for (const auto& h : plan.hypers) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.17g", h.value);
-        out << "hyper " << h.name << " = " << (h.has_default ? buf : "(no default)") << "\n";
-    }
+    for (const auto& h : plan.hypers)
+        out << "hyper " << h.name << " = " << (h.has_default ? number(h.value) : "(no default)") << "\n";
     for (const auto& v : plan.vars) out << (v.state ? "state " : "temporary ") << v.name << "\n";
     for (std::size_t s = 0; s < plan.segments.size(); ++s) {
         out << "segment " << s << " (one elementwise pass per weight)\n";

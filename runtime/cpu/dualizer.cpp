@@ -40,9 +40,6 @@ void gemm(int m, int n, int k, const double* a, const double* b, double* c) {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a, k, b, n, 0.0, c, n);
 }
 // Thin SVD of the m x n matrix x (m <= n), destroying x.
-int gesdd(int m, int n, float* x, float* s, float* u, float* vt) {
-    return LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', m, n, x, n, s, u, m, vt, n);
-}
 int gesdd(int m, int n, double* x, double* s, double* u, double* vt) {
     return LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, x, n, s, u, m, vt, n);
 }
@@ -92,13 +89,15 @@ struct Dualizer<T>::Kernels {
 };
 
 // The buffers of one thread: X and Y (m x n), the m x m matrices of a step (A, A A, B or P,
-// and for Gram Newton-Schulz Q and a spare), the closed forms' scratch, and the SVD's outputs.
+// and for Gram Newton-Schulz Q and a spare), the closed forms' scratch, and the SVD's input and
+// outputs (in double whatever T is: see svd_polar).
 template <class T>
 struct Dualizer<T>::Workspace {
-    std::vector<T> x, y, a, aa, b, q, t, scratch, singular, u, vt;
+    std::vector<T> x, y, a, aa, b, q, t, scratch;
+    std::vector<double> wide, singular, u, vt;
 
     void fit(const kp::Group& g) {
-        auto grow = [](std::vector<T>& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
+        auto grow = [](auto& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
         if (!orthogonal(g)) {
             // Column sums are kept in double (codegen_llvm: normalize_columns).
             grow(scratch, static_cast<std::size_t>(g.cols) * (sizeof(double) / sizeof(T)));
@@ -111,6 +110,7 @@ struct Dualizer<T>::Workspace {
             for (auto* v : {&q, &t}) grow(*v, m * m);
         for (const auto& s : g.steps)
             if (s.kind == kp::StepKind::SvdPolar) {
+                grow(wide, m * n);
                 grow(singular, m);
                 grow(u, m * m);
                 grow(vt, m * n);
@@ -230,15 +230,21 @@ T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w) {
 
 template <class T>
 void Dualizer<T>::svd_polar(const kp::Group& group, T* x, Workspace& w) {
+    // In double whatever T is: sgesdd's singular vectors of small singular values are off by
+    // eps_f32 / sigma, and the exact reference should only suffer the rounding of its input.
     int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    int info = gesdd(m, n, x, w.singular.data(), w.u.data(), w.vt.data());
+    auto count = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
+    std::copy(x, x + count, w.wide.begin());
+    int info = gesdd(m, n, w.wide.data(), w.singular.data(), w.u.data(), w.vt.data());
     MODC_ASSERT(info == 0, "LAPACK gesdd failed with info " + std::to_string(info));
-    // U V^T over the singular values that are not zero to working precision.
-    T tolerance = static_cast<T>(std::max(m, n)) * std::numeric_limits<T>::epsilon() * w.singular[0];
+    // U V^T over the singular values that are not zero to the input's precision (an exactly
+    // rank-deficient f32 gradient, once normalised in f32, has others at its rounding level).
+    double tolerance = std::max(m, n) * static_cast<double>(std::numeric_limits<T>::epsilon()) * w.singular[0];
     for (int j = 0; j < m; ++j)
         if (!(w.singular[static_cast<std::size_t>(j)] > tolerance))
             for (int i = 0; i < m; ++i) w.u[static_cast<std::size_t>(i * m + j)] = 0;
-    gemm(m, n, m, w.u.data(), w.vt.data(), x);
+    gemm(m, n, m, w.u.data(), w.vt.data(), w.wide.data());
+    std::transform(w.wide.begin(), w.wide.begin() + static_cast<std::ptrdiff_t>(count), x, [](double v) { return static_cast<T>(v); });
 }
 
 template <class T>

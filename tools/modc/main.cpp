@@ -13,10 +13,14 @@
 #include <unistd.h>
 
 #include "tools/modc/bench.hpp"
+#include "tools/modc/step.hpp"
+#include "compiler/analysis/step.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
+#include "compiler/backend/codegen_cuda_step.hpp"
 #include "compiler/backend/codegen_llvm.hpp"
 #include "compiler/analysis/explain.hpp"
 #include "compiler/backend/schedule.hpp"
+#include "library/compile.hpp"
 #include "library/modc.hpp"
 #include "runtime/tensor_io.hpp"
 #include "compiler/analysis/compilation.hpp"
@@ -46,6 +50,9 @@ struct Options {
     std::string backend = "cpu";
     std::string dtype = "f32";
     std::string arch = "sm_90";
+    std::string optimizer;            // step, emit --emit step*
+    std::string weights, grads, state, out_state;  // step
+    std::vector<std::string> hypers;  // step
     BenchOptions bench;
     bool json = false;
     bool color = false;
@@ -305,6 +312,35 @@ int run(const Options& o) {
         return write(*text);
     }
     if (o.command == "dualize") return dualize(o, buffer.str(), *plan);
+    if (o.command == "step") {
+        StepArgs args{o.file, buffer.str(), o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
+        args.options.optimizer = o.optimizer;
+        args.options.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        if (!parse_schedules(o.schedules, args.options)) return 1;
+        for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        args.options.gram = !o.no_gram;
+        args.options.threads = o.threads;
+        if (std::string why = backend_unavailable(args.options.backend); !why.empty())
+            return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+        return run_step(args, *plan);
+    }
+    if (o.command == "emit" && o.emit.rfind("step", 0) == 0) {
+        const ast::Optimizer& block = choose_optimizer(*c, o.file, o.optimizer);
+        std::optional<step::StepPlan> step_plan = lower_step(block, c->diags);
+        c->diags.render(std::cerr, o.color);
+        if (!step_plan) return 1;
+        if (o.emit == "step-plan") return write(step::print(*step_plan));
+        std::vector<std::int64_t> elements;
+        for (const auto& l : plan->leaves) elements.push_back(WeightInfo{l.path, l.atom, l.shape}.elements());
+        const ElementType type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
+        if (o.dtype == "bf16") return fail("the optimizer step runs on f32 or f64 weights: --dtype f32 or f64");
+        if (o.emit == "step-cuda") {
+            cuda::CudaOptions co;
+            co.type = type;
+            return write(cuda::codegen_cuda_step(*step_plan, elements, co).source);
+        }
+        return write(print_llvm(codegen_llvm_step(*step_plan, elements, type)));
+    }
     if (o.command == "bench") {
         CompileOptions co;
         co.network = plan->network;
@@ -377,8 +413,11 @@ int main(int argc, char** argv) {
     common(check);
     auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
     common(emit);
-    emit->add_option("--emit", o.emit, "the stage: ast, ir, dual, plan, llvm, cuda or ptx")
-        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx"}));
+    emit->add_option("--emit", o.emit,
+                     "the stage: ast, ir, dual, plan, llvm, cuda or ptx; or an optimizer's step: step-plan, step "
+                     "(LLVM IR) or step-cuda")
+        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx", "step-plan", "step", "step-cuda"}));
+    emit->add_option("--optimizer", o.optimizer, "the optimizer block for --emit step*, when the file has several");
     emit->add_option("--arch", o.arch, "GPU architecture for --emit ptx: sm_90 (default), sm_80, ...");
     emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
     emit->add_option("--dtype", o.dtype,
@@ -429,8 +468,24 @@ int main(int argc, char** argv) {
     bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
+    auto* step_cmd = app.add_subcommand("step", "run one step of the file's optimizer block on weights and gradients");
+    common(step_cmd);
+    step_cmd->add_option("--weights", o.weights, "weights by path: a .safetensors file (F32 or F64) or a directory of .npy files")
+        ->required();
+    step_cmd->add_option("--grads", o.grads, "gradients by path, of the weights' dtype")->required();
+    step_cmd->add_option("--state", o.state, "optimizer state as STATE/PATH tensors (default: zero, as before a first step)");
+    step_cmd->add_option("--out", o.output, "the weights after the step, written whole or not at all")->required();
+    step_cmd->add_option("--out-state", o.out_state, "the state after the step (STATE/PATH tensors, .safetensors)");
+    step_cmd->add_option("--optimizer", o.optimizer, "the optimizer block to run when the file has several");
+    step_cmd->add_option("--hyper", o.hypers, "set a hyperparameter of the block: --hyper lr=0.01 (repeatable)");
+    step_cmd->add_option("--schedule", o.schedules, "orthogonalisation schedule of dualize(...): NAME or PATH=NAME (repeatable)");
+    step_cmd->add_option("--backend", o.backend, "where dualize(...) runs: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+    no_gram(step_cmd);
+    step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
+        ->check(CLI::Range(1, 1024));
+
     CLI11_PARSE(app, argc, argv);
-    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench})
+    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench, step_cmd})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
     return run_guarded(o);
