@@ -48,9 +48,11 @@ echo "== configure and build examples/cpp against the package"
 "$cmake" --build "$work/build" || fail "building examples/cpp"
 
 # Each program loads libmodc.so from the prefix, found through its RPATH.
+# (ldd's output is read whole first: `ldd | grep -q` under pipefail fails when grep stops early.)
 for program in c_step train_steps; do
-    ldd "$work/build/$program" | grep -q "libmodc.so.0 => $(dirname "$lib")/libmodc.so.0" ||
-        { ldd "$work/build/$program"; fail "$program does not load libmodc.so.0 from $prefix"; }
+    libraries=$(ldd "$work/build/$program")
+    grep -q "libmodc.so.0 => $(dirname "$lib")/libmodc.so.0" <<< "$libraries" ||
+        { echo "$libraries"; fail "$program does not load libmodc.so.0 from $prefix"; }
 done
 
 echo "== c_step"
