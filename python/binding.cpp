@@ -1,0 +1,167 @@
+// modc._modc: the C++ library (library/modc.hpp) for Python, through pybind11. Tensors cross as
+// raw addresses (an int per weight) that the Python layer (python/modc/) takes from NumPy
+// arrays or torch tensors after checking them, so that nothing here depends on PyTorch.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/analysis/explain.hpp"
+#include "library/compile.hpp"
+#include "library/modc.hpp"
+
+namespace py = pybind11;
+using namespace modc;
+
+namespace {
+
+CompileOptions options_from(const std::string& network, const std::map<std::string, std::string>& set,
+                            const std::string& schedule, const std::string& backend, const std::string& dtype, bool gram,
+                            unsigned threads) {
+    CompileOptions o;
+    o.network = network;
+    o.set = set;
+    o.schedule = schedule;
+    if (backend != "cpu" && backend != "cuda") throw CompileError("backend must be 'cpu' or 'cuda', not '" + backend + "'");
+    o.backend = backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+    if (dtype != "f32" && dtype != "f64" && dtype != "bf16")
+        throw CompileError("dtype must be 'f32', 'f64' or 'bf16', not '" + dtype + "'");
+    o.dtype = dtype == "f64" ? DType::F64 : dtype == "bf16" ? DType::BF16 : DType::F32;
+    o.gram = gram;
+    o.threads = threads;
+    return o;
+}
+
+const char* dtype_name(DType d) { return d == DType::F64 ? "f64" : d == DType::BF16 ? "bf16" : "f32"; }
+
+py::list weights_of(const std::vector<WeightInfo>& weights) {
+    py::list out;
+    for (const auto& w : weights)
+        out.append(py::dict(py::arg("path") = w.path, py::arg("atom") = w.atom, py::arg("shape") = py::tuple(py::cast(w.shape)),
+                            py::arg("target") = w.target, py::arg("scale") = w.scale));
+    return out;
+}
+
+template <class T>
+std::vector<T*> pointers(const std::vector<std::uintptr_t>& addresses) {
+    std::vector<T*> out;
+    for (auto a : addresses) out.push_back(reinterpret_cast<T*>(a));
+    return out;
+}
+
+template <class T>
+void run(Dualizer& d, const std::vector<std::uintptr_t>& grads, const std::vector<std::uintptr_t>& updates) {
+    auto in = pointers<const T>(grads);
+    auto out = pointers<T>(updates);
+    py::gil_scoped_release release;
+    d.run(in.data(), out.data());
+}
+
+template <class T>
+void step(Optimizer& o, const std::vector<std::uintptr_t>& weights, const std::vector<std::uintptr_t>& grads) {
+    auto w = pointers<T>(weights);
+    auto g = pointers<const T>(grads);
+    py::gil_scoped_release release;
+    o.step(w.data(), g.data());
+}
+
+void check_count(std::size_t got, std::size_t want, const char* what) {
+    if (got != want)
+        throw std::invalid_argument(std::string(what) + ": " + std::to_string(got) + " tensors for " + std::to_string(want) +
+                                    " weights");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_modc, m) {
+    m.doc() = "modc's C++ library; use the modc package, not this module";
+    static py::exception<CompileError> compile_error(m, "CompileError", PyExc_ValueError);
+    static py::exception<BackendError> backend_error(m, "BackendError", PyExc_RuntimeError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const CompileError& e) {
+            compile_error(e.what());
+        } catch (const BackendError& e) {
+            backend_error(e.what());
+        } catch (const InternalError& e) {
+            PyErr_SetString(PyExc_RuntimeError, (std::string("modc: ") + e.what() + " (a bug in modc)").c_str());
+        }
+    });
+
+    py::class_<Dualizer>(m, "Dualizer")
+        .def_property_readonly("network", &Dualizer::network)
+        .def_property_readonly("schedule", &Dualizer::schedule)
+        .def_property_readonly("dtype", [](const Dualizer& d) { return dtype_name(d.dtype()); })
+        .def_property_readonly("backend", [](const Dualizer& d) { return d.backend() == Backend::Cuda ? "cuda" : "cpu"; })
+        .def_property_readonly("device", &Dualizer::device)
+        .def_property_readonly("flops", &Dualizer::flops)
+        .def_property_readonly("weights", [](const Dualizer& d) { return weights_of(d.weights()); })
+        .def("run", [](Dualizer& d, const std::vector<std::uintptr_t>& grads, const std::vector<std::uintptr_t>& updates) {
+            check_count(grads.size(), d.weights().size(), "gradients");
+            check_count(updates.size(), d.weights().size(), "updates");
+            switch (d.dtype()) {
+                case DType::F32: run<float>(d, grads, updates); break;
+                case DType::F64: run<double>(d, grads, updates); break;
+                case DType::BF16: run<std::uint16_t>(d, grads, updates); break;
+            }
+        });
+
+    m.def(
+        "compile",
+        [](const std::string& name, const std::string& text, const std::string& network,
+           const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
+           const std::string& dtype, bool gram, unsigned threads) {
+            return compile_source_text(name, text, options_from(network, set, schedule, backend, dtype, gram, threads));
+        },
+        py::arg("name"), py::arg("text"), py::arg("network"), py::arg("set"), py::arg("schedule"), py::arg("backend"),
+        py::arg("dtype"), py::arg("gram"), py::arg("threads"));
+
+    m.def(
+        "explain_json",
+        [](const std::string& name, const std::string& text, const std::string& network,
+           const std::map<std::string, std::string>& set) {
+            CompileOptions o;
+            o.network = network;
+            o.set = set;
+            return explain_json(front_end(name, text, o)->plans.front()).dump();
+        },
+        py::arg("name"), py::arg("text"), py::arg("network"), py::arg("set"));
+
+    py::class_<Optimizer>(m, "Optimizer")
+        .def_property_readonly("name", &Optimizer::name)
+        .def_property_readonly("dtype", [](const Optimizer& o) { return dtype_name(o.dualizer().dtype()); })
+        .def_property_readonly("weights", [](const Optimizer& o) { return weights_of(o.weights()); })
+        .def_property_readonly("hyperparameters", &Optimizer::hyperparameters)
+        .def_property_readonly("state_names", &Optimizer::state_names)
+        .def_property_readonly("steps", &Optimizer::steps)
+        .def("hyperparameter", &Optimizer::hyperparameter)
+        .def("set_hyperparameter", &Optimizer::set_hyperparameter)
+        .def("read_state", [](const Optimizer& o, const std::string& name, std::size_t weight,
+                              std::uintptr_t data) { o.read_state(name, weight, reinterpret_cast<void*>(data)); })
+        .def("write_state", [](Optimizer& o, const std::string& name, std::size_t weight,
+                               std::uintptr_t data) { o.write_state(name, weight, reinterpret_cast<const void*>(data)); })
+        .def("zero_state", &Optimizer::zero_state)
+        .def("step", [](Optimizer& o, const std::vector<std::uintptr_t>& weights, const std::vector<std::uintptr_t>& grads) {
+            check_count(weights.size(), o.weights().size(), "weights");
+            check_count(grads.size(), o.weights().size(), "gradients");
+            if (o.dualizer().dtype() == DType::F64)
+                step<double>(o, weights, grads);
+            else
+                step<float>(o, weights, grads);
+        });
+
+    m.def(
+        "compile_optimizer",
+        [](const std::string& name, const std::string& text, const std::string& optimizer, const std::string& network,
+           const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
+           const std::string& dtype, bool gram, unsigned threads) {
+            OptimizerOptions o;
+            static_cast<CompileOptions&>(o) = options_from(network, set, schedule, backend, dtype, gram, threads);
+            o.optimizer = optimizer;
+            return compile_optimizer_text(name, text, o);
+        },
+        py::arg("name"), py::arg("text"), py::arg("optimizer"), py::arg("network"), py::arg("set"), py::arg("schedule"),
+        py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"));
+}

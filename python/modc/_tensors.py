@@ -1,0 +1,76 @@
+"""Checks of the tensors that cross into modc, and their addresses.
+
+NumPy arrays and torch tensors are used in place (their data pointer); anything else that
+NumPy can view without a copy (the buffer protocol, __array_interface__, DLPack) is viewed as
+an array. Every problem is a ValueError or TypeError that names the weight.
+"""
+import numpy as np
+
+_NUMPY = {"f32": np.float32, "f64": np.float64, "bf16": None}
+_TORCH = {"f32": "torch.float32", "f64": "torch.float64", "bf16": "torch.bfloat16"}
+
+
+def _is_torch(t):
+    return type(t).__module__.startswith("torch") and hasattr(t, "data_ptr")
+
+
+class Tensors:
+    def __init__(self, weights, dtype):
+        self.weights, self.dtype = weights, dtype
+
+    def address(self, path, t, what):
+        """The address of tensor t of weight `path`, after checking it."""
+        w = next(w for w in self.weights if w.path == path)
+        if _is_torch(t):
+            if t.device.type != "cpu":
+                raise ValueError(f"{what} '{path}' is on {t.device}: modc runs on CPU tensors for now "
+                                 "(the CUDA path needs device pointers, not yet in the library)")
+            if str(t.dtype) != _TORCH[self.dtype]:
+                raise TypeError(f"{what} '{path}' is {t.dtype}, but this was compiled for {_TORCH[self.dtype]}")
+            if tuple(t.shape) != w.shape:
+                raise ValueError(f"{what} '{path}' has shape {tuple(t.shape)}, but the weight is {w.shape}")
+            if not t.is_contiguous():
+                raise ValueError(f"{what} '{path}' is not contiguous; pass .contiguous()")
+            return t.data_ptr()
+        a = t if isinstance(t, np.ndarray) else np.asarray(t)
+        if _NUMPY[self.dtype] is None:
+            raise TypeError(f"{what} '{path}': bf16 needs torch tensors (NumPy has no bfloat16)")
+        if a.dtype != _NUMPY[self.dtype]:
+            raise TypeError(f"{what} '{path}' is {a.dtype}, but this was compiled for {np.dtype(_NUMPY[self.dtype])}")
+        if a.shape != w.shape:
+            raise ValueError(f"{what} '{path}' has shape {a.shape}, but the weight is {w.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{what} '{path}' is not C-contiguous; pass np.ascontiguousarray(...)")
+        return a.ctypes.data
+
+    def check(self, tensors, what):
+        """[(tensor, address)] in weight order from {path: tensor}; every weight, nothing else."""
+        if not hasattr(tensors, "items"):
+            raise TypeError(f"{what} must map weight paths to tensors, got {type(tensors).__name__}")
+        paths = [w.path for w in self.weights]
+        missing = [p for p in paths if p not in tensors]
+        extra = [p for p in tensors if p not in paths]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(missing))
+            if extra:
+                parts.append("not weights of the network: " + ", ".join(map(str, extra)))
+            raise ValueError(f"{what}: " + "; ".join(parts) + f" (the weights are {', '.join(paths)})")
+        out = []
+        for p in paths:
+            t = tensors[p]
+            if not (_is_torch(t) or isinstance(t, np.ndarray)):
+                t = np.asarray(t)
+            out.append((t, self.address(p, t, what)))
+        return out
+
+    def outputs(self, inputs, out):
+        """Tensors for the results: `out`'s (checked), or new ones like the inputs."""
+        if out is not None:
+            return self.check(out, "out")
+        result = []
+        for w, (t, _) in zip(self.weights, inputs):
+            o = t.new_empty(t.shape) if _is_torch(t) else np.empty_like(t)
+            result.append((o, self.address(w.path, o, "out")))
+        return result
