@@ -1,7 +1,9 @@
 #include "support/diagnostics.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
+#include <vector>
 
 namespace modc {
 
@@ -47,6 +49,22 @@ const char* color_of(Severity s) {
 // Longer source lines are cut to this many bytes around the caret.
 constexpr std::size_t kMaxLineShown = 200;
 
+// Control bytes (ESC, BEL, NUL, ...) never reach the terminal raw: each is shown as <U+001B>,
+// as clang does. Tabs stay (the caret line keeps them); newlines stay in messages.
+bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+
+std::string escape_byte(unsigned char c) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "<U+%04X>", c);
+    return buf;
+}
+
+std::string escaped(std::string_view text, bool keep_newlines) {
+    std::string out;
+    for (unsigned char c : text) out += is_control(c) && !(keep_newlines && c == '\n') ? escape_byte(c) : std::string(1, static_cast<char>(c));
+    return out;
+}
+
 void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d, bool color) {
     const char* bold = color ? "\033[1m" : "";
     const char* reset = color ? "\033[0m" : "";
@@ -55,8 +73,8 @@ void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d,
     } else {
         out << bold << "modc: " << reset;
     }
-    out << (color ? color_of(d.severity) : "") << label(d.severity) << ": " << reset << bold << d.message
-        << reset << '\n';
+    out << (color ? color_of(d.severity) : "") << label(d.severity) << ": " << reset << bold
+        << escaped(d.message, true) << reset << '\n';
     if (!d.loc.valid()) return;
     const SourceFile& f = sm.file(d.loc.file);
     std::string_view whole = f.line_view(d.loc.begin);
@@ -73,14 +91,23 @@ void render_one(std::ostream& out, const SourceManager& sm, const Diagnostic& d,
         line = head + std::string(whole.substr(from, to - from)) + (to < whole.size() ? "..." : "");
         start = start - from + head.size();
     }
-    out << line << '\n';
+    // The line as shown (control bytes escaped), and where each byte of it begins there.
+    std::string shown;
+    std::vector<std::size_t> column;
+    for (unsigned char c : line) {
+        column.push_back(shown.size());
+        shown += is_control(c) ? escape_byte(c) : std::string(1, static_cast<char>(c));
+    }
+    column.push_back(shown.size());
+    out << shown << '\n';
     // Keep tabs so the caret lines up under tab-indented source.
+    std::size_t caret = column[std::min(start, line.size())];
     std::string pad;
-    for (std::size_t i = 0; i < start && i < line.size(); ++i) pad += (line[i] == '\t' ? '\t' : ' ');
+    for (std::size_t i = 0; i < caret; ++i) pad += (shown[i] == '\t' ? '\t' : ' ');
     std::size_t width = 1;
-    if (d.loc.end > d.loc.begin) {
-        std::size_t len = d.loc.end - d.loc.begin;
-        width = std::max<std::size_t>(1, std::min(len, line.size() > start ? line.size() - start : 1));
+    if (d.loc.end > d.loc.begin && start < line.size()) {
+        std::size_t end = std::min(line.size(), start + (d.loc.end - d.loc.begin));
+        width = std::max<std::size_t>(1, column[end] - caret);
     }
     out << pad << (color ? "\033[1;32m" : "") << '^' << std::string(width - 1, '~') << reset << '\n';
 }

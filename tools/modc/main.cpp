@@ -484,7 +484,14 @@ int main(int argc, char** argv) {
     step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) {  // --help, --version
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);  // prints the usage error
+        return 1;     // every user error exits 1, usage errors included (CLI11's own codes are 100+)
+    }
     for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench, step_cmd})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
