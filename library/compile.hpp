@@ -4,6 +4,7 @@
 #include <string>
 
 #include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/schedule.hpp"
 #include "library/modc.hpp"
 
 namespace modc {
@@ -15,6 +16,11 @@ std::string read_source(const std::string& path);
 std::unique_ptr<Compilation> front_end(const std::string& name, const std::string& text, const CompileOptions& options);
 // The optimizer block named `wanted`, or the only one; throws CompileError naming the choices.
 const ast::Optimizer& choose_optimizer(const Compilation& c, const std::string& name, const std::string& wanted);
+// The kernel plan of a dual plan under options.schedule and options.leaf_schedules.
+kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options);
+// The dual plan of the weights named (by path), renumbered in their order; throws CompileError
+// for a path the network does not have.
+DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths);
 // Lowers a dual plan and builds its dualizer on options.backend.
 Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options);
 

@@ -2,6 +2,7 @@
 
 #include "library/compile.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -240,7 +241,7 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
     return make_dualizer(front_end(name, text, options)->plans.front(), options);
 }
 
-Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
+kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options) {
     const kp::Schedule* schedule = kp::find_schedule(options.schedule);
     if (!schedule) throw CompileError("unknown schedule '" + options.schedule + "'");
     std::map<std::string, const kp::Schedule*> per_leaf;
@@ -252,11 +253,33 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    kp::KernelPlan kernel_plan = kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
+    return kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
+}
 
+DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths) {
+    std::vector<std::string> all;
+    for (const auto& l : plan.leaves) all.push_back(l.path);
+    for (const auto& p : paths)
+        if (std::find(all.begin(), all.end(), p) == all.end()) {
+            std::string hint = closest_match(p, all);
+            throw CompileError("network '" + plan.network + "' has no weight '" + p + "'" +
+                               (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+    DualPlan out = plan;
+    out.leaves.clear();
+    for (const auto& l : plan.leaves)
+        if (std::find(paths.begin(), paths.end(), l.path) != paths.end()) {
+            out.leaves.push_back(l);
+            out.leaves.back().index = static_cast<int>(out.leaves.size() - 1);
+        }
+    return out;
+}
+
+Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
+    kp::KernelPlan kernel_plan = lower_for(plan, options);
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;
-    impl->schedule = schedule->name;
+    impl->schedule = kernel_plan.schedule;
     impl->dtype = options.dtype;
     impl->backend = options.backend;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});

@@ -122,6 +122,10 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
 // like it, zero before the first step; read_state/write_state copy them (checkpoints).
 struct OptimizerOptions : CompileOptions {
     std::string optimizer;  // the block to run; required when the file defines several
+    // The weights this optimizer steps (by path, any order; empty: all). A rank of a distributed
+    // step owns a share (see partition()): it compiles, keeps state for and steps only those,
+    // and weights() lists them in the network's order.
+    std::vector<std::string> owned;
 };
 
 class Optimizer {
@@ -164,5 +168,22 @@ private:
 
 Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions& options = {});
 Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options = {});
+
+// Which of N ranks dualizes each weight in a distributed step (docs/distributed.md): weights
+// balanced by the modelled flops of their maps in the kernel plan, costliest first.
+struct Partition {
+    std::string network, schedule;
+    int ranks = 1;
+    std::vector<WeightInfo> weights;  // in weight order
+    std::vector<int> owner;           // by weight
+    std::vector<double> cost;         // by weight: modelled flops of its map
+    std::vector<double> rank_cost;    // by rank
+    double imbalance = 1;             // max / mean of rank_cost
+    double round_robin_imbalance = 1; // weight i on rank i mod N, for comparison
+};
+
+// Throws CompileError (the file, an option, ranks < 1).
+Partition partition_file(const std::string& path, int ranks, const CompileOptions& options = {});
+Partition partition_text(const std::string& name, const std::string& text, int ranks, const CompileOptions& options = {});
 
 }  // namespace modc

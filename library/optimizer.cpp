@@ -126,7 +126,9 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
     auto impl = std::make_unique<Optimizer::Impl>();
     impl->name = block.name;
     impl->dtype = options.dtype;
-    impl->dualizer = std::make_unique<Dualizer>(make_dualizer(c->plans.front(), options));
+    const DualPlan& whole = c->plans.front();
+    impl->dualizer = std::make_unique<Dualizer>(
+        make_dualizer(options.owned.empty() ? whole : only_weights(whole, options.owned), options));
     for (const auto& h : plan->hypers) {
         impl->hyper_names.push_back(h.name);
         impl->hypers.push_back(h.value);

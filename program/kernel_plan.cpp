@@ -2,6 +2,7 @@
 // a Gram group's steps, flop counts, the `--emit plan` listing).
 #include "program/kernel_plan.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -72,6 +73,17 @@ int newton_schulz_steps(const Group& group) {
         if (s.kind == StepKind::IterateToConvergence) steps += 10;
     }
     return steps;
+}
+
+double matrix_cost(const Group& g) {
+    if (!orthogonalizes(g.map)) return 3.0 * static_cast<double>(g.elements());
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const Step& s) { return s.kind == StepKind::SvdPolar; });
+    return newton_schulz_flops(m, n, svd ? 10 : newton_schulz_steps(g), g.gram, g.gram_restart);
+}
+
+double member_cost(const Group& g) {
+    return orthogonalizes(g.map) ? static_cast<double>(g.slices) * matrix_cost(g) : matrix_cost(g);
 }
 
 double flops(const KernelPlan& plan) {

@@ -102,6 +102,12 @@ std::vector<GramStep> gram_steps(const Group& group);
 // schedule (which stops when it converges); 0 for svd and the closed forms.
 int newton_schulz_steps(const Group& group);
 
+// The modelled work of one matrix of the group (one item of the CPU dualizer, one slice of a
+// Conv2D kernel): its Newton-Schulz flops, an SVD weighed as 10 steps; for a closed-form map,
+// 3 flops per element of the whole leaf. And of one member (all its slices).
+double matrix_cost(const Group& group);
+double member_cost(const Group& group);
+
 // Floating-point operations of one run (the cubic schedule counted as 10 steps).
 double flops(const KernelPlan& plan);
 

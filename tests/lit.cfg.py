@@ -13,6 +13,7 @@ with open(os.environ["MODC_LIT_SITE"]) as f:
 config.substitutions.append(("%modc", site["modc"]))
 config.substitutions.append(("%examples", os.path.join(site["source_dir"], "examples")))
 config.substitutions.append(("%cases", site["shared_cases"]))
+config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("FileCheck", site["filecheck"]))
 config.environment["NO_COLOR"] = "1"
 config.test_source_root = os.path.dirname(__file__)

@@ -46,14 +46,6 @@ int gesdd(int m, int n, double* x, double* s, double* u, double* vt) {
 
 bool orthogonal(const kp::Group& g) { return orthogonalizes(g.map); }
 
-// Flops of one item, to order the work (an SVD weighed as 10 Newton-Schulz steps).
-double item_cost(const kp::Group& g) {
-    if (!orthogonal(g)) return 3.0 * static_cast<double>(g.elements());
-    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-    bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const kp::Step& s) { return s.kind == kp::StepKind::SvdPolar; });
-    return kp::newton_schulz_flops(m, n, svd ? 10 : kp::newton_schulz_steps(g), g.gram, g.gram_restart);
-}
-
 // OpenBLAS's thread count for a scope: one while items run side by side (each call then runs
 // in its caller's thread), restored afterwards. The setting is process-wide.
 class BlasThreads {
@@ -146,7 +138,7 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads)
                 k.closed.push_back(jit_->function<typename Kernels::Closed>(KernelNames::closed(g, j)));
         }
         kernels_.push_back(std::move(k));
-        double cost = item_cost(group);
+        double cost = kp::matrix_cost(group);
         for (std::size_t j = 0; j < group.members.size(); ++j)
             for (std::int64_t s = 0; s < (orthogonal(group) ? group.slices : 1); ++s) items_.push_back({g, j, s, cost});
     }

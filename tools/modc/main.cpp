@@ -53,6 +53,7 @@ struct Options {
     std::string optimizer;            // step, emit --emit step*
     std::string weights, grads, state, out_state;  // step
     std::vector<std::string> hypers;  // step
+    int ranks = 1;                    // partition
     BenchOptions bench;
     bool json = false;
     bool color = false;
@@ -264,6 +265,41 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     return 0;
 }
 
+// `modc partition`: per rank its modelled work and weights, as text or JSON.
+std::string print_partition(const Partition& p, bool json) {
+    if (json) {
+        nlohmann::json j = {{"network", p.network}, {"schedule", p.schedule}, {"ranks", p.ranks},
+                            {"imbalance", p.imbalance}, {"round_robin_imbalance", p.round_robin_imbalance}};
+        j["per_rank"] = nlohmann::json::array();
+        for (int r = 0; r < p.ranks; ++r) {
+            nlohmann::json weights = nlohmann::json::array();
+            for (std::size_t i = 0; i < p.weights.size(); ++i)
+                if (p.owner[i] == r) weights.push_back(p.weights[i].path);
+            j["per_rank"].push_back({{"rank", r}, {"flops", p.rank_cost[static_cast<std::size_t>(r)]}, {"weights", weights}});
+        }
+        j["weights"] = nlohmann::json::array();
+        for (std::size_t i = 0; i < p.weights.size(); ++i)
+            j["weights"].push_back({{"path", p.weights[i].path}, {"owner", p.owner[i]}, {"flops", p.cost[i]}});
+        return j.dump(1) + "\n";
+    }
+    std::ostringstream out;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "modelled imbalance %.3f (max / mean; round-robin: %.3f)", p.imbalance,
+                  p.round_robin_imbalance);
+    out << "partition of network " << p.network << " over " << p.ranks << " ranks, schedule " << p.schedule << ": " << buf
+        << "\n";
+    for (int r = 0; r < p.ranks; ++r) {
+        std::vector<std::string> mine;
+        for (std::size_t i = 0; i < p.weights.size(); ++i)
+            if (p.owner[i] == r) mine.push_back(p.weights[i].path);
+        std::snprintf(buf, sizeof buf, "  rank %d: %.4g flops, %zu weights:", r, p.rank_cost[static_cast<std::size_t>(r)], mine.size());
+        out << buf;
+        for (const auto& m : mine) out << " " << m;
+        out << "\n";
+    }
+    return out.str();
+}
+
 int run(const Options& o) {
     std::ifstream in(o.file, std::ios::binary);
     if (!in || std::filesystem::is_directory(o.file)) return fail("cannot read '" + o.file + "'");
@@ -323,6 +359,14 @@ int run(const Options& o) {
         if (std::string why = backend_unavailable(args.options.backend); !why.empty())
             return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
         return run_step(args, *plan);
+    }
+    if (o.command == "partition") {
+        CompileOptions co;
+        co.network = plan->network;
+        if (!parse_schedules(o.schedules, co)) return 1;
+        for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        co.gram = !o.no_gram;
+        return write(print_partition(partition_text(o.file, buffer.str(), o.ranks, co), o.json));
     }
     if (o.command == "emit" && o.emit.rfind("step", 0) == 0) {
         const ast::Optimizer& block = choose_optimizer(*c, o.file, o.optimizer);
@@ -468,6 +512,14 @@ int main(int argc, char** argv) {
     bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
+    auto* partition_cmd = app.add_subcommand("partition", "assign each weight's map to one of N ranks, balancing modelled work");
+    common(partition_cmd);
+    partition_cmd->add_option("--ranks", o.ranks, "the number of ranks")->required()->check(CLI::Range(1, 1 << 20));
+    partition_cmd->add_flag("--json", o.json, "print the partition as JSON");
+    partition_cmd->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
+    no_gram(partition_cmd);
+    partition_cmd->add_option("-o,--output", o.output, "write to this file instead of standard output");
+
     auto* step_cmd = app.add_subcommand("step", "run one step of the file's optimizer block on weights and gradients");
     common(step_cmd);
     step_cmd->add_option("--weights", o.weights, "weights by path: a .safetensors file (F32 or F64) or a directory of .npy files")
@@ -492,7 +544,7 @@ int main(int argc, char** argv) {
         app.exit(e);  // prints the usage error
         return 1;     // every user error exits 1, usage errors included (CLI11's own codes are 100+)
     }
-    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench, step_cmd})
+    for (auto* sub : {check, emit, graph, explain, dualize_cmd, bench, partition_cmd, step_cmd})
         if (sub->parsed()) o.command = sub->get_name();
     if (!o.color) o.color = ::isatty(2) && std::getenv("NO_COLOR") == nullptr;
     return run_guarded(o);
