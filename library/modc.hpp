@@ -180,6 +180,7 @@ struct Partition {
     std::vector<double> rank_cost;    // by rank
     double imbalance = 1;             // max / mean of rank_cost
     double round_robin_imbalance = 1; // weight i on rank i mod N, for comparison
+    double best_imbalance = 1;        // the least any assignment of whole weights can reach
 };
 
 // Throws CompileError (the file, an option, ranks < 1).

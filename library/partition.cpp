@@ -28,6 +28,7 @@ Partition partition_text(const std::string& name, const std::string& text, int r
     out.rank_cost = computed.rank_cost;
     out.imbalance = computed.imbalance;
     out.round_robin_imbalance = computed.round_robin_imbalance;
+    out.best_imbalance = computed.best_imbalance;
     return out;
 }
 

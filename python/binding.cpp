@@ -156,12 +156,30 @@ PYBIND11_MODULE(_modc, m) {
         "compile_optimizer",
         [](const std::string& name, const std::string& text, const std::string& optimizer, const std::string& network,
            const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
-           const std::string& dtype, bool gram, unsigned threads) {
+           const std::string& dtype, bool gram, unsigned threads, const std::vector<std::string>& owned) {
             OptimizerOptions o;
             static_cast<CompileOptions&>(o) = options_from(network, set, schedule, backend, dtype, gram, threads);
             o.optimizer = optimizer;
+            o.owned = owned;
             return compile_optimizer_text(name, text, o);
         },
         py::arg("name"), py::arg("text"), py::arg("optimizer"), py::arg("network"), py::arg("set"), py::arg("schedule"),
-        py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"));
+        py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("owned") = std::vector<std::string>{});
+
+    m.def(
+        "partition",
+        [](const std::string& name, const std::string& text, int ranks, const std::string& network,
+           const std::map<std::string, std::string>& set, const std::string& schedule, bool gram) {
+            Partition p = partition_text(name, text, ranks, options_from(network, set, schedule, "cpu", "f32", gram, 0));
+            py::list weights;
+            for (std::size_t i = 0; i < p.weights.size(); ++i)
+                weights.append(py::dict(py::arg("path") = p.weights[i].path, py::arg("owner") = p.owner[i],
+                                        py::arg("flops") = p.cost[i]));
+            return py::dict(py::arg("network") = p.network, py::arg("schedule") = p.schedule, py::arg("ranks") = p.ranks,
+                            py::arg("weights") = weights, py::arg("rank_flops") = p.rank_cost,
+                            py::arg("imbalance") = p.imbalance, py::arg("round_robin_imbalance") = p.round_robin_imbalance,
+                            py::arg("best_imbalance") = p.best_imbalance);
+        },
+        py::arg("name"), py::arg("text"), py::arg("ranks"), py::arg("network"), py::arg("set"), py::arg("schedule"),
+        py::arg("gram"));
 }

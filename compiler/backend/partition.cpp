@@ -34,6 +34,8 @@ Partition partition(const KernelPlan& plan, int ranks) {
         p.owner[leaf] = static_cast<int>(least - p.rank_cost.begin());
     }
     p.imbalance = imbalance(p.rank_cost);
+    double total = std::accumulate(p.cost.begin(), p.cost.end(), 0.0), mean = total / ranks;
+    if (total > 0) p.best_imbalance = std::max(*std::max_element(p.cost.begin(), p.cost.end()), mean) / mean;
     std::vector<double> round_robin(static_cast<std::size_t>(ranks), 0.0);
     for (std::size_t leaf = 0; leaf < plan.leaf_count; ++leaf) round_robin[leaf % static_cast<std::size_t>(ranks)] += p.cost[leaf];
     p.round_robin_imbalance = imbalance(round_robin);

@@ -19,6 +19,7 @@ struct Partition {
     std::vector<double> rank_cost;     // by rank: the sum of its weights' costs
     double imbalance = 1;              // max / mean of rank_cost (1 when perfectly even)
     double round_robin_imbalance = 1;  // the same for weight i on rank i mod N, for comparison
+    double best_imbalance = 1;         // no assignment of whole weights does better: max(costliest weight, mean) / mean
 };
 
 // Throws std::invalid_argument for ranks < 1.

@@ -269,7 +269,8 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
 std::string print_partition(const Partition& p, bool json) {
     if (json) {
         nlohmann::json j = {{"network", p.network}, {"schedule", p.schedule}, {"ranks", p.ranks},
-                            {"imbalance", p.imbalance}, {"round_robin_imbalance", p.round_robin_imbalance}};
+                            {"imbalance", p.imbalance}, {"round_robin_imbalance", p.round_robin_imbalance},
+                            {"best_imbalance", p.best_imbalance}};
         j["per_rank"] = nlohmann::json::array();
         for (int r = 0; r < p.ranks; ++r) {
             nlohmann::json weights = nlohmann::json::array();
@@ -284,8 +285,8 @@ std::string print_partition(const Partition& p, bool json) {
     }
     std::ostringstream out;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "modelled imbalance %.3f (max / mean; round-robin: %.3f)", p.imbalance,
-                  p.round_robin_imbalance);
+    std::snprintf(buf, sizeof buf, "modelled imbalance %.3f (max / mean; round-robin: %.3f; at best %.3f)", p.imbalance,
+                  p.round_robin_imbalance, p.best_imbalance);
     out << "partition of network " << p.network << " over " << p.ranks << " ranks, schedule " << p.schedule << ": " << buf
         << "\n";
     for (int r = 0; r < p.ranks; ++r) {
