@@ -137,6 +137,11 @@ ast::File parse(const SourceManager& sources, std::uint32_t file_id, Diagnostics
     namespace x3 = boost::spirit::x3;
     const std::string& text = sources.file(file_id).text();
     ast::File file;
+    // Text handed over whole (the API's compile from text) meets the limit on files here.
+    if (text.size() > kMaxSourceBytes) {
+        diags.error(Loc{file_id, 0, 0}, source_too_large_message("the source text (" + std::to_string(text.size()) + " bytes)"));
+        return file;
+    }
     if (!check_nesting(text, file_id, diags)) return file;
 
     grammar::ParseState state{text.begin(), text.end(), file_id, &file};

@@ -158,11 +158,9 @@ void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* upda
 }
 
 std::string read_source(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw CompileError("cannot read '" + path + "'");
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
+    std::string text, error;
+    if (!read_source_file(path, text, error)) throw CompileError(error);
+    return text;
 }
 
 Dualizer compile_file(const std::string& path, const CompileOptions& options) {

@@ -1,6 +1,9 @@
 #include "support/source.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <sys/stat.h>
 
 namespace modc {
 
@@ -44,6 +47,39 @@ std::string SourceFile::slice(Loc loc) const {
     auto b = std::min<std::size_t>(loc.begin, text_.size());
     auto e = std::min<std::size_t>(std::max(loc.end, loc.begin), text_.size());
     return text_.substr(b, e - b);
+}
+
+std::string source_too_large_message(const std::string& what) {
+    return what + " is larger than modc's limit of " + std::to_string(kMaxSourceBytes >> 20) + " MiB for a source file";
+}
+
+bool read_source_file(const std::string& path, std::string& text, std::string& error) {
+    text.clear();
+    struct stat st {};
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+    if (!f || ::fstat(::fileno(f.get()), &st) != 0 || S_ISDIR(st.st_mode)) {
+        error = "cannot read '" + path + "'";
+        return false;
+    }
+    // Read in pieces up to one byte past the limit: the size of a pipe or a device is unknown.
+    char buffer[1 << 16];
+    for (;;) {
+        std::size_t want = std::min(sizeof buffer, kMaxSourceBytes + 1 - text.size());
+        std::size_t got = std::fread(buffer, 1, want, f.get());
+        text.append(buffer, got);
+        if (text.size() > kMaxSourceBytes) {
+            text.clear();
+            error = source_too_large_message("'" + path + "'");
+            return false;
+        }
+        if (got < want) break;
+    }
+    if (std::ferror(f.get())) {
+        text.clear();
+        error = "cannot read '" + path + "'";
+        return false;
+    }
+    return true;
 }
 
 std::uint32_t SourceManager::add(std::string name, std::string text) {

@@ -42,6 +42,15 @@ private:
     std::vector<std::uint32_t> line_ends_;  // where each line's text stops: its '\n' or first '\r'
 };
 
+// The largest source file modc reads (a .mod file is a few kilobytes): larger ones, and files
+// that never end (/dev/zero), are refused after reading this many bytes.
+inline constexpr std::size_t kMaxSourceBytes = std::size_t(16) << 20;
+
+// The text of the file at `path`, read whole; false with `error` set ("cannot read 'PATH'", or
+// the limit above) when it cannot be read or is larger than kMaxSourceBytes.
+bool read_source_file(const std::string& path, std::string& text, std::string& error);
+std::string source_too_large_message(const std::string& what);
+
 // Owns every source of a compilation; file ids start at 1 so that Loc{} is "no location".
 class SourceManager {
 public:

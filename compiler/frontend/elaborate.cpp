@@ -39,6 +39,11 @@ struct TooLarge {
     Loc loc;
 };
 
+// Thrown when elaboration spends more than kMaxElaborationSteps; reported once, at the network.
+struct TooMuchWork {
+    Loc loc;
+};
+
 const std::set<std::string> kBuiltins = {"tare"};
 
 std::string what(const Value& v) { return v.is_number() ? "a number" : "a module"; }
@@ -57,12 +62,43 @@ private:
     std::vector<const ast::Definition*> call_stack_;
     std::vector<Loc> call_sites_;  // where each definition on call_stack_ (after the network) was called
     std::size_t modules_ = 0;
+    // The work budget, for the whole file: every expression evaluated and every module built or
+    // copied costs a step, whatever the result. Work that ends in an error counts too, so that a
+    // subtree whose errors stop it from building modules (definitions past the call depth, or
+    // numbers only) still runs out of budget instead of being walked 2^64 times.
+    // Steps are roughly 0.1 us each: exact arithmetic costs one per two bits of its operands (a
+    // product of two 4000-bit rationals takes about 200 us), a diagnostic one per byte.
+    std::size_t steps_ = 0;
+    bool budgeted_ = false;  // inside network(), where TooMuchWork is caught
     int fresh_ = 0;
+
+    void spend(std::size_t steps, Loc loc) {
+        steps_ += steps;
+        if (steps_ > kMaxElaborationSteps) throw TooMuchWork{loc};
+    }
+    void spend_on_numbers(const Rational& a, const Rational& b, Loc loc) {
+        spend(1 + (bit_size(a) + bit_size(b)) / 2, loc);
+    }
+    void spend_on_message(std::size_t bytes, Loc loc) {
+        if (budgeted_) spend(bytes + 100, loc);  // declarations are checked once, outside the budget
+    }
 
     // Diagnostics found while expanding definitions carry a note per call, innermost first, so
     // that an error in a definition's body names the call that led to it.
-    Diagnostic& error(Loc loc, std::string message) { return with_calls(diags_.error(loc, std::move(message))); }
-    Diagnostic& warning(Loc loc, std::string message) { return with_calls(diags_.warning(loc, std::move(message))); }
+    // A duplicate (the same error reached again, e.g. through two uses of one def) is dropped by
+    // Diagnostics; it gets no notes either, which keeps a walk that reaches it often cheap.
+    Diagnostic& error(Loc loc, std::string message) {
+        std::size_t before = diags_.error_count();
+        spend_on_message(message.size(), loc);
+        Diagnostic& d = diags_.error(loc, std::move(message));
+        return diags_.error_count() == before ? d : with_calls(d);
+    }
+    Diagnostic& warning(Loc loc, std::string message) {
+        std::size_t before = diags_.warning_count();
+        spend_on_message(message.size(), loc);
+        Diagnostic& d = diags_.warning(loc, std::move(message));
+        return diags_.warning_count() == before ? d : with_calls(d);
+    }
     Diagnostic& with_calls(Diagnostic& d);
 
     Loc declared_at(const std::string& name) const;
@@ -108,12 +144,17 @@ private:
 
 NodePtr Elaborator::counted(NodePtr node) {
     if (++modules_ > kMaxModules) throw TooLarge{node->loc};
+    // Building it summed its children's masses and multiplied their sensitivities; later stages
+    // compute with its numbers again.
+    spend_on_numbers(node->mass, node->sensitivity, node->loc);
     return node;
 }
 
 NodePtr Elaborator::copy_of(const NodePtr& node, Loc loc) {
-    modules_ += ir::count_nodes(*node);
+    std::size_t size = ir::count_nodes(*node);
+    modules_ += size;
     if (modules_ > kMaxModules) throw TooLarge{loc};
+    spend(size, loc);
     return ir::clone(*node);
 }
 
@@ -212,6 +253,7 @@ std::vector<std::string> Elaborator::names_in_scope(const Env& env) const {
 }
 
 Value Elaborator::eval(const Expr& e, const Env& env) {
+    spend(1, e.loc);
     switch (e.kind) {
         case ExprKind::Number: {
             auto n = parse_decimal(e.text);
@@ -219,6 +261,7 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
                 error(e.loc, "number '" + e.text + "' is out of range");
                 return Value::error();
             }
+            spend_on_numbers(*n, 0, e.loc);
             return Value::of(*n, e.loc);
         }
         case ExprKind::Name:
@@ -238,7 +281,10 @@ Value Elaborator::eval(const Expr& e, const Env& env) {
         case ExprKind::Tuple: return eval_tuple(e, env);
         case ExprKind::Negate: {
             Value v = eval(*e.operands[0], env);
-            if (v.is_number()) return Value::of(-v.number, e.loc);
+            if (v.is_number()) {
+                spend_on_numbers(v.number, 0, e.loc);
+                return Value::of(-v.number, e.loc);
+            }
             if (v.is_module()) return Value::of(scaled(std::move(v.module), -1, e.ops[0].loc, false), e.loc);
             return v;
         }
@@ -304,6 +350,7 @@ Value Elaborator::eval_sum(const Expr& e, const Env& env) {
     if (first.is_number()) {
         Rational sum = first.number;
         for (std::size_t i = 1; i < operands.size(); ++i) {
+            spend_on_numbers(sum, operands[i].number, e.loc);
             sum = e.ops[i - 1].symbol == "+" ? sum + operands[i].number : sum - operands[i].number;
             if (!small_enough(sum, e.loc)) return Value::error();
         }
@@ -344,6 +391,7 @@ Value Elaborator::eval_product(const Expr& e, const Env& env) {
             error(e.operands[i]->loc, "division by zero");
             acc = Value::error();
         } else if (acc.is_number() && rhs.is_number()) {
+            spend_on_numbers(acc.number, rhs.number, loc);
             acc = Value::of(divide ? acc.number / rhs.number : acc.number * rhs.number, loc);
             if (!small_enough(acc.number, loc)) acc = Value::error();
         } else {
@@ -388,6 +436,9 @@ Value Elaborator::eval_power(const Expr& e, const Env& env) {
         return Value::error();
     }
     if (base.is_number()) {
+        // The result has about bit_size(base) * |exponent| bits; power() refuses past 2 * kMaxBits.
+        Rational bits = Rational(bit_size(base.number)) * abs(exponent.number);
+        spend(1 + (bits > Rational(2 * kMaxBits) ? 2 * kMaxBits : bits.convert_to<std::size_t>()) / 2, e.loc);
         auto result = power(base.number, boost::multiprecision::numerator(exponent.number));
         if (!result) {
             error(e.loc, base.number == 0 ? "zero cannot be raised to a negative power"
@@ -448,7 +499,9 @@ Value Elaborator::call(const std::string& name, Loc name_loc, const std::vector<
     if (auto d = defs_.find(name); d != defs_.end()) return call_definition(*d->second, args, site, env);
     if (auto p = primitives_.find(name); p != primitives_.end()) return instantiate(*p->second, args, site, env);
     std::string msg = "unknown name '" + name + "'";
-    std::string hint = closest_match(name, names_in_scope(env));
+    std::vector<std::string> names = names_in_scope(env);
+    spend(names.size(), name_loc);  // the suggestion compares the name with each
+    std::string hint = closest_match(name, names);
     if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
     auto& d = error(name_loc, msg);
     if (!hint.empty() && declared_at(hint).valid()) Diagnostics::note(d, declared_at(hint), "'" + hint + "' is declared here");
@@ -500,6 +553,7 @@ Elaborator::Binding Elaborator::bind(const std::string& callee, Loc decl_loc, co
         } else {
             std::vector<std::string> names(extra_keywords.begin(), extra_keywords.end());
             for (const auto& p : params) names.push_back(p.name);
+            spend(names.size(), arg.keyword_loc);
             std::string hint = closest_match(*arg.keyword, names);
             error(arg.keyword_loc, "'" + callee + "' has no parameter '" + *arg.keyword + "'" +
                                               (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
@@ -582,6 +636,7 @@ std::optional<Rational> Elaborator::number_in(const Expr& e, const Env& env, con
 }
 
 std::optional<Pattern> Elaborator::pattern(const Expr& e, const Env& local, const ast::Primitive& p) {
+    spend(1, e.loc);
     if (e.kind == ExprKind::Tuple) {
         std::vector<Pattern> items;
         for (const auto& item : e.operands) {
@@ -605,6 +660,7 @@ std::optional<Pattern> Elaborator::pattern(const Expr& e, const Env& local, cons
 Value Elaborator::instantiate(const ast::Primitive& p, const std::vector<ast::Arg>& args, const Expr& site,
                               const Env& env) {
     std::set<std::string> extras = p.is_atom ? std::set<std::string>{"mass", "norm"} : std::set<std::string>{};
+    spend(p.params.size() + p.fields.size(), site.loc);  // the lookups below
     Binding b = bind(p.name, p.name_loc, p.params, args, extras, site, env);
     std::vector<std::string> names;
     std::vector<Rational> values;
@@ -744,6 +800,8 @@ Value Elaborator::tare(const std::vector<ast::Arg>& args, const Expr& site, cons
         return Value::error();
     }
     NodePtr m = module.module;
+    // scale_masses multiplies the mass of every node by the factor.
+    spend(ir::count_nodes(*m) * (1 + (bit_size(m->mass) + bit_size(mass.number)) / 2), site.loc);
     if (m->mass == 0) {
         if (mass.number != 0) {
             error(args[0].value->loc, "cannot tare a module of mass 0 to mass " + to_string(mass.number) +
@@ -759,37 +817,51 @@ Value Elaborator::tare(const std::vector<ast::Arg>& args, const Expr& site, cons
 std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
                                                const std::map<std::string, Rational>& overrides) {
     std::size_t errors_before = diags_.error_count();
+    std::size_t steps_before = std::min(steps_, kMaxElaborationSteps);
     modules_ = 0;
-    Env env;
-    for (const auto& p : def.params) {
-        if (auto it = overrides.find(p.name); it != overrides.end()) {
-            env[p.name] = Value::of(it->second, p.loc);
-        } else if (p.default_value) {
-            env[p.name] = eval(*p.default_value, env);
-            if (!check_type(p, env[p.name], p.default_value->loc, def.name)) env[p.name] = Value::error();
-        } else {
-            error(p.loc, "parameter '" + p.name + "' of network '" + def.name +
-                                    "' has no default; give it one or set it with --set " + p.name + "=VALUE");
-            env[p.name] = Value::error();
-        }
-    }
-    for (const auto& [name, _] : overrides)
-        if (std::none_of(def.params.begin(), def.params.end(), [&](const ast::Param& p) { return p.name == name; }))
-            error(def.name_loc, "network '" + def.name + "' has no parameter '" + name + "' to set");
+    call_stack_ = {&def};
+    call_sites_.clear();
     Value body;
+    budgeted_ = true;
     try {
-        call_stack_ = {&def};
-        call_sites_.clear();
+        Env env;
+        for (const auto& p : def.params) {
+            if (auto it = overrides.find(p.name); it != overrides.end()) {
+                env[p.name] = Value::of(it->second, p.loc);
+            } else if (p.default_value) {
+                env[p.name] = eval(*p.default_value, env);
+                if (!check_type(p, env[p.name], p.default_value->loc, def.name)) env[p.name] = Value::error();
+            } else {
+                error(p.loc, "parameter '" + p.name + "' of network '" + def.name +
+                                 "' has no default; give it one or set it with --set " + p.name + "=VALUE");
+                env[p.name] = Value::error();
+            }
+        }
+        for (const auto& [name, _] : overrides)
+            if (std::none_of(def.params.begin(), def.params.end(), [&](const ast::Param& p) { return p.name == name; }))
+                error(def.name_loc, "network '" + def.name + "' has no parameter '" + name + "' to set");
         body = eval(*def.body, env);
     } catch (const TooLarge& t) {
+        budgeted_ = false;
         auto& d = error(def.name_loc, "network '" + def.name + "' grows past modc's limit of " +
                                                  std::to_string(kMaxModules) + " modules");
         Diagnostics::note(d, t.loc, "the limit is reached here");
         return std::nullopt;
+    } catch (const TooMuchWork& t) {
+        budgeted_ = false;
+        auto& d = error(def.name_loc, "network '" + def.name + "' takes more than modc's limit of " +
+                                          std::to_string(kMaxElaborationSteps) + " steps to elaborate");
+        Diagnostics::note(d, t.loc, "the limit is reached here");
+        if (steps_before > 0)
+            Diagnostics::note(d, def.name_loc, "the limit holds for the whole file; the networks before this one took " +
+                                                   std::to_string(steps_before) + " steps");
+        return std::nullopt;
     } catch (const ir::NumberTooLarge& t) {
+        budgeted_ = false;
         error(t.loc, "the " + t.what + " of this module is too large to compute exactly");
         return std::nullopt;
     }
+    budgeted_ = false;
     call_stack_.clear();
     if (body.is_number()) {
         error(def.body->loc, "network '" + def.name + "' must describe a module, but its body is a number");

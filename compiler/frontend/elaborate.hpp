@@ -19,6 +19,11 @@ struct ElaborateOptions {
 // Limits that keep any input from costing unbounded time or memory.
 inline constexpr std::size_t kMaxModules = 1000000;
 inline constexpr int kMaxCallDepth = 64;
+// The work budget of elaboration, for a whole file: each expression evaluated, each module
+// built or copied, each bit of exact arithmetic and each byte of a diagnostic costs steps, also
+// where the work ends in an error. A network of a million modules takes 3 to 25 million steps;
+// the whole budget runs out in a few seconds whatever the input.
+inline constexpr std::size_t kMaxElaborationSteps = 32000000;
 
 // The networks of `file`, with the primitives of `prelude` in scope. Errors go to `diags`; a
 // network with errors is left out of the result. Feature sizes and leaf names are not yet

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -431,4 +432,76 @@ TEST_CASE("robustness: the binary survives what the library does", "[robustness]
         CHECK(output.find(std::string(c.name) + ":1:") != std::string::npos);
         CHECK(output.find(c.message) != std::string::npos);
     }
+}
+
+TEST_CASE("robustness: work that ends in errors still spends the elaboration budget", "[robustness][large]") {
+    // Issue 15: definitions that call the one before twice, 65 deep. Past the call depth every
+    // call is an error that builds no module, so only a budget that counts the work of failed
+    // calls stops the 2^64 of them.
+    auto chain = [](const std::string& base, int depth, const std::string& op) {
+        std::string text = "def f0(x) = " + base + "\n";
+        for (int i = 1; i <= depth; ++i)
+            text += "def f" + std::to_string(i) + "(x) = f" + std::to_string(i - 1) + "(x) " + op + " f" +
+                    std::to_string(i - 1) + "(x)\n";
+        return text;
+    };
+    const std::string limit = "network 'n' takes more than modc's limit of " + std::to_string(kMaxElaborationSteps) +
+                              " steps to elaborate";
+    within(5, "65 levels of calls past the call depth", [&] {
+        for (const char* base : {"ReLU", "Linear(x, x)"}) {
+            auto c = survive(chain(base, 65, "@") + "network n = f65(4)\n", true);
+            std::set<std::string> messages;
+            for (const auto& d : c->diags.all()) messages.insert(d.message);
+            CHECK(messages == std::set<std::string>{limit, "definitions nest more than 64 calls deep"});
+        }
+    });
+    within(10, "2^60 additions of numbers", [&] {
+        auto c = survive(chain("x + 1", 60, "+") + "network n = Linear(4, 4) * f60(1)\n", true);
+        REQUIRE(c->diags.error_count() == 1);
+        CHECK(c->diags.all()[0].message == limit);
+    });
+    within(10, "2^60 operations on numbers of thousands of bits", [&] {
+        auto c = survive(chain("x * 3^2500 / 5^1700 * 5^1700 / 3^2500", 60, "-") + "network n = Linear(4, 4) * f60(1)\n",
+                         true);
+        REQUIRE(c->diags.error_count() == 1);
+        CHECK(c->diags.all()[0].message == limit);
+    });
+    within(10, "the budget holds for the whole file", [&] {
+        auto c = survive(chain("x + 1", 60, "+") + "network n = Linear(4, 4) * f60(1)\nnetwork m = ReLU\n", true);
+        REQUIRE(c->diags.error_count() == 2);
+        bool noted = false;
+        for (const auto& d : c->diags.all())
+            for (const auto& n : d.notes) noted |= n.message.rfind("the limit holds for the whole file", 0) == 0;
+        CHECK(noted);
+    });
+}
+
+TEST_CASE("robustness: a network near the module limit fits the elaboration budget", "[robustness][large]") {
+    // 2^18 Conv2D atoms with a mass given as a fraction, in a tree of tuples: 524287 modules of
+    // the costliest standard atom, about 13.6 million steps. Half the module limit takes under
+    // half the budget, so that a network the module limit allows is not refused for its work.
+    std::string text = "def f0 = Conv2D(4, 4, 3, mass = 2/3)\n";
+    for (int i = 1; i <= 18; ++i)
+        text += "def f" + std::to_string(i) + " = (f" + std::to_string(i - 1) + ", f" + std::to_string(i - 1) + ")\n";
+    text += "network n = f18\n";
+    auto c = compile_source("input.mod", text, {}, Stage::IR);
+    INFO(c->diags.render());
+    CHECK(!c->diags.has_errors());
+    CHECK(c->networks.size() == 1);
+}
+
+TEST_CASE("robustness: a source text over 16 MiB is refused", "[robustness][large]") {
+    std::string text(kMaxSourceBytes + 1, ' ');
+    auto c = compile_source("input.mod", text);
+    REQUIRE(c->diags.error_count() == 1);
+    CHECK(c->diags.all()[0].message ==
+          "the source text (16777217 bytes) is larger than modc's limit of 16 MiB for a source file");
+    std::string read, error;
+    CHECK_FALSE(read_source_file("/dev/zero", read, error));
+    CHECK(error == "'/dev/zero' is larger than modc's limit of 16 MiB for a source file");
+    CHECK(read.empty());
+    CHECK_FALSE(read_source_file(MODC_SOURCE_DIR, read, error));
+    CHECK(error == "cannot read '" MODC_SOURCE_DIR "'");
+    CHECK(read_source_file(MODC_SOURCE_DIR "/examples/mlp.mod", read, error));
+    CHECK(read.find("network mlp") != std::string::npos);
 }

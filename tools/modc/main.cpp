@@ -302,10 +302,8 @@ std::string print_partition(const Partition& p, bool json) {
 }
 
 int run(const Options& o) {
-    std::ifstream in(o.file, std::ios::binary);
-    if (!in || std::filesystem::is_directory(o.file)) return fail("cannot read '" + o.file + "'");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
+    std::string source, read_error;
+    if (!read_source_file(o.file, source, read_error)) return fail(read_error);
 
     ElaborateOptions eo;
     if (!parse_sets(o.sets, eo.overrides)) return 1;
@@ -313,7 +311,7 @@ int run(const Options& o) {
     Stage until = o.command == "emit" && o.emit == "ast" ? Stage::Parse
                   : o.command == "graph" || (o.command == "emit" && o.emit == "ir") ? Stage::IR
                                                                                     : Stage::Dual;
-    auto c = compile_source(o.file, buffer.str(), eo, until);
+    auto c = compile_source(o.file, source, eo, until);
     c->diags.render(std::cerr, o.color);
     if (c->diags.has_errors()) return 1;
 
@@ -348,9 +346,9 @@ int run(const Options& o) {
         }
         return write(*text);
     }
-    if (o.command == "dualize") return dualize(o, buffer.str(), *plan);
+    if (o.command == "dualize") return dualize(o, source, *plan);
     if (o.command == "step") {
-        StepArgs args{o.file, buffer.str(), o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
+        StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
         args.options.optimizer = o.optimizer;
         args.options.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
         if (!parse_schedules(o.schedules, args.options)) return 1;
@@ -367,7 +365,7 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         co.gram = !o.no_gram;
-        return write(print_partition(partition_text(o.file, buffer.str(), o.ranks, co), o.json));
+        return write(print_partition(partition_text(o.file, source, o.ranks, co), o.json));
     }
     if (o.command == "emit" && o.emit.rfind("step", 0) == 0) {
         const ast::Optimizer& block = choose_optimizer(*c, o.file, o.optimizer);
@@ -399,7 +397,7 @@ int run(const Options& o) {
         // For Cuda the compile time includes NVRTC, or reading its disk cache.
         try {
             auto start = std::chrono::steady_clock::now();
-            Dualizer dualizer = compile_source_text(o.file, buffer.str(), co);
+            Dualizer dualizer = compile_source_text(o.file, source, co);
             double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             return write(run_bench(dualizer, seconds, o.bench));
         } catch (const BackendError& e) {  // the GPU failed: a driver, NVRTC or cuBLAS error
