@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <sstream>
@@ -32,6 +33,9 @@ std::string fmt(const char* format, double v) {
 
 std::int64_t align8(std::int64_t n) { return (n + 7) / 8 * 8; }
 
+// NormalizeRows: the kernel that turns each row's sums of squares into 1 / its norm.
+std::string rownorm_name(std::size_t g) { return "g" + std::to_string(g) + "_rownorm"; }
+
 class Generator {
 public:
     Generator(const kp::KernelPlan& plan, const CudaOptions& options) : plan_(plan), o_(options) {
@@ -40,6 +44,7 @@ public:
         t_ = f32_ ? "float" : "double";
         storage_t_ = bf16_ ? "unsigned short" : t_;
         size_ = f32_ ? 4 : 8;
+        slots_ = f32_ ? 1 : 3;
         p_.network = plan.network;
         p_.schedule = plan.schedule;
         p_.type = o_.type;
@@ -50,6 +55,7 @@ public:
 
     Program run() {
         header();
+        ssq_helpers();
         for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
             const auto& group = plan_.groups[g];
             for (const auto& m : group.members) p_.leaf_elements[static_cast<std::size_t>(m.leaf)] = group.elements();
@@ -73,6 +79,7 @@ private:
     std::string t_;        // the compute type
     std::string storage_t_;  // the element type of gradients and updates
     std::int64_t size_ = 4;
+    std::int64_t slots_ = 1;  // doubles per sum of squares: 1 in f32, 3 in f64 (see ssq_helpers)
     std::ostringstream src_;
     std::ostringstream listing_;
     bool listing_on_ = true;
@@ -90,6 +97,18 @@ private:
         return s;
     }
     std::string sqrt_fn() const { return f32_ ? "sqrtf" : "sqrt"; }
+    // A double literal (sums of squares, norms and the factors made from them are doubles).
+    static std::string wide(double v) {
+        std::string s = fmt("%.17g", v);
+        if (s.find_first_of(".en") == std::string::npos) s += ".0";
+        return s;
+    }
+    // A double value back to the compute type.
+    std::string from_wide(const std::string& value) const { return f32_ ? "(float)(" + value + ")" : value; }
+    // Where sum of squares number `index` starts in a `double* sums`.
+    std::string ssq_at(const std::string& index) const {
+        return slots_ == 1 ? index : num(slots_) + " * " + (index.find_first_of(" +-*/") == std::string::npos ? index : "(" + index + ")");
+    }
     std::string fabs_fn() const { return f32_ ? "fabsf" : "fabs"; }
     static std::string num(std::int64_t v) { return std::to_string(v); }
     // The index type of a loop over `count` elements: int where it fits.
@@ -138,6 +157,62 @@ private:
                  << "    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x0040u);\n"
                  << "    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
                  << "}\n";
+    }
+
+    // The 2-norms that normalise (||G||_F, each row or column, the whole gradient) from sums of
+    // squares that neither overflow nor underflow, kept in doubles: modc_ssq_add adds v^2 to a
+    // thread's partial sums, modc_ssq_flush adds those to the shared ones with atomics,
+    // modc_ssq_norm takes the square root. An f32 value is squared in double, where even
+    // 3.4e38^2 and 1e-45^2 stay in range: one sum. f64 squares can leave the range (1e+160 and
+    // 1e-160 do), so f64 keeps three sums as LAPACK's dnrm2 does (Blue's algorithm): of the small
+    // values scaled up by 2^537, the medium ones as they are, and the large ones scaled down by
+    // 2^-538; the norm combines them. Fixed scales let threads add their partial sums with atomics.
+    void ssq_helpers() {
+        const std::string v = f32_ ? "float" : "double";
+        src_ << "\n// Sums of squares for the 2-norms, in double: "
+             << (f32_ ? "an f32 value squared in double cannot overflow or underflow.\n"
+                      : "small, medium and large values apart, scaled so that no square\n// overflows or underflows "
+                        "(Blue's algorithm, as LAPACK's dnrm2).\n");
+        if (f32_) {
+            src_ << "__device__ __forceinline__ void modc_ssq_add(double* acc, float v) {\n"
+                 << "    const double w = v;\n"
+                 << "    acc[0] += w * w;\n"
+                 << "}\n"
+                 << "__device__ __forceinline__ void modc_ssq_flush(double* sums, const double* acc) {\n"
+                 << "    if (acc[0] != 0.0) atomicAdd(&sums[0], acc[0]);\n"
+                 << "}\n"
+                 << "__device__ __forceinline__ double modc_ssq_norm(const double* s) { return sqrt(s[0]); }\n";
+            return;
+        }
+        const std::string tsml = wide(std::ldexp(1.0, -511)), tbig = wide(std::ldexp(1.0, 486));
+        const std::string ssml = wide(std::ldexp(1.0, 537)), sbig = wide(std::ldexp(1.0, -538));
+        const std::string unsml = wide(std::ldexp(1.0, -537)), unbig = wide(std::ldexp(1.0, 538));
+        src_ << "__device__ __forceinline__ void modc_ssq_add(double* acc, double v) {\n"
+             << "    const double a = fabs(v);\n"
+             << "    if (a > " << tbig << ") {  // 2^486\n"
+             << "        const double w = v * " << sbig << ";  // 2^-538\n"
+             << "        acc[2] += w * w;\n"
+             << "    } else if (a < " << tsml << ") {  // 2^-511\n"
+             << "        const double w = v * " << ssml << ";  // 2^537\n"
+             << "        acc[0] += w * w;\n"
+             << "    } else {\n"
+             << "        acc[1] += v * v;\n"
+             << "    }\n"
+             << "}\n"
+             << "__device__ __forceinline__ void modc_ssq_flush(double* sums, const double* acc) {\n"
+             << "    if (acc[0] != 0.0) atomicAdd(&sums[0], acc[0]);\n"
+             << "    if (acc[1] != 0.0) atomicAdd(&sums[1], acc[1]);\n"
+             << "    if (acc[2] != 0.0) atomicAdd(&sums[2], acc[2]);\n"
+             << "}\n"
+             << "// sml holds the small squares times 2^1074, big the large ones times 2^-1076. Once there\n"
+             << "// is a medium value, med >= 2^-1022, so the small ones, scaled back (rounded where they\n"
+             << "// become subnormal), move it by a rounding at most; next to a large one, both others do.\n"
+             << "__device__ __forceinline__ double modc_ssq_norm(const double* s) {\n"
+             << "    const double sml = s[0], med = s[1], big = s[2];\n"
+             << "    if (big > 0.0) return sqrt(big + (med * " << sbig << ") * " << sbig << ") * " << unbig << ";\n"
+             << "    if (med != 0.0) return sqrt(med + (sml * " << unsml << ") * " << unsml << ");  // also for NaN\n"
+             << "    return sqrt(sml) * " << unsml << ";\n"
+             << "}\n";
     }
 
     void comment(const std::string& text) { src_ << "\n// " << text << "\n"; }
@@ -222,9 +297,11 @@ private:
         }
         MODC_ASSERT(normalize != nullptr, "an orthogonalising group starts with normalize");
 
-        // Scratch: sums[B]; with convergence also acc[2B] (||dX||^2, ||X||^2) and done[B].
-        const std::int64_t acc_at = align8(B * size_), done_at = align8(acc_at + 2 * B * size_);
-        need(Buffer::Scratch, converge ? done_at + 4 * B : B * size_);
+        // Scratch: sums[B] (each `slots_` doubles); with convergence also acc[2B] (||dX||^2,
+        // ||X||^2) and done[B].
+        const std::int64_t sums_bytes = B * slots_ * 8;
+        const std::int64_t acc_at = align8(sums_bytes), done_at = align8(acc_at + 2 * B * size_);
+        need(Buffer::Scratch, converge ? done_at + 4 * B : sums_bytes);
         need(Buffer::X, B * MN * size_);
         need(Buffer::Y, B * MN * size_);
         need(Buffer::A, B * MM * size_);
@@ -243,9 +320,10 @@ private:
         // g_clear
         src_ << "\n// Zero the sums of squares" << (converge ? " and the convergence state" : "") << ".\n";
         begin(CudaKernelNames::clear(gi), origin,
-              ptr("sums") + (converge ? ", " + ptr("acc") + ", unsigned int* __restrict__ done" : ""));
+              "double* __restrict__ sums" + (converge ? ", " + ptr("acc") + ", unsigned int* __restrict__ done" : ""));
         loop("b", B);
-        src_ << "        sums[b] = " << real(0) << ";\n";
+        for (std::int64_t k = 0; k < slots_; ++k)
+            src_ << "        sums[" << ssq_at("b") << (k ? " + " + num(k) : "") << "] = 0.0;\n";
         if (converge) src_ << "        acc[2 * b] = " << real(0) << ";\n        acc[2 * b + 1] = " << real(0) << ";\n        done[b] = 0u;\n";
         src_ << "    }\n";
         end();
@@ -260,28 +338,28 @@ private:
         const std::string slice = S > 1 ? " * " + num(S) + " + slice" : "";
         src_ << "\n// sums[slice] += the squares of one " << g.rows << " x " << g.cols << " gradient"
              << (S > 1 ? " slice (kernel position blockIdx.y of " + num(S) + ")" : "") << ".\n";
-        begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
+        begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", double* __restrict__ sums");
         if (S > 1) src_ << "    const int slice = blockIdx.y;\n";
-        src_ << "    " << t_ << " acc = " << real(0) << ";\n";
+        src_ << "    double acc[" << slots_ << "] = {};\n";
         loop("i", E, E * S);
-        src_ << "        const " << t_ << " v = " << load_grad("i" + slice) << ";\n        acc += v * v;\n    }\n";
-        src_ << "    if (acc != " << real(0) << ") atomicAdd(&sums[" << (S > 1 ? "slice" : "0") << "], acc);\n";
+        src_ << "        modc_ssq_add(acc, " << load_grad("i" + slice) << ");\n    }\n";
+        src_ << "    modc_ssq_flush(sums" << (S > 1 ? " + " + ssq_at("slice") : "") << ", acc);\n";
         end();
 
         // g_normalize
         src_ << "\n// X = G / (||G||_F * " << fmt("%.17g", normalize->norm_scale) << " + " << fmt("%.17g", normalize->eps) << ")"
              << (g.transpose ? ", transposed: X is " + num(m) + " x " + num(n) : "") << "; a zero gradient gives X = 0.\n";
-        begin(KernelNames::normalize(gi), origin, grad_ptr() + ", " + ptr("x") + ", " + ptr("sums", true));
+        begin(KernelNames::normalize(gi), origin, grad_ptr() + ", " + ptr("x") + ", const double* __restrict__ sums");
         if (S > 1) src_ << "    const int slice = blockIdx.y;\n    x += " << product("slice", MN, S * MN) << ";\n";
-        src_ << "    const " << t_ << " d = " << sqrt_fn() << "(sums[" << (S > 1 ? "slice" : "0") << "]) * "
-             << real(normalize->norm_scale) << " + " << real(normalize->eps) << ";\n";
-        src_ << "    const " << t_ << " inv = d == " << real(0) << " ? " << real(0) << " : " << real(1) << " / d;\n";
+        src_ << "    const double d = modc_ssq_norm(sums" << (S > 1 ? " + " + ssq_at("slice") : "") << ") * "
+             << wide(normalize->norm_scale) << " + " << wide(normalize->eps) << ";\n";
+        src_ << "    const double inv = d == 0.0 ? 0.0 : 1.0 / d;\n";
         loop("i", E, E * S);
         if (g.transpose) {
             src_ << "        const " << index_type(E * S) << " row = i / " << g.cols << ", col = i % " << g.cols << ";\n";
-            src_ << "        x[col * " << g.rows << " + row] = " << load_grad("i" + slice) << " * inv;\n";
+            src_ << "        x[col * " << g.rows << " + row] = " << from_wide(load_grad("i" + slice) + " * inv") << ";\n";
         } else {
-            src_ << "        x[i] = " << load_grad("i" + slice) << " * inv;\n";
+            src_ << "        x[i] = " << from_wide(load_grad("i" + slice) + " * inv") << ";\n";
         }
         src_ << "    }\n";
         end();
@@ -290,9 +368,9 @@ private:
             int leaf = g.members[j].leaf;
             std::int64_t first = static_cast<std::int64_t>(j) * S;
             launch(CudaKernelNames::sumsq(gi), {reduce_grid_for(E), static_cast<unsigned>(S), 1},
-                   {grad(leaf), work(Buffer::Scratch, first)}, "||G||_F^2 of " + g.members[j].path);
+                   {grad(leaf), bytes(Buffer::Scratch, first * slots_ * 8)}, "||G||_F^2 of " + g.members[j].path);
             launch(KernelNames::normalize(gi), {grid_for(E), static_cast<unsigned>(S), 1},
-                   {grad(leaf), work(Buffer::X, first * MN), work(Buffer::Scratch, first)}, "X = G / ||G||_F");
+                   {grad(leaf), work(Buffer::X, first * MN), bytes(Buffer::Scratch, first * slots_ * 8)}, "X = G / ||G||_F");
         }
 
         // Newton-Schulz steps: kernels once per step, ops once per application.
@@ -600,15 +678,17 @@ private:
             default: break;
         }
         const bool keys = g.map == MapKind::MaxCoordinate;
+        // Sums of squares take slots_ doubles each; the keys one unsigned long long.
+        if (!keys) per_member *= slots_;
         if (per_member > 0) {
             need(Buffer::Scratch, M * per_member * 8);
             src_ << "\n// Zero the scratch of every member" << (keys ? " (keys[0]: max |g| bits, keys[1]: its first index)" : "") << ".\n";
-            begin(CudaKernelNames::clear(gi), origin, keys ? "unsigned long long* __restrict__ keys" : ptr("sums"));
+            begin(CudaKernelNames::clear(gi), origin, keys ? "unsigned long long* __restrict__ keys" : "double* __restrict__ sums");
             loop("i", M * per_member);
             if (keys)
                 src_ << "        keys[i] = i % 2 == 0 ? 0ull : ~0ull;\n    }\n";
             else
-                src_ << "        sums[i] = " << real(0) << ";\n    }\n";
+                src_ << "        sums[i] = 0.0;\n    }\n";
             end();
             launch(CudaKernelNames::clear(gi), {grid_for(M * per_member), 1, 1}, {bytes(Buffer::Scratch, 0)}, "zero the group's scratch");
         }
@@ -616,24 +696,30 @@ private:
             const std::int64_t lanes = std::min<std::int64_t>(32, cols);
             src_ << "\n// sums[row] += the squares of the row; " << lanes << " threads per row, each every " << lanes
                  << "th column.\n";
-            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
+            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", double* __restrict__ sums");
             loop("t", rows * lanes);
             std::string T = index_type(rows * lanes);
             src_ << "        const " << T << " row = t / " << lanes << ", lane = t % " << lanes << ";\n";
-            src_ << "        " << t_ << " acc = " << real(0) << ";\n";
+            src_ << "        double acc[" << slots_ << "] = {};\n";
             src_ << "        for (" << I << " col = lane; col < " << cols << "; col += " << lanes << ") {\n";
-            src_ << "            const " << t_ << " v = " << load_grad("(" + I + ")row * " + num(cols) + " + col")
-                 << ";\n            acc += v * v;\n        }\n";
-            src_ << "        if (acc != " << real(0) << ") atomicAdd(&sums[row], acc);\n    }\n";
+            src_ << "            modc_ssq_add(acc, " << load_grad("(" + I + ")row * " + num(cols) + " + col") << ");\n        }\n";
+            src_ << "        modc_ssq_flush(sums + " << ssq_at("row") << ", acc);\n    }\n";
+            end();
+            // The norm of each row once, not once per element.
+            src_ << "\n// sums[row] = 1 / ||row||_2 (0 for a zero row), from the row's sums of squares.\n";
+            begin(rownorm_name(gi), origin, "double* __restrict__ sums");
+            loop("row", rows);
+            src_ << "        const double norm = modc_ssq_norm(sums + " << ssq_at("row") << ");\n";
+            src_ << "        sums[" << ssq_at("row") << "] = norm == 0.0 ? 0.0 : 1.0 / norm;\n    }\n";
             end();
         }
         if (g.map == MapKind::Normalize) {
             src_ << "\n// sums[0] += the squares of the gradient.\n";
-            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", " + ptr("sums"));
-            src_ << "    " << t_ << " acc = " << real(0) << ";\n";
+            begin(CudaKernelNames::sumsq(gi), origin, grad_ptr() + ", double* __restrict__ sums");
+            src_ << "    double acc[" << slots_ << "] = {};\n";
             loop("i", E);
-            src_ << "        const " << t_ << " v = " << load_grad("i") << ";\n        acc += v * v;\n    }\n";
-            src_ << "    if (acc != " << real(0) << ") atomicAdd(&sums[0], acc);\n";
+            src_ << "        modc_ssq_add(acc, " << load_grad("i") << ");\n    }\n";
+            src_ << "    modc_ssq_flush(sums, acc);\n";
             end();
         }
         if (keys) {
@@ -664,7 +750,9 @@ private:
             if (g.map == MapKind::NormalizeRows || g.map == MapKind::Normalize)
                 launch(CudaKernelNames::sumsq(gi),
                        {reduce_grid_for(g.map == MapKind::NormalizeRows ? rows * std::min<std::int64_t>(32, cols) : E), 1, 1},
-                       {grad(leaf), work(Buffer::Scratch, at)}, "sums of squares of " + member.path);
+                       {grad(leaf), bytes(Buffer::Scratch, at * 8)}, "sums of squares of " + member.path);
+            if (g.map == MapKind::NormalizeRows)
+                launch(rownorm_name(gi), {grid_for(rows), 1, 1}, {bytes(Buffer::Scratch, at * 8)}, "1 / ||row||_2 of each row");
             if (keys) {
                 launch(CudaKernelNames::maxabs(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
                        "largest |g| of " + member.path);
@@ -683,36 +771,32 @@ private:
             src_ << "\n// update = " << fmt("%.9g", member.scale) << " * " << what << ", for weight #" << leaf << " "
                  << member.path << ".\n";
             std::string params = update_ptr() + ", " + grad_ptr();
-            if (per_member > 0) params += keys ? ", const unsigned long long* __restrict__ keys" : ", " + ptr("sums", true);
+            if (per_member > 0) params += keys ? ", const unsigned long long* __restrict__ keys" : ", const double* __restrict__ sums";
             begin(KernelNames::closed(gi, j), member.origin, params);
             switch (g.map) {
                 case MapKind::NormalizeColumns: {
                     loop("col", cols);
-                    src_ << "        " << t_ << " ss = " << real(0) << ";\n";
-                    src_ << "        for (" << I << " row = 0; row < " << rows << "; ++row) {\n";
-                    src_ << "            const " << t_ << " v = " << load_grad("row * " + num(cols) + " + col")
-                         << ";\n            ss += v * v;\n        }\n";
-                    src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(ss);\n";
-                    src_ << "        const " << t_ << " f = " << scale << " * (norm == " << real(0) << " ? " << real(0) << " : "
-                         << real(1) << " / norm);\n";
+                    src_ << "        double acc[" << slots_ << "] = {};\n";
+                    src_ << "        for (" << I << " row = 0; row < " << rows << "; ++row) modc_ssq_add(acc, "
+                         << load_grad("row * " + num(cols) + " + col") << ");\n";
+                    src_ << "        const double norm = modc_ssq_norm(acc);\n";
+                    src_ << "        const double f = " << wide(member.scale) << " * (norm == 0.0 ? 0.0 : 1.0 / norm);\n";
                     src_ << "        for (" << I << " row = 0; row < " << rows << "; ++row) update[row * " << cols
-                         << " + col] = " << narrow(load_grad("row * " + num(cols) + " + col") + " * f") << ";\n    }\n";
+                         << " + col] = " << narrow(from_wide(load_grad("row * " + num(cols) + " + col") + " * f")) << ";\n    }\n";
                     break;
                 }
                 case MapKind::NormalizeRows:
                     loop("i", E);
-                    src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(sums[i / " << cols << "]);\n";
                     src_ << "        update[i] = "
-                         << narrow(load_grad("i") + " * (" + scale + " * (norm == " + real(0) + " ? " + real(0) + " : " +
-                                   real(1) + " / norm))")
+                         << narrow(from_wide(load_grad("i") + " * (" + wide(member.scale) + " * sums[" +
+                                             ssq_at("i / " + num(cols)) + "])"))
                          << ";\n    }\n";
                     break;
                 case MapKind::Normalize:
-                    src_ << "    const " << t_ << " norm = " << sqrt_fn() << "(sums[0]);\n";
-                    src_ << "    const " << t_ << " f = " << scale << " * (norm == " << real(0) << " ? " << real(0) << " : "
-                         << real(1) << " / norm);\n";
+                    src_ << "    const double norm = modc_ssq_norm(sums);\n";
+                    src_ << "    const double f = " << wide(member.scale) << " * (norm == 0.0 ? 0.0 : 1.0 / norm);\n";
                     loop("i", E);
-                    src_ << "        update[i] = " << narrow(load_grad("i") + " * f") << ";\n    }\n";
+                    src_ << "        update[i] = " << narrow(from_wide(load_grad("i") + " * f")) << ";\n    }\n";
                     break;
                 case MapKind::Sign:
                     loop("i", E);
@@ -735,7 +819,7 @@ private:
             }
             end();
             std::vector<Operand> args{update(leaf), grad(leaf)};
-            if (per_member > 0) args.push_back(keys ? bytes(Buffer::Scratch, at * 8) : work(Buffer::Scratch, at));
+            if (per_member > 0) args.push_back(bytes(Buffer::Scratch, at * 8));
             std::int64_t count = g.map == MapKind::NormalizeColumns ? cols : E;
             launch(KernelNames::closed(gi, j), {grid_for(count), 1, 1}, args, "update of " + member.path);
         }

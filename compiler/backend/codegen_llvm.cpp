@@ -7,7 +7,9 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -204,16 +206,60 @@ private:
         b_.CreateStore(add(b_.CreateLoad(acc_, sum), mul(w, w)), sum);
     }
 
+    // Calls its argument with each element of a vector whose 2-norm is wanted (emits the loops).
+    using Elements = std::function<void(const std::function<void(Value*)>&)>;
+
+    // sqrt(sum_sq), the 2-norm of the elements `each` visits, whose squares add up to sum_sq (in
+    // double). f32 values cannot overflow or underflow there (their squares lie within 1e-90 and
+    // 1e+77), so for f32 that is all. f64 ones can: squares of 1e+160 overflow to infinity, of
+    // 1e-165 underflow to 0. Where the sum is not in [2^-600, infinity) (or is NaN), the norm is
+    // computed again as max|v| * sqrt(sum (v / max|v|)^2), which neither overflows nor underflows
+    // (LAPACK's nrm2 scales too); these two more passes run only then, and the usual pass is the
+    // same loop as in f32. A sum of at least 2^-600 is exact to rounding: the squares that
+    // underflowed in it weigh less than n * 2^-474 of it.
+    Value* norm2(Value* sum_sq, const Elements& each) {
+        Value* plain = sqrt(sum_sq);
+        if (t_ != acc_) return plain;
+        Value* fits = b_.CreateAnd(b_.CreateFCmpOGE(sum_sq, wide(std::ldexp(1.0, -600))),
+                                   b_.CreateFCmpOLT(sum_sq, wide(std::numeric_limits<double>::infinity())));
+        llvm::BasicBlock* from_plain = b_.GetInsertBlock();
+        auto* rescale = llvm::BasicBlock::Create(ctx_, "rescale", fn_);
+        auto* joined = llvm::BasicBlock::Create(ctx_, "norm", fn_);
+        b_.CreateCondBr(fits, joined, rescale);
+        b_.SetInsertPoint(rescale);
+        Value* largest = accumulator(wide(0));
+        each([&](Value* v) {
+            Value* a = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, v);
+            b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOGT(a, get(largest)), a, get(largest)), largest);
+        });
+        Value* big = get(largest);
+        Value* scaled_sum = accumulator(wide(0));
+        each([&](Value* v) {
+            Value* w = b_.CreateFDiv(v, big);
+            b_.CreateStore(add(get(scaled_sum), mul(w, w)), scaled_sum);
+        });
+        Value* rescaled = b_.CreateSelect(b_.CreateFCmpOEQ(big, wide(0)), wide(0), mul(big, sqrt(get(scaled_sum))));
+        llvm::BasicBlock* from_rescale = b_.GetInsertBlock();
+        b_.CreateBr(joined);
+        b_.SetInsertPoint(joined);
+        llvm::PHINode* norm = b_.CreatePHI(acc_, 2, "norm");
+        norm->addIncoming(plain, from_plain);
+        norm->addIncoming(rescaled, from_rescale);
+        return norm;
+    }
+
     void normalize(const kp::Group& g, std::size_t gi, const kp::Step& step) {
         begin(KernelNames::normalize(gi), b_.getVoidTy(), {ptr_, ptr_, i64_});
         Value *grad = arg(0), *x = arg(1), *slice = arg(2);
+        Elements each = [&](const std::function<void(Value*)>& f) {
+            if (g.slices == 1)
+                loop(g.rows * g.cols, [&](Value* i) { f(load(grad, i)); });
+            else
+                loop(g.rows, [&](Value* o) { loop(g.cols, [&](Value* c) { f(load(grad, grad_index(g, o, c, slice))); }); });
+        };
         Value* ss = accumulator(wide(0));
-        auto accumulate = [&](Value* index) { add_square(ss, load(grad, index)); };
-        if (g.slices == 1)
-            loop(g.rows * g.cols, accumulate);
-        else
-            loop(g.rows, [&](Value* o) { loop(g.cols, [&](Value* c) { accumulate(grad_index(g, o, c, slice)); }); });
-        Value* denom = add(mul(sqrt(get(ss)), wide(step.norm_scale)), wide(step.eps));
+        each([&](Value* v) { add_square(ss, v); });
+        Value* denom = add(mul(norm2(get(ss), each), wide(step.norm_scale)), wide(step.eps));
         Value* inv = safe_inverse(denom);
         if (contiguous(g)) {
             loop(g.rows * g.cols, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), inv)), x, i); });
@@ -317,8 +363,11 @@ private:
                     loop(g.cols, [&](Value* c) { add_square(sum_at(c), load(grad, idx(o, g.cols, c))); });
                 });
                 loop(g.cols, [&](Value* c) {
-                    Value* ss = b_.CreateLoad(acc_, sum_at(c));
-                    b_.CreateStore(mul(wide(g.members[j].scale), safe_inverse(sqrt(ss))), sum_at(c));
+                    Elements column = [&](const std::function<void(Value*)>& f) {
+                        loop(g.rows, [&](Value* o) { f(load(grad, idx(o, g.cols, c))); });
+                    };
+                    Value* norm = norm2(b_.CreateLoad(acc_, sum_at(c)), column);
+                    b_.CreateStore(mul(wide(g.members[j].scale), safe_inverse(norm)), sum_at(c));
                 });
                 loop(g.rows, [&](Value* o) {
                     loop(g.cols, [&](Value* c) {
@@ -330,9 +379,12 @@ private:
             }
             case MapKind::NormalizeRows: {
                 loop(g.rows, [&](Value* o) {
+                    Elements row = [&](const std::function<void(Value*)>& f) {
+                        loop(g.cols, [&](Value* c) { f(load(grad, idx(o, g.cols, c))); });
+                    };
                     Value* ss = accumulator(wide(0));
-                    loop(g.cols, [&](Value* c) { add_square(ss, load(grad, idx(o, g.cols, c))); });
-                    Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
+                    row([&](Value* v) { add_square(ss, v); });
+                    Value* factor = mul(wide(g.members[j].scale), safe_inverse(norm2(get(ss), row)));
                     loop(g.cols, [&](Value* c) {
                         store(narrow(mul(widen(load(grad, idx(o, g.cols, c))), factor)), update, idx(o, g.cols, c));
                     });
@@ -340,9 +392,10 @@ private:
                 break;
             }
             case MapKind::Normalize: {
+                Elements all = [&](const std::function<void(Value*)>& f) { loop(n, [&](Value* i) { f(load(grad, i)); }); };
                 Value* ss = accumulator(wide(0));
-                loop(n, [&](Value* i) { add_square(ss, load(grad, i)); });
-                Value* factor = mul(wide(g.members[j].scale), safe_inverse(sqrt(get(ss))));
+                all([&](Value* v) { add_square(ss, v); });
+                Value* factor = mul(wide(g.members[j].scale), safe_inverse(norm2(get(ss), all)));
                 loop(n, [&](Value* i) { store(narrow(mul(widen(load(grad, i)), factor)), update, i); });
                 break;
             }

@@ -829,6 +829,58 @@ TEST_CASE("cpu: huge and tiny f32 gradients stay finite and scale-invariant", "[
     }
 }
 
+TEST_CASE("cpu: gradients at 1e+-300 (f64) and 3e+38, 1e-38 (f32) give the updates of unit scale", "[cpu]") {
+    // Issue 15: the sum of squares of f64 gradients of 1e+160 overflowed and gave all-zero
+    // updates; below 1e-160 it underflowed. Each gradient here is a unit-scale one times a power
+    // of two (so that its largest entry is about `magnitude`); the reference is the exact map of
+    // that gradient divided back by the same power of two, which is exact even for entries that
+    // became subnormal.
+    std::mt19937_64 rng(23);
+    const double t = all_kinds_target();
+    const std::vector<Vec> unit = all_kinds_gradients(rng, 0.1, 1.0);
+    struct Extreme {
+        modc::DType dtype;
+        double magnitude;
+    };
+    for (auto [dtype, magnitude] : {Extreme{modc::DType::F64, 1e300}, Extreme{modc::DType::F64, 1e-300},
+                                    Extreme{modc::DType::F32, 3e38}, Extreme{modc::DType::F32, 1e-38}}) {
+        const bool f32 = dtype == modc::DType::F32;
+        std::vector<Vec> grads;
+        std::vector<double> factors;
+        for (const auto& v : unit) {
+            double f = std::ldexp(1.0, std::ilogb(magnitude) - std::ilogb(max_abs(v)));
+            if (f32 && max_abs(v) * f >= 3.4e38) f /= 2;
+            factors.push_back(f);
+            grads.push_back(scaled(v, f));
+        }
+        for (const char* schedule : kAllSchedules) {
+            const std::string s = schedule;
+            Result r = run(all_kinds(s, dtype), grads);
+            for (std::size_t i = 0; i < leaf_kinds().size(); ++i) {
+                const auto& leaf = leaf_kinds()[i];
+                const bool exact = s == "svd" || !orthogonal(leaf.norm);
+                if (!orthogonal(leaf.norm) && s != "svd") continue;  // closed forms: once
+                INFO(leaf.atom << " under " << s << " in " << name(dtype) << " at " << magnitude);
+                REQUIRE(all_finite(r.grads[i]));
+                REQUIRE(max_abs(r.grads[i]) > 0);
+                CHECK(all_finite(r.updates[i]));
+                CHECK(max_abs(r.updates[i]) > 0);
+                Vec ref = reference_update(leaf.norm, leaf.shape, scaled(r.grads[i], 1 / factors[i]), t);
+                double e = relative_error(leaf.norm, leaf.shape, r.updates[i], ref);
+                report(std::string(name(dtype)) + " " + s + " " + leaf.atom + " at " + fmt(magnitude) + ": relative error " + fmt(e));
+                if (exact)
+                    CHECK(e <= (orthogonal(leaf.norm) ? (f32 ? 1e-5 : 1e-10) : (f32 ? 2e-6 : 1e-12)));
+                else if (magnitude > 1)
+                    CHECK(e <= find_info(s)->band + (f32 ? 1e-3 : 1e-6));
+                else
+                    // Far below the schedule's eps (1e-6 or 1e-7, added to ||G||_F as in Muon) the
+                    // normalised matrix is G / eps: the update shrinks towards zero by design.
+                    CHECK(e <= 1 + find_info(s)->band + 1e-3);
+            }
+        }
+    }
+}
+
 TEST_CASE("cpu: per-leaf schedules override the default", "[cpu]") {
     const std::string text = "network net = (Linear(16, 48) as a) @ (Linear(48, 16) as b)\n";
     std::mt19937_64 rng(17);

@@ -251,7 +251,23 @@ struct HostCase {
     double tolerance = 0;  // relative Frobenius error of each weight's update
     unsigned block = 256, max_grid = 1024;  // launches (the kernels are right for any)
     bool bf16 = false;                      // gradients and updates in bf16 (f32 compute)
+    double magnitude = 0;                   // gradients scaled to about this largest entry (0: as drawn)
 };
+
+// Scales each gradient by a power of two (exact) so that its largest entry is about `magnitude`,
+// below the largest finite float.
+template <class T>
+void scale_to(std::vector<std::vector<T>>& grads, double magnitude) {
+    if (magnitude == 0) return;
+    for (auto& g : grads) {
+        double largest = 0;
+        for (T v : g) largest = std::max(largest, std::fabs(static_cast<double>(v)));
+        if (largest == 0) continue;
+        double f = std::ldexp(1.0, std::ilogb(magnitude) - std::ilogb(largest));
+        if (largest * f >= 3.4e38 && std::is_same_v<T, float>) f /= 2;
+        for (T& v : g) v = static_cast<T>(static_cast<double>(v) * f);
+    }
+}
 
 // bf16 relative precision: 8 significant bits, so rounding moves a value by at most 2^-9 of it.
 const double kBf16 = std::ldexp(1.0, -8);
@@ -272,6 +288,7 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
     REQUIRE(cpu.weights().size() == program.leaf_count);
 
     auto grads = random_grads<T>(cpu.weights(), 7);
+    scale_to(grads, c.magnitude);
     if (zero_first)  // zero gradients map to zero updates, never NaN
         for (std::size_t i = 0; i < grads.size(); i += 2) std::fill(grads[i].begin(), grads[i].end(), T(0));
     std::vector<std::vector<T>> expected(grads.size()), got;
@@ -299,10 +316,18 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
             diff[e] = static_cast<double>(got[i][e]) - static_cast<double>(expected[i][e]);
             ref[e] = static_cast<double>(expected[i][e]);
         }
+        // Scaled, so that updates of 1e-300 do not count as zero.
+        double unit = 0;
+        for (double r : ref) unit = std::max(unit, std::fabs(r));
+        if (unit > 0)
+            for (std::size_t e = 0; e < ref.size(); ++e) ref[e] /= unit, diff[e] /= unit;
         double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
         INFO(c.net.name << ", " << c.schedule << (c.f64 ? ", f64" : ", f32") << (zero_first ? ", zero gradients" : "")
-                        << ": weight " << cpu.weights()[i].path << ", relative error " << error);
+                        << (c.magnitude ? ", gradients of " + std::to_string(c.magnitude) : std::string()) << ": weight "
+                        << cpu.weights()[i].path << ", relative error " << error);
         CHECK(finite);
+        // A gradient that is not zero gets an update that is not zero, whatever its scale.
+        if (!(zero_first && i % 2 == 0)) CHECK(unit > 0);
         bool gram = gram_leaves.count(static_cast<int>(i)) > 0;
         CHECK(error <= (gram && !c.f64 ? std::max(c.tolerance, kGramF32) : c.tolerance));
     }
@@ -318,6 +343,7 @@ void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKer
     Dualizer cpu = compile_source_text(c.net.name, c.net.text, options);
     REQUIRE(cpu.weights().size() == program.leaf_count);
     auto wide = random_grads<float>(cpu.weights(), 7);
+    scale_to(wide, c.magnitude);
     if (zero_first)
         for (std::size_t i = 0; i < wide.size(); i += 2) std::fill(wide[i].begin(), wide[i].end(), 0.0f);
     std::vector<std::vector<std::uint16_t>> grads(wide.size()), got;
@@ -461,6 +487,31 @@ TEST_CASE("the emitted CUDA, compiled for the host, gives the CPU backend's upda
     });
 }
 
+// Issue 15: sums of squares of f64 gradients of 1e+160 overflowed (all-zero updates), of f32
+// ones of 1e+20 too, and tiny ones underflowed. The CPU backend is checked against the exact
+// maps at these scales (test_cpu.cpp); the CUDA kernels must give its updates, not zero.
+TEST_CASE("the emitted CUDA, on gradients near the ends of the range, gives the CPU backend's updates", "[cuda][host]") {
+    using M = cuda::MatmulMode;
+    const Net kinds{"kinds.mod", kKinds, {}};
+    const double f32 = 3e-5, f64 = 1e-11;
+    auto at = [](HostCase c, double magnitude) {
+        c.magnitude = magnitude;
+        return c;
+    };
+    check_on_host({
+        at({kinds, "polar-express", M::Auto, false, f32}, 3e38),
+        at({kinds, "polar-express", M::Auto, false, f32}, 1e-38),
+        at({kinds, "polar-express", M::Auto, true, f64}, 1e300),
+        at({kinds, "polar-express", M::Auto, true, f64}, 1e-300),
+        at({kinds, "cubic", M::Batched, true, f64}, 1e300),
+        at({kinds, "cubic", M::Symmetric, false, f32}, 1e-38),
+        at({kinds, "muon", M::Symmetric, true, f64}, 1e-300),
+        at({kinds, "you", M::Batched, false, f32}, 3e38),
+        at({kinds, "polar-express", M::Symmetric, false, kBf16, 256, 1024, true}, 3e38),
+        at({kinds, "polar-express", M::Symmetric, false, kBf16, 256, 1024, true}, 1e-38),
+    });
+}
+
 TEST_CASE("bf16 storage: the CUDA source loads bf16, computes in f32 and stores bf16", "[cuda][bf16]") {
     Net net = example("mlp.mod");
     auto plans = dual_plans(net);
@@ -470,8 +521,8 @@ TEST_CASE("bf16 storage: the CUDA source loads bf16, computes in f32 and stores 
     CHECK(p.storage == cuda::Storage::BF16);
     CHECK(p.tensor_element_size() == 2);
     CHECK_THAT(p.source, Contains("f32 (gradients and updates in bf16)"));
-    CHECK_THAT(p.source, Contains("g0_sumsq(const unsigned short* __restrict__ grad, float* __restrict__ sums)"));
-    CHECK_THAT(p.source, Contains("x[i] = modc_bf16_to_f32(grad[i]) * inv;"));
+    CHECK_THAT(p.source, Contains("g0_sumsq(const unsigned short* __restrict__ grad, double* __restrict__ sums)"));
+    CHECK_THAT(p.source, Contains("x[i] = (float)(modc_bf16_to_f32(grad[i]) * inv);"));
     CHECK_THAT(p.source, Contains("g0_m0_finish(unsigned short* __restrict__ update, const float* __restrict__ x)"));
     CHECK_THAT(p.source, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
     CHECK_THAT(p.source, Contains("cublasSsyrk(lower, T, n=256, k=784"));  // the work stays f32
