@@ -173,8 +173,9 @@ PYBIND11_MODULE(_modc, m) {
             Partition p = partition_text(name, text, ranks, options_from(network, set, schedule, "cpu", "f32", gram, 0));
             py::list weights;
             for (std::size_t i = 0; i < p.weights.size(); ++i)
-                weights.append(py::dict(py::arg("path") = p.weights[i].path, py::arg("owner") = p.owner[i],
-                                        py::arg("flops") = p.cost[i]));
+                weights.append(py::dict(py::arg("path") = p.weights[i].path,
+                                        py::arg("shape") = py::tuple(py::cast(p.weights[i].shape)),
+                                        py::arg("owner") = p.owner[i], py::arg("flops") = p.cost[i]));
             return py::dict(py::arg("network") = p.network, py::arg("schedule") = p.schedule, py::arg("ranks") = p.ranks,
                             py::arg("weights") = weights, py::arg("rank_flops") = p.rank_cost,
                             py::arg("imbalance") = p.imbalance, py::arg("round_robin_imbalance") = p.round_robin_imbalance,

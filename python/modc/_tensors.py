@@ -18,8 +18,8 @@ class Tensors:
     def __init__(self, weights, dtype):
         self.weights, self.dtype = weights, dtype
 
-    def address(self, path, t, what):
-        """The address of tensor t of weight `path`, after checking it."""
+    def address(self, path, t, what, writable=False):
+        """The address of tensor t of weight `path`, after checking it (and that modc may write it)."""
         w = next(w for w in self.weights if w.path == path)
         if _is_torch(t):
             if t.device.type != "cpu":
@@ -41,9 +41,11 @@ class Tensors:
             raise ValueError(f"{what} '{path}' has shape {a.shape}, but the weight is {w.shape}")
         if not a.flags.c_contiguous:
             raise ValueError(f"{what} '{path}' is not C-contiguous; pass np.ascontiguousarray(...)")
+        if writable and not a.flags.writeable:
+            raise ValueError(f"{what} '{path}' is read-only: modc writes the results into it")
         return a.ctypes.data
 
-    def check(self, tensors, what):
+    def check(self, tensors, what, writable=False):
         """[(tensor, address)] in weight order from {path: tensor}; every weight, nothing else."""
         if not hasattr(tensors, "items"):
             raise TypeError(f"{what} must map weight paths to tensors, got {type(tensors).__name__}")
@@ -62,13 +64,16 @@ class Tensors:
             t = tensors[p]
             if not (_is_torch(t) or isinstance(t, np.ndarray)):
                 t = np.asarray(t)
-            out.append((t, self.address(p, t, what)))
+                if writable and t.base is None:  # a copy (of a list, say): the results would not reach the caller's
+                    raise TypeError(f"{what} '{p}' must be a NumPy array, a torch tensor or a writable buffer, "
+                                    f"not {type(tensors[p]).__name__}")
+            out.append((t, self.address(p, t, what, writable)))
         return out
 
     def outputs(self, inputs, out):
         """Tensors for the results: `out`'s (checked), or new ones like the inputs."""
         if out is not None:
-            return self.check(out, "out")
+            return self.check(out, "out", writable=True)
         result = []
         for w, (t, _) in zip(self.weights, inputs):
             o = t.new_empty(t.shape) if _is_torch(t) else np.empty_like(t)

@@ -9,12 +9,17 @@
 The step is the block, compiled (docs/optimizers.md): every weight the .mod file describes is
 updated in place by modc; the parameters it does not describe (biases, gains) go to `fallback`.
 The block's parameters live in param_groups[0] (lr, beta, ...), so learning-rate schedulers
-work; state_dict() holds the block's state (momentum) and the fallback's.
+work on them; the fallback is an optimizer of its own, so schedule its rate with a scheduler on
+`opt.fallback`. state_dict() holds the block's state (momentum) and the fallback's.
+
+With process_group (torch.distributed), each rank steps only the weights modc's partition gives
+it and the owners broadcast them: the result equals the one-process step (docs/distributed.md).
 """
 import torch
 
 from . import _modc, _sets, read_source
 from ._tensors import Tensors
+from .distributed import Shards
 
 __all__ = ["Optimizer", "map_parameters"]
 
@@ -57,7 +62,7 @@ class Optimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, params, mod, *, optimizer=None, network=None, set=None, schedule="polar-express",
-                 backend=None, rename=None, fallback=None, gram=True, threads=0, **hyper):
+                 backend=None, rename=None, fallback=None, gram=True, threads=0, process_group=None, **hyper):
         mapped, leftover, origin = map_parameters(params, rename)
         name, text = read_source(mod)
         dtypes = {p.dtype for p in mapped.values()}
@@ -72,25 +77,31 @@ class Optimizer(torch.optim.Optimizer):
         if backend != "cpu" or devices - {"cpu"}:
             raise ValueError("modc.torch.Optimizer runs on CPU parameters for now: the CUDA step needs the "
                              "library's device-pointer API, which is not there yet")
+        # With a process group, this rank compiles, keeps state for and steps only the weights it
+        # owns (modc.distributed); a rank that owns none compiles one, for the block's parameters.
+        self._shards = None
+        owned = []
+        if process_group is not None:
+            self._shards = Shards(name, text, process_group, network or "", _sets(set), schedule, gram)
+            owned = [self._shards.paths[i] for i in self._shards.mine] or self._shards.paths[:1]
         self._native = _modc.compile_optimizer(name, text, optimizer or "", network or "", _sets(set), schedule,
-                                               backend, dtype, gram, threads)
-        self._weights = [w for w in self._native.weights]
+                                               backend, dtype, gram, threads, owned)
+        self._weights = self._shards.weights if self._shards else [w for w in self._native.weights]
         paths = [w["path"] for w in self._weights]
         missing = [p for p in paths if p not in mapped]
         unknown = [p for p in mapped if p not in paths]
         if missing or unknown:
-            parts = []
-            if missing:
-                parts.append("the .mod file's weights " + ", ".join(missing) + " have no parameter")
-            if unknown:
-                parts.append("parameters renamed to " + ", ".join(f"'{p}' (from '{origin[p]}')" for p in unknown) +
-                             " name no weight of the network")
-            raise ValueError("; ".join(parts) + f" (the weights are {', '.join(paths)})")
+            raise ValueError(_mismatch(self._weights, missing, unknown, origin, mapped, leftover))
+        misshapen = [f"parameter '{origin[w['path']]}' has shape {tuple(mapped[w['path']].shape)}, but weight "
+                     f"'{w['path']}' of the .mod file is {tuple(w['shape'])}"
+                     for w in self._weights if tuple(mapped[w["path"]].shape) != tuple(w["shape"])]
+        if misshapen:
+            raise ValueError("; ".join(misshapen))
         for w in self._weights:
-            p = mapped[w["path"]]
-            if tuple(p.shape) != tuple(w["shape"]):
-                raise ValueError(f"parameter '{origin[w['path']]}' has shape {tuple(p.shape)}, but weight "
-                                 f"'{w['path']}' of the .mod file is {tuple(w['shape'])}")
+            if not mapped[w["path"]].is_contiguous():
+                named = f"'{origin[w['path']]}'" + (f" (weight '{w['path']}')" if origin[w["path"]] != w["path"] else "")
+                raise ValueError(f"parameter {named} is not contiguous: modc updates it in place; make it "
+                                 "contiguous before creating the optimizer")
         if leftover and fallback is None:
             raise ValueError("parameters the .mod file does not describe: " + ", ".join(n for n, _ in leftover) +
                              "; give fallback=lambda params: torch.optim.AdamW(params, ...) or rename them")
@@ -123,11 +134,32 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._shards is None:
+            self._step(range(len(self._weights)))
+        else:
+            # Every rank learns of a failure anywhere before the weights are exchanged, so that
+            # none waits for a broadcast that will not come.
+            error = None
+            try:
+                self._step(self._shards.mine)
+            except Exception as e:  # noqa: BLE001 (re-raised on every rank by agree)
+                error = e
+            self._shards.agree(error)
+            self._shards.broadcast(self.param_groups[0]["params"])
+        for p in self.param_groups[0]["params"]:
+            _bump_version(p)
+        if self.fallback is not None:
+            self.fallback.step()
+        return loss
+
+    def _step(self, indices):
+        """The block's step for the weights `indices` (all of them, or this rank's own)."""
         group = self.param_groups[0]
         for h in self.hyper_names:
             self._native.set_hyperparameter(h, float(group[h]))
         weights, grads, keep = [], [], []
-        for w, p in zip(self._weights, group["params"]):
+        for i in indices:
+            w, p = self._weights[i], group["params"][i]
             # A parameter without a gradient steps with a zero one: the block still runs for it
             # (momentum decays, weight decay applies), as it does for every weight.
             g = p.grad if p.grad is not None else torch.zeros_like(p)
@@ -136,10 +168,11 @@ class Optimizer(torch.optim.Optimizer):
             keep.append(g)
             weights.append(self._tensors.address(w["path"], p, "parameter"))
             grads.append(self._tensors.address(w["path"], g, "gradient"))
-        self._native.step(weights, grads)
-        if self.fallback is not None:
-            self.fallback.step()
-        return loss
+        if weights:
+            self._native.step(weights, grads)
+        # (step() then marks the parameters as changed in place: modc wrote them through their
+        # addresses, which autograd does not see, so a graph saved before the step must refuse
+        # to backward.)
 
     def zero_grad(self, set_to_none=False):
         super().zero_grad(set_to_none=set_to_none)
@@ -148,13 +181,19 @@ class Optimizer(torch.optim.Optimizer):
 
     def state_dict(self):
         """The block's state per parameter (e.g. 'm'), param_groups, and the fallback's state_dict."""
-        for i, (w, p) in enumerate(zip(self._weights, self.param_groups[0]["params"])):
+        params = self.param_groups[0]["params"]
+        for i, p in enumerate(params):
             entry = {}
+            local = i if self._shards is None else self._shards.local(i)
             for s in self._native.state_names:
-                t = torch.empty_like(p, memory_format=torch.contiguous_format)
-                self._native.read_state(s, i, t.data_ptr())
+                t = torch.zeros_like(p, memory_format=torch.contiguous_format)
+                if local is not None:
+                    self._native.read_state(s, local, t.data_ptr())
                 entry[s] = t
             self.state[p] = entry
+        if self._shards is not None:  # each owner's state reaches every rank: one dict a single process loads
+            for s in self._native.state_names:
+                self._shards.broadcast([self.state[p][s] for p in params])
         sd = super().state_dict()
         self.state.clear()  # the state lives in modc; these were copies for the dict
         sd["modc_steps"] = self._native.steps
@@ -168,16 +207,45 @@ class Optimizer(torch.optim.Optimizer):
         state_dict.pop("modc_steps", None)
         super().load_state_dict(state_dict)
         for i, (w, p) in enumerate(zip(self._weights, self.param_groups[0]["params"])):
+            local = i if self._shards is None else self._shards.local(i)
+            if local is None:
+                continue  # another rank's weight: its owner keeps its state
             entry = self.state.get(p, {})
             for s in self._native.state_names:
                 if s not in entry:
                     raise ValueError(f"the state_dict has no state '{s}' for weight '{w['path']}'")
                 t = entry[s].detach().to(device=p.device, dtype=p.dtype).contiguous()
                 self._tensors.address(w["path"], t, f"state '{s}'")  # checks the shape
-                self._native.write_state(s, i, t.data_ptr())
+                self._native.write_state(s, local, t.data_ptr())
         self.state.clear()
         if self.fallback is not None and fallback is not None:
             self.fallback.load_state_dict(fallback)
+
+
+def _bump_version(t):
+    """Marks t as modified in place (its autograd version counter, shared by its views)."""
+    if _increment_version is not None:
+        _increment_version(t)
+    else:
+        t.view(-1)[:0].zero_()  # an in-place op on an empty view of t: no data touched
+
+
+_increment_version = getattr(getattr(torch.autograd, "graph", None), "increment_version", None)
+
+
+def _mismatch(weights, missing, unknown, origin, mapped, leftover):
+    """The message for weights without a parameter and parameters renamed to no weight."""
+    shapes = {w["path"]: tuple(w["shape"]) for w in weights}
+    parts = []
+    for path in missing:
+        # The parameters that could be meant: renamed to no weight, or left over, of the weight's shape.
+        candidates = [origin[p] for p in unknown if tuple(mapped[p].shape) == shapes[path]]
+        candidates += [n for n, t in leftover if tuple(t.shape) == shapes[path]]
+        hint = f" (parameters of its shape: {', '.join(repr(c) for c in candidates)})" if candidates else ""
+        parts.append(f"weight '{path}' {shapes[path]} of the .mod file has no parameter{hint}")
+    for p in unknown:
+        parts.append(f"parameter '{origin[p]}' is renamed to '{p}', which is no weight of the network")
+    return "; ".join(parts) + f" (the weights are {', '.join(shapes)})"
 
 
 class _Weight:
