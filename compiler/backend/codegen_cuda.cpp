@@ -377,7 +377,8 @@ private:
         bool any_square = false;
         for (const auto& s : g.steps) any_square |= (s.kind == kp::StepKind::NewtonSchulz || s.kind == kp::StepKind::IterateToConvergence) && s.coeffs.c != 0;
         if (any_square) need(Buffer::AA, B * MM * size_);
-        if (symmetric && any_square) {
+        // Gram groups need it in every mode: A = P P A is symmetric only in exact arithmetic.
+        if ((symmetric && any_square) || g.gram) {
             src_ << "\n// Copy the upper triangle of each A (what syrk wrote) into its lower one.\n";
             begin(KernelNames::symmetrize(gi), origin, ptr("a"));
             loop("e", B * MM);
@@ -649,6 +650,10 @@ private:
                 self_product(symmetric, B, m, m, p, Buffer::AA, "AA = P P");
                 symmetric_left_product(symmetric, B, m, m, Buffer::AA, a, 0, spare, "A = P P A");
                 std::swap(a, spare);
+                // Symmetric only in exact arithmetic: the next A A (syrk, or a transposed gemm)
+                // computes A A^T, so an asymmetry would grow every step (as the CPU backend, keep
+                // the upper triangle).
+                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, "make A symmetric");
             } else {
                 symmetric_left_product(symmetric, B, m, n, q, x, 0, y, "X' = Q X");
                 std::swap(x, y);
