@@ -21,6 +21,8 @@ LAYERS = {
                 "runtime"],
     "tools": ["support", "program", "grammar", "compiler/frontend", "compiler/analysis", "compiler/backend",
               "runtime", "library"],
+    "python": ["support", "program", "grammar", "compiler/frontend", "compiler/analysis", "compiler/backend",
+               "runtime", "library"],
 }
 GENERATED = {"version.hpp"}  # configured into the build folder
 
