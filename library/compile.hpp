@@ -21,7 +21,10 @@ kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options);
 // The dual plan of the weights named (by path), renumbered in their order; throws CompileError
 // for a path the network does not have.
 DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths);
-// Lowers a dual plan and builds its dualizer on options.backend.
-Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options);
+// Lowers a dual plan and builds its dualizer on options.backend. First checks the host memory
+// it needs (work buffers, a gradient and an update per weight, and `extra_bytes` the caller
+// allocates besides: an optimizer's weights and state) against options.memory_limit; throws
+// CompileError naming both when it would not fit.
+Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, double extra_bytes = 0);
 
 }  // namespace modc

@@ -2,9 +2,13 @@
 
 #include "library/compile.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "compiler/analysis/compilation.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
@@ -197,6 +201,102 @@ void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
 #endif
 }
 
+// ---- the memory budget ----
+
+std::uint64_t physical_memory() {
+    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+}
+
+std::string format_bytes(double bytes) {
+    const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5) bytes /= 1024, ++u;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+// The bytes of the work buffers the CPU dualizer allocates for a kernel plan: mirrors the
+// constructor of cpu::Dualizer and its Workspace::fit (runtime/cpu/dualizer.cpp). Each thread
+// has one workspace whose buffers are as large as the largest group it runs needs; the first
+// also runs the items too large to share the cores.
+double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threads) {
+    struct Workspace {
+        double x = 0, a = 0, q = 0, wide = 0, singular = 0, u = 0, scratch = 0;
+        void fit(const kp::Group& g, double element) {
+            auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+            if (!orthogonalizes(g.map)) {
+                scratch = std::max(scratch, static_cast<double>(g.cols) * 8);  // column sums in double
+                return;
+            }
+            x = std::max(x, m * n * element);
+            a = std::max(a, m * m * element);
+            if (g.gram) q = std::max(q, m * m * element);
+            for (const auto& s : g.steps)
+                if (s.kind == kp::StepKind::SvdPolar) {
+                    wide = std::max(wide, m * n * 8);
+                    singular = std::max(singular, m * 8);
+                    u = std::max(u, m * m * 8);
+                }
+        }
+        // x and y; a, aa and b; q and t; the SVD's input, singular values, u and vt.
+        double bytes() const { return 2 * x + 3 * a + 2 * q + 2 * wide + singular + u + scratch; }
+    };
+    struct Item {
+        std::size_t group;
+        double cost;
+    };
+    std::vector<Item> items;
+    for (std::size_t g = 0; g < plan.groups.size(); ++g) {
+        const auto& group = plan.groups[g];
+        double cost = kp::matrix_cost(group);
+        for (std::size_t j = 0; j < group.members.size(); ++j)
+            for (std::int64_t s = 0; s < (orthogonalizes(group.map) ? group.slices : 1); ++s) items.push_back({g, cost});
+    }
+    std::stable_sort(items.begin(), items.end(), [](const Item& l, const Item& r) { return l.cost > r.cost; });
+    unsigned n = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+    double rest = 0;
+    for (const auto& item : items) rest += item.cost;
+    std::size_t shared = 0;
+    while (shared < items.size() && items[shared].cost * n > rest) rest -= items[shared++].cost;
+    if (items.size() - shared < 2) n = 1;
+    if (n == 1) shared = items.size();
+    Workspace first, other;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        first.fit(plan.groups[items[i].group], element);
+        if (i >= shared) other.fit(plan.groups[items[i].group], element);
+    }
+    return first.bytes() + (n - 1) * other.bytes();
+}
+
+// Refuses, before anything is allocated, a dualizer whose host memory would exceed the limit.
+void check_memory(const kp::KernelPlan& plan, const std::vector<WeightInfo>& weights, const CompileOptions& options,
+                  double extra_bytes) {
+    double elements = 0;
+    for (const auto& w : weights) elements += static_cast<double>(w.elements());
+    const double stored = options.dtype == DType::F64 ? 8 : options.dtype == DType::BF16 ? 2 : 4;
+    const double compute = options.dtype == DType::F64 ? 8 : 4;
+    double work = 0;
+    if (options.backend == Backend::Cpu) {
+        work = cpu_work_bytes(plan, compute, options.threads);
+        if (options.dtype == DType::BF16) work += 2 * elements * 4;  // f32 copies of the gradients and updates
+    }
+    const double tensors = 2 * elements * stored;
+    const double total = work + tensors + extra_bytes;
+    const std::uint64_t physical = physical_memory();
+    const double limit = options.memory_limit ? static_cast<double>(options.memory_limit)
+                         : physical           ? static_cast<double>(physical / 2)
+                                              : 0;
+    if (limit == 0 || total <= limit) return;
+    std::string parts = "work buffers " + format_bytes(work) + ", gradients and updates " + format_bytes(tensors);
+    if (extra_bytes > 0) parts += ", weights, optimizer state and buffers " + format_bytes(extra_bytes);
+    throw CompileError("network '" + plan.network + "' needs about " + format_bytes(total) + " of memory (" + parts +
+                       "), more than the limit of " + format_bytes(limit) +
+                       (options.memory_limit ? "" : " (half of this machine's " + format_bytes(static_cast<double>(physical)) + ")") +
+                       "; --memory-limit or CompileOptions::memory_limit sets it");
+}
+
 }  // namespace
 
 std::unique_ptr<Compilation> front_end(const std::string& name, const std::string& text, const CompileOptions& options) {
@@ -273,7 +373,7 @@ DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& path
     return out;
 }
 
-Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
+Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, double extra_bytes) {
     kp::KernelPlan kernel_plan = lower_for(plan, options);
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;
@@ -281,6 +381,11 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options) {
     impl->dtype = options.dtype;
     impl->backend = options.backend;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});
+    // A machine without a GPU says so first, whatever else is asked (setup_cuda).
+    if (options.backend == Backend::Cuda)
+        if (std::string why = backend_unavailable(Backend::Cuda); !why.empty())
+            throw BackendUnavailable("the CUDA backend cannot run here: " + why);
+    check_memory(kernel_plan, impl->weights, options, extra_bytes);
     impl->flops = kp::flops(kernel_plan);
     if (options.backend == Backend::Cuda) {
         setup_cuda(*impl, kernel_plan);

@@ -38,6 +38,11 @@ struct CompileOptions {
     // Matrices dualized at once; 0: one per hardware thread. While they run side by side, run()
     // sets OpenBLAS's (process-wide) thread count to 1, and restores it before returning.
     unsigned threads = 0;
+    // Host memory, in bytes, that compiling may commit to: the dualizer's work buffers (as the
+    // kernel plan sizes them) plus one gradient and one update per weight (and for an optimizer
+    // the weights, its state and its buffers). More throws CompileError naming both sizes,
+    // before anything is allocated. 0: half of the physical memory.
+    std::uint64_t memory_limit = 0;
 };
 
 struct WeightInfo {

@@ -127,8 +127,18 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
     impl->name = block.name;
     impl->dtype = options.dtype;
     const DualPlan& whole = c->plans.front();
-    impl->dualizer = std::make_unique<Dualizer>(
-        make_dualizer(options.owned.empty() ? whole : only_weights(whole, options.owned), options));
+    const DualPlan stepped = options.owned.empty() ? whole : only_weights(whole, options.owned);
+    // Counted against the memory limit with the dualizer's own: the weights, and per weight
+    // every variable of the block and the in and out buffers of each dualize(...).
+    double total = 0;
+    for (const auto& l : stepped.leaves) {
+        double n = 1;
+        for (auto d : l.shape) n *= static_cast<double>(d);
+        total += n;
+    }
+    const double extra = total * (options.dtype == DType::F64 ? 8 : 4) *
+                         (1 + static_cast<double>(plan->vars.size()) + 2.0 * plan->dual_count);
+    impl->dualizer = std::make_unique<Dualizer>(make_dualizer(stepped, options, extra));
     for (const auto& h : plan->hypers) {
         impl->hyper_names.push_back(h.name);
         impl->hypers.push_back(h.value);

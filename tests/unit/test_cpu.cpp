@@ -1475,3 +1475,66 @@ TEST_CASE("cpu: modc dualize end to end", "[cpu]") {
         }
     }
 }
+
+TEST_CASE("cpu: the memory limit refuses what would not fit, before allocating", "[cpu][memory]") {
+    // Four 512 x 512 matrices side by side on four threads: four workspaces of X, Y (m n) and
+    // A, A A, B (m^2), f32: 4 * 5 * 1 MiB; gradients and updates 2 * 4 * 1 MiB.
+    const std::string four = "network n = Linear(512, 512) @ Linear(512, 512) @ Linear(512, 512) @ Linear(512, 512)\n";
+    modc::CompileOptions options;
+    options.threads = 4;
+    options.memory_limit = 20 << 20;
+    try {
+        modc::compile_source_text("four.mod", four, options);
+        FAIL("no CompileError");
+    } catch (const modc::CompileError& e) {
+        CHECK(std::string(e.what()) ==
+              "network 'n' needs about 28.0 MiB of memory (work buffers 20.0 MiB, gradients and updates 8.0 MiB), more "
+              "than the limit of 20.0 MiB; --memory-limit or CompileOptions::memory_limit sets it");
+    }
+    // One thread: one workspace. Just at the limit is within it.
+    options.threads = 1;
+    options.memory_limit = 13 << 20;
+    CHECK(modc::compile_source_text("four.mod", four, options).weights().size() == 4);
+    options.memory_limit = (13 << 20) - 1;
+    CHECK_THROWS_AS(modc::compile_source_text("four.mod", four, options), modc::CompileError);
+    // The default, half of the physical memory, refuses the Linear(100000, 100000).
+    CHECK_THROWS_WITH(modc::compile_source_text("big.mod", "network m = Linear(100000, 100000)\n"),
+                      Catch::Contains("needs about 260.8 GiB of memory") && Catch::Contains("(half of this machine's"));
+
+    // An optimizer counts its weights, its state and its buffers too: nesterov keeps one state
+    // variable and dualizes once.
+    modc::OptimizerOptions opt;
+    opt.optimizer = "nesterov";
+    opt.set = {{"pixels", "48"}, {"width", "32"}};
+    opt.memory_limit = 1000;
+    const std::string optimizers = std::string(MODC_SOURCE_DIR) + "/examples/optimizers.mod";
+    CHECK_THROWS_WITH(modc::compile_optimizer_file(optimizers, opt), Catch::Contains("weights, optimizer state and buffers"));
+    opt.memory_limit = 0;
+    CHECK(modc::compile_optimizer_file(optimizers, opt).weights().size() == 3);
+
+    // The command line: dualize, bench and step refuse with exit 1 and write nothing.
+    TempDir tmp;
+    const std::string mlp = std::string(MODC_SOURCE_DIR) + "/examples/mlp.mod";
+    const std::string sets = " --set pixels=48 --set width=32";
+    std::vector<modc::rt::Tensor> grads = {
+        modc::rt::Tensor::from<float>("input", {32, 48}, std::vector<float>(32 * 48, 0.5f)),
+        modc::rt::Tensor::from<float>("hidden", {32, 32}, std::vector<float>(32 * 32, 0.5f)),
+        modc::rt::Tensor::from<float>("output", {10, 32}, std::vector<float>(10 * 32, 0.5f))};
+    const std::string in = tmp / "grads.safetensors", out = tmp / "updates.safetensors";
+    modc::rt::write_tensors(in, grads);
+    std::string err;
+    CHECK(modc_cli("dualize " + quote(mlp) + sets + " --in " + quote(in) + " --out " + quote(out) + " --memory-limit 10K", &err) == 1);
+    CHECK(err.find("modc: error: network 'mlp' needs about") != std::string::npos);
+    CHECK(err.find("more than the limit of 10.0 KiB") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+    CHECK(modc_cli("dualize " + quote(mlp) + sets + " --in " + quote(in) + " --out " + quote(out) + " --memory-limit 1G", &err) == 0);
+    CHECK(fs::exists(out));
+    CHECK(modc_cli("bench " + quote(mlp) + " --memory-limit 1K", &err) == 1);
+    CHECK(err.find("more than the limit of 1.0 KiB") != std::string::npos);
+    const std::string stepped = tmp / "weights.safetensors";
+    CHECK(modc_cli("step " + quote(optimizers) + sets + " --optimizer nesterov --weights " + quote(in) + " --grads " + quote(in) +
+                       " --out " + quote(stepped) + " --memory-limit 10K",
+                   &err) == 1);
+    CHECK(err.find("weights, optimizer state and buffers") != std::string::npos);
+    CHECK_FALSE(fs::exists(stepped));
+}

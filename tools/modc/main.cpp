@@ -59,6 +59,7 @@ struct Options {
     bool color = false;
     bool no_gram = false;
     unsigned threads = 0;
+    std::string memory_limit;  // dualize, bench, step: BYTES, or N with K, M, G or T
 };
 
 // Writes all of `text` to `path` or nothing: a temporary file renamed into place.
@@ -146,6 +147,24 @@ bool parse_schedules(const std::vector<std::string>& args, CompileOptions& optio
     return true;
 }
 
+// --memory-limit: BYTES, or a number with K, M, G or T (powers of 1024), into options.memory_limit.
+bool parse_memory_limit(const std::string& text, CompileOptions& options) {
+    if (text.empty()) return true;
+    char* end = nullptr;
+    double value = std::strtod(text.c_str(), &end);
+    std::string unit = end ? std::string(end) : "";
+    const std::string units = "KMGT";
+    auto at = unit.size() == 1 ? units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0]))))
+                               : std::string::npos;
+    if (end != text.c_str() && at != std::string::npos) value *= std::ldexp(1.0, 10 * static_cast<int>(at + 1));
+    if (end == text.c_str() || (!unit.empty() && at == std::string::npos) || !(value >= 1) || value > 9.2e18) {
+        fail("--memory-limit expects BYTES, or a number with K, M, G or T (1024s): 512M, 8G; got '" + text + "'");
+        return false;
+    }
+    options.memory_limit = static_cast<std::uint64_t>(value);
+    return true;
+}
+
 #ifdef MODC_WITH_CUDA
 std::unique_ptr<cuda::DiskCache> kernel_cache() {
     auto dir = cuda::DiskCache::default_dir();
@@ -217,17 +236,19 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
     options.gram = !o.no_gram;
     options.threads = o.threads;
+    if (!parse_memory_limit(o.memory_limit, options)) return 1;
 
-    // Gradients in weight order, whatever order the file had them in; updates of the same dtype.
+    // Gradients in weight order, whatever order the file had them in; updates of the same dtype,
+    // allocated once compiling has checked the memory they need.
     std::map<std::string, rt::Tensor*> by_name;
     for (auto& g : grads) by_name[g.name] = &g;
     std::vector<rt::Tensor> updates;
-    for (const auto& l : plan.leaves) {
-        const rt::Tensor& g = *by_name.at(l.path);
-        updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
-    }
     try {
         Dualizer dualizer = compile_source_text(o.file, text, options);
+        for (const auto& l : plan.leaves) {
+            const rt::Tensor& g = *by_name.at(l.path);
+            updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
+        }
         auto run_typed = [&](auto zero) {
             using T = decltype(zero);
             std::vector<const T*> in;
@@ -355,6 +376,7 @@ int run(const Options& o) {
         for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         args.options.gram = !o.no_gram;
         args.options.threads = o.threads;
+        if (!parse_memory_limit(o.memory_limit, args.options)) return 1;
         if (std::string why = backend_unavailable(args.options.backend); !why.empty())
             return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
         return run_step(args, *plan);
@@ -393,6 +415,7 @@ int run(const Options& o) {
         co.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
         co.gram = !o.no_gram;
         co.threads = o.threads;
+        if (!parse_memory_limit(o.memory_limit, co)) return 1;
         // No GPU: BackendUnavailable (a CompileError), one line on stderr from run_guarded, exit 1.
         // For Cuda the compile time includes NVRTC, or reading its disk cache.
         try {
@@ -431,6 +454,10 @@ int run_guarded(const Options& options) {
     } catch (const InternalError& e) {
         std::cerr << "modc: " << e.what() << "\nThis is a bug in modc; please report it with the input file.\n";
         status = 2;
+    } catch (const std::bad_alloc&) {  // past the memory limit's estimate: a --memory-limit above what the machine has
+        std::cerr << "modc: error: out of memory: the machine could not allocate what this run needs; a lower "
+                     "--memory-limit refuses such runs before they start\n";
+        status = 1;
     } catch (const std::exception& e) {
         std::cerr << "modc: internal error: " << e.what() << '\n';
         status = 2;
@@ -496,6 +523,8 @@ int main(int argc, char** argv) {
     no_gram(dualize_cmd);
     dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
+    const char* memory_help = "host memory the run may use: BYTES, or N with K, M, G or T (default: half of the physical memory)";
+    dualize_cmd->add_option("--memory-limit", o.memory_limit, memory_help);
 
     auto* bench = app.add_subcommand("bench", "time the compiled dualizer on random gradients");
     common(bench);
@@ -509,6 +538,7 @@ int main(int argc, char** argv) {
     bench->add_flag("--json", o.bench.json, "print the report as JSON");
     no_gram(bench);
     bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
+    bench->add_option("--memory-limit", o.memory_limit, memory_help);
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
 
     auto* partition_cmd = app.add_subcommand("partition", "assign each weight's map to one of N ranks, balancing modelled work");
@@ -534,6 +564,7 @@ int main(int argc, char** argv) {
     no_gram(step_cmd);
     step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
+    step_cmd->add_option("--memory-limit", o.memory_limit, memory_help);
 
     try {
         app.parse(argc, argv);
