@@ -12,6 +12,7 @@ packages=(
   python3-numpy            # tests: .npy interop; bench/run.py
   python3-torch python3-matplotlib   # bench/run.py: the PyTorch peer and the plot
   pybind11-dev python3-dev            # the Python package (build/python/modc)
+  python3-venv                        # tests/python/pip_install.sh: `pip install .` into a fresh venv
   python3-pytest python3-sklearn      # its tests, and examples/train_digits.py (sklearn's digits)
 )
 missing=()
