@@ -2,8 +2,8 @@
 // step (docs/distributed.md). Each weight costs the modelled work of its map in the kernel plan
 // (kp::member_cost: Newton-Schulz flops, Gram or direct, from the plan's own step counts);
 // weights go to ranks by longest processing time first: the costliest weight to the rank with
-// the least work so far, ties to the lowest rank. That is within 4/3 of the best possible
-// maximum (Graham), and exact when no weight outweighs the mean.
+// the least work so far, ties to the lowest rank (within 4/3 of the best possible maximum,
+// Graham); then moves and swaps off the busiest rank while they lower its work.
 #pragma once
 #include <string>
 #include <vector>
