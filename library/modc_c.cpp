@@ -56,21 +56,31 @@ void require(const T* p, const char* what) {
     if (!p) throw std::invalid_argument(std::string(what) + " is NULL");
 }
 
+// A C caller may store any int in an enum field; reading one that is none of the enumerators as
+// the C++ enum is undefined behaviour, so the field is read as the int it holds.
+template <class E>
+int enum_value(const E& field) {
+    static_assert(sizeof(E) == sizeof(int), "C enums are ints");
+    int value = 0;
+    std::memcpy(&value, &field, sizeof value);
+    return value;
+}
+
 modc::CompileOptions compile_options(const modc_compile_options* options) {
     modc::CompileOptions o;
     if (!options) return o;
     if (options->network) o.network = options->network;
     if (options->schedule) o.schedule = options->schedule;
-    switch (options->dtype) {
+    switch (const int dtype = enum_value(options->dtype)) {
         case MODC_F32: o.dtype = modc::DType::F32; break;
         case MODC_F64: o.dtype = modc::DType::F64; break;
         case MODC_BF16: o.dtype = modc::DType::BF16; break;
-        default: throw modc::CompileError("unknown dtype " + std::to_string(static_cast<int>(options->dtype)));
+        default: throw modc::CompileError("unknown dtype " + std::to_string(dtype));
     }
-    switch (options->backend) {
+    switch (const int backend = enum_value(options->backend)) {
         case MODC_CPU: o.backend = modc::Backend::Cpu; break;
         case MODC_CUDA: o.backend = modc::Backend::Cuda; break;
-        default: throw modc::CompileError("unknown backend " + std::to_string(static_cast<int>(options->backend)));
+        default: throw modc::CompileError("unknown backend " + std::to_string(backend));
     }
     o.gram = options->no_gram == 0;
     o.threads = options->threads;

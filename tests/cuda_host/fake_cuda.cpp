@@ -33,8 +33,15 @@ namespace {
 
 using Call = std::function<void()>;
 
+struct Function {
+    void (*entry)();
+    int params;
+};
+
 struct State {
     bool capturing = false;
+    // The functions of each loaded module, freed when it is unloaded.
+    std::map<void*, std::vector<std::unique_ptr<Function>>> functions;
     std::vector<Call> captured;
     void* kernels = nullptr;
     std::map<std::string, int> params;
@@ -56,11 +63,6 @@ void issue(Call call) {
 
 struct Graph {
     std::vector<Call> calls;
-};
-
-struct Function {
-    void (*entry)();
-    int params;
 };
 
 int context_token = 0;
@@ -126,12 +128,19 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
     *module = reinterpret_cast<CUmodule>(s.kernels);
     return CUDA_SUCCESS;
 }
-CUresult cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
+CUresult cuModuleUnload(CUmodule module) {
+    void* handle = reinterpret_cast<void*>(module);
+    state().functions.erase(handle);
+    ::dlclose(handle);  // one per cuModuleLoadData's dlopen
+    return CUDA_SUCCESS;
+}
 CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* name) {
     void* entry = ::dlsym(reinterpret_cast<void*>(module), name);
     auto count = state().params.find(name);
     if (!entry || count == state().params.end()) return CUDA_ERROR_NOT_FOUND;
-    *function = reinterpret_cast<CUfunction>(new Function{reinterpret_cast<void (*)()>(entry), count->second});
+    auto& owned = state().functions[reinterpret_cast<void*>(module)];
+    owned.push_back(std::make_unique<Function>(Function{reinterpret_cast<void (*)()>(entry), count->second}));
+    *function = reinterpret_cast<CUfunction>(owned.back().get());
     return CUDA_SUCCESS;
 }
 

@@ -2,9 +2,8 @@
 # Past the call depth every call is an error that builds no module, so the module limit never
 # fires and 2^64 calls would be walked; the work budget counts the work of calls that end in
 # errors too, and stops the walk in well under a second with a located error.
-# RUN: not %modc check %s 2>&1 | FileCheck %s
-# RUN: sh -c 'timeout 10 %modc check %s >/dev/null 2>&1; test $? -eq 1'
-# RUN: sh -c 'timeout 10 %modc explain %s >/dev/null 2>&1; test $? -eq 1'
+# RUN: sh -c 'timeout 60 %modc check %s 2>&1; test $? -eq 1' | FileCheck %s
+# RUN: sh -c 'timeout 60 %modc explain %s >/dev/null 2>&1; test $? -eq 1'
 # CHECK: elaboration_budget_linear.mod:[[@LINE+6]]:9: error: network 'n' takes more than modc's limit of 32000000 steps to elaborate
 # CHECK-NEXT: {{^}}network n = f65(4){{$}}
 # CHECK: note: the limit is reached here

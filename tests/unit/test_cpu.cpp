@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -1285,7 +1286,8 @@ TEST_CASE("cpu: bf16 through the C++ and C APIs", "[cpu][bf16]") {
     CHECK(std::string(error) == "this dualizer was compiled for bf16 (std::uint16_t) tensors, not f32 (float)");
     modc_free_string(error);
     modc_free(d);
-    c_options.dtype = static_cast<modc_dtype>(7);
+    const int seven = 7;  // what a C caller may store; static_cast<modc_dtype>(7) is undefined in C++
+    std::memcpy(&c_options.dtype, &seven, sizeof seven);
     error = nullptr;
     CHECK(modc_compile_file_with(mlp.c_str(), &c_options, &error) == nullptr);
     REQUIRE(error != nullptr);
