@@ -275,7 +275,7 @@ auto const add_optimizer = [](auto& ctx) {
 
 // ---- rules ---------------------------------------------------------------------------------
 
-inline auto kw(char const* word) { return lexeme[lit(word) >> !(x3::alnum | '_')]; }
+inline auto kw(char const* word) { return lexeme[lit(word) >> !(alnum | '_')]; }
 
 auto const reserved = kw("def") | kw("network") | kw("atom") | kw("bond") | kw("optimizer") | kw("as");
 
@@ -338,9 +338,9 @@ x3::rule<class rbrace_class> const rbrace = "'}'";
 x3::rule<class colon_class> const colon = "':'";
 declaration_type const declaration = "declaration";
 
-auto const identifier_def = (!reserved >> x3::raw[lexeme[(x3::alpha | '_') >> *(x3::alnum | '_')]])[make_ident];
-auto const number_def = x3::raw[lexeme[((+x3::digit >> -('.' >> *x3::digit)) | ('.' >> +x3::digit)) >>
-                                       -(char_("eE") >> -char_("+-") >> +x3::digit)]][make_number];
+auto const identifier_def = (!reserved >> x3::raw[lexeme[(alpha | '_') >> *(alnum | '_')]])[make_ident];
+auto const number_def = x3::raw[lexeme[((+digit >> -('.' >> *digit)) | ('.' >> +digit)) >>
+                                       -(char_("eE") >> -char_("+-") >> +digit)]][make_number];
 
 auto const add_op_def = x3::raw[char_('+') >> !lit('=') | char_('-') >> !lit('>') >> !lit('=')][make_op];
 auto const compose_op_def = x3::raw[char_('@')][make_op];

@@ -14,6 +14,7 @@ packages=(
   pybind11-dev python3-dev            # the Python package (build/python/modc)
   python3-venv                        # tests/python/pip_install.sh: `pip install .` into a fresh venv
   python3-pytest python3-sklearn      # its tests, and examples/train_digits.py (sklearn's digits)
+  clang-14 libclang-rt-14-dev         # scripts/fuzz.sh: libFuzzer (tests/fuzz/)
 )
 missing=()
 for p in "${packages[@]}"; do

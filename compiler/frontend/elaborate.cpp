@@ -837,9 +837,11 @@ std::optional<ir::Network> Elaborator::network(const ast::Definition& def,
                 env[p.name] = Value::error();
             }
         }
-        for (const auto& [name, _] : overrides)
+        for (const auto& entry : overrides) {
+            const std::string& name = entry.first;  // a structured binding: lambdas capture one only from C++20
             if (std::none_of(def.params.begin(), def.params.end(), [&](const ast::Param& p) { return p.name == name; }))
                 error(def.name_loc, "network '" + def.name + "' has no parameter '" + name + "' to set");
+        }
         body = eval(*def.body, env);
     } catch (const TooLarge& t) {
         budgeted_ = false;

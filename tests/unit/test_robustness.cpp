@@ -519,3 +519,25 @@ TEST_CASE("robustness: a source text over 16 MiB is refused", "[robustness][larg
     CHECK(read_source_file(MODC_SOURCE_DIR "/examples/mlp.mod", read, error));
     CHECK(read.find("network mlp") != std::string::npos);
 }
+
+TEST_CASE("robustness: bytes from 0x80 on where blanks, names and numbers are read", "[robustness]") {
+    // Found by tests/fuzz: the grammar classified such bytes with std::isspace and its kin on a
+    // negative char (undefined; an assertion in Boost's debug builds). Each is an ordinary
+    // syntax error at its place.
+    struct Case {
+        std::string text;
+        std::uint32_t column;
+    };
+    for (const auto& [text, column] : {Case{"network a = ReLU\xa0\n", 17}, Case{"network \xc3\xa9 = ReLU\n", 9},
+                                       Case{"network b = Linear(4\xff, 4)\n", 21}, Case{"\xff\xfe network a = ReLU\n", 1},
+                                       Case{"network a = ReLU # comment \xe2\x80\x94 a dash\n", 0}}) {
+        INFO(shown(text));
+        auto c = survive(text, column != 0);
+        if (column == 0) {
+            CHECK_FALSE(c->diags.has_errors());  // in a comment, any byte is fine
+            continue;
+        }
+        REQUIRE(c->diags.error_count() >= 1);
+        CHECK(c->sources.file(c->file_id).line_col(c->diags.all()[0].loc.begin).col == column);
+    }
+}
