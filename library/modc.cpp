@@ -39,6 +39,38 @@ std::string backend_unavailable(Backend backend) {
 #endif
 }
 
+std::vector<Precision> backend_precisions(Backend backend, DType dtype) {
+    (void)backend;
+    (void)dtype;
+    return {Precision::F32};
+}
+
+const char* to_string(Precision precision) {
+    switch (precision) {
+        case Precision::Default: return "default";
+        case Precision::F32: return "f32";
+        case Precision::TF32: return "tf32";
+        case Precision::BF16: return "bf16";
+    }
+    return "?";
+}
+
+// The precision the kernel plan records: the backend's default, or the one asked for if the
+// backend offers it for the dtype. F32 with f64 gradients means the element type (f64).
+kp::Precision plan_precision(const CompileOptions& options) {
+    const std::vector<Precision> offered = backend_precisions(options.backend, options.dtype);
+    Precision p = options.precision == Precision::Default ? offered.front() : options.precision;
+    if (std::find(offered.begin(), offered.end(), p) == offered.end()) {
+        std::string names;
+        for (Precision o : offered) names += std::string(names.empty() ? "" : ", ") + to_string(o);
+        static const char* dtypes[] = {"f32", "f64", "bf16"};
+        throw CompileError(std::string("precision ") + to_string(p) + " is not available on the " +
+                           (options.backend == Backend::Cuda ? "cuda" : "cpu") + " backend for " +
+                           dtypes[static_cast<int>(options.dtype)] + " gradients; it offers " + names);
+    }
+    return p == Precision::TF32 ? kp::Precision::TF32 : p == Precision::BF16 ? kp::Precision::BF16 : kp::Precision::F32;
+}
+
 struct Dualizer::Impl {
     std::string network;
     std::string schedule;
@@ -351,7 +383,7 @@ kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options) {
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    return kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram});
+    return kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram, .precision = plan_precision(options)});
 }
 
 DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths) {

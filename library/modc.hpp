@@ -27,6 +27,12 @@ enum class DType { F32, F64, BF16 };
 // cuBLAS and the driver API on GPU 0 (docs/cuda.md); gradients are copied to the GPU and the
 // updates back on each run. Cuda has no `svd` schedule.
 enum class Backend { Cpu, Cuda };
+
+// The precision of the matmuls' inputs, apart from the storage dtype (products accumulate in
+// at least f32; elementwise work stays in the dtype's compute type). Default: the backend's
+// default (F32 on both today). Which backend offers which: backend_precisions().
+enum class Precision { Default, F32, TF32, BF16 };
+
 struct CompileOptions {
     std::string network;                          // required when the file defines several
     std::string schedule = "polar-express";       // muon, you, polar-express, cubic, svd
@@ -34,6 +40,7 @@ struct CompileOptions {
     std::map<std::string, std::string> set;       // network parameters: {"d", "64"}
     DType dtype = DType::F32;
     Backend backend = Backend::Cpu;
+    Precision precision = Precision::Default;
     bool gram = true;      // Gram Newton-Schulz for wide matrices where it saves flops (kernel_plan.hpp)
     // Matrices dualized at once; 0: one per hardware thread. While they run side by side, run()
     // sets OpenBLAS's (process-wide) thread count to 1, and restores it before returning.
@@ -74,6 +81,11 @@ struct BackendError : std::runtime_error {
 
 // Empty when `backend` can run here, else why not (the reason BackendUnavailable gives).
 std::string backend_unavailable(Backend backend);
+
+// The precisions `backend` offers for `dtype`, the default first. Compiling with another throws
+// CompileError naming these.
+std::vector<Precision> backend_precisions(Backend backend, DType dtype);
+const char* to_string(Precision precision);  // "default", "f32", "tf32", "bf16"
 
 class Dualizer {
 public:

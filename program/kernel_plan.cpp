@@ -25,6 +25,15 @@ const char* to_string(MapKind kind) {
 
 namespace modc::kp {
 
+const char* to_string(Precision precision) {
+    switch (precision) {
+        case Precision::F32: return "f32";
+        case Precision::TF32: return "tf32";
+        case Precision::BF16: return "bf16";
+    }
+    return "?";
+}
+
 const char* to_string(StepKind kind) {
     switch (kind) {
         case StepKind::Normalize: return "normalize";
@@ -101,7 +110,9 @@ std::string print(const KernelPlan& plan) {
     std::ostringstream out;
     char buf[256];
     out << "kernel plan for network " << plan.network << ", schedule " << plan.schedule << ": " << plan.groups.size()
-        << " groups, " << plan.leaf_count << " weights\n";
+        << " groups, " << plan.leaf_count << " weights";
+    if (plan.precision != Precision::F32) out << ", matmul inputs in " << to_string(plan.precision);
+    out << "\n";
     for (std::size_t i = 0; i < plan.groups.size(); ++i) {
         const auto& g = plan.groups[i];
         std::string shape;

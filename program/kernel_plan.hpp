@@ -77,9 +77,16 @@ struct Group {
     std::int64_t large() const { return transpose ? rows : cols; }  // n
 };
 
+// The precision of the matmuls' inputs (products always accumulate in at least f32): F32 (or
+// the element type, f64), TF32 (10-bit mantissa, tensor cores) or BF16 (8 bits). Elementwise
+// work and reductions stay in the element type. Which backend supports which: library/modc.cpp.
+enum class Precision { F32, TF32, BF16 };
+const char* to_string(Precision precision);
+
 struct KernelPlan {
     std::string network;
     std::string schedule;
+    Precision precision = Precision::F32;
     std::vector<Group> groups;
     std::size_t leaf_count = 0;
 };

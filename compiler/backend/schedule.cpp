@@ -110,6 +110,7 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
     KernelPlan kp;
     kp.network = plan.network;
     kp.schedule = default_schedule.name;
+    kp.precision = options.precision;
     kp.leaf_count = plan.leaves.size();
     std::map<std::tuple<MapKind, std::vector<std::int64_t>, std::string>, std::size_t> index;
     for (const auto& leaf : plan.leaves) {

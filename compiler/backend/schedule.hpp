@@ -32,6 +32,8 @@ inline constexpr const char* kDefaultSchedule = "polar-express";
 struct LowerOptions {
     // Allow Gram Newton-Schulz for wide matrices (both backends run it); see Group::gram.
     bool gram = true;
+    // The matmuls' input precision, recorded in the plan for the backends (KernelPlan::precision).
+    Precision precision = Precision::F32;
 };
 
 // Groups leaves by (map, shape, schedule) and lays out the steps of each group. `per_leaf`

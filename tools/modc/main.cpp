@@ -49,6 +49,7 @@ struct Options {
     std::string input;
     std::string backend = "cpu";
     std::string dtype = "f32";
+    std::string precision;            // empty: the backend's default
     std::string arch = "sm_90";
     std::string optimizer;            // step, emit --emit step*
     std::string weights, grads, state, out_state;  // step
@@ -126,6 +127,21 @@ const ir::Network* pick_network(const Compilation& c, const std::string& wanted,
         return nullptr;
     }
     return c.networks.empty() ? nullptr : &c.networks.front();
+}
+
+Precision parse_precision(const std::string& name) {
+    return name == "f32" ? Precision::F32 : name == "tf32" ? Precision::TF32 : name == "bf16" ? Precision::BF16 : Precision::Default;
+}
+
+// --precision for `emit`, which compiles for a backend without running it: the backend must offer it.
+bool check_emit_precision(const Options& o, Backend backend, DType dtype) {
+    if (o.precision.empty()) return true;
+    auto offered = backend_precisions(backend, dtype);
+    if (std::find(offered.begin(), offered.end(), parse_precision(o.precision)) != offered.end()) return true;
+    std::string names;
+    for (Precision p : offered) names += std::string(names.empty() ? "" : ", ") + to_string(p);
+    fail("precision " + o.precision + " is not available for --emit " + o.emit + "; it offers " + names);
+    return false;
 }
 
 // --schedule NAME sets the default; --schedule PATH=NAME one weight's.
@@ -236,6 +252,7 @@ int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
     options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
     options.gram = !o.no_gram;
     options.threads = o.threads;
+    options.precision = parse_precision(o.precision);
     if (!parse_memory_limit(o.memory_limit, options)) return 1;
 
     // Gradients in weight order, whatever order the file had them in; updates of the same dtype,
@@ -376,6 +393,7 @@ int run(const Options& o) {
         for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         args.options.gram = !o.no_gram;
         args.options.threads = o.threads;
+        args.options.precision = parse_precision(o.precision);
         if (!parse_memory_limit(o.memory_limit, args.options)) return 1;
         if (std::string why = backend_unavailable(args.options.backend); !why.empty())
             return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
@@ -415,6 +433,7 @@ int run(const Options& o) {
         co.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
         co.gram = !o.no_gram;
         co.threads = o.threads;
+        co.precision = parse_precision(o.precision);
         if (!parse_memory_limit(o.memory_limit, co)) return 1;
         // No GPU: BackendUnavailable (a CompileError), one line on stderr from run_guarded, exit 1.
         // For Cuda the compile time includes NVRTC, or reading its disk cache.
@@ -432,7 +451,16 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         std::map<std::string, const kp::Schedule*> per_leaf;
         for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
-        kp::KernelPlan kernel_plan = kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf, {.gram = !o.no_gram});
+        const DType dtype = o.dtype == "f64" ? DType::F64 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
+        const bool gpu = o.emit == "cuda" || o.emit == "ptx";
+        if (o.emit != "plan" && !check_emit_precision(o, gpu ? Backend::Cuda : Backend::Cpu, dtype)) return 1;
+        const Precision precision = parse_precision(o.precision);
+        kp::KernelPlan kernel_plan =
+            kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf,
+                      {.gram = !o.no_gram,
+                       .precision = precision == Precision::TF32   ? kp::Precision::TF32
+                                    : precision == Precision::BF16 ? kp::Precision::BF16
+                                                                   : kp::Precision::F32});
         if (o.emit == "plan") return write(kp::print(kernel_plan));
         if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
         if (o.dtype == "bf16")
@@ -500,6 +528,11 @@ int main(int argc, char** argv) {
                       "iterate on every matrix directly: no Gram Newton-Schulz for wide matrices");
     };
     no_gram(emit);
+    const char* precision_help = "precision of the matmuls' inputs: f32, tf32 or bf16 (default: the backend's)";
+    auto precision = [&](CLI::App* sub) {
+        sub->add_option("--precision", o.precision, precision_help)->check(CLI::IsMember({"f32", "tf32", "bf16"}));
+    };
+    precision(emit);
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
     common(graph);
     graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -521,6 +554,7 @@ int main(int argc, char** argv) {
                             "PATH=NAME for one weight (repeatable)");
     dualize_cmd->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
     no_gram(dualize_cmd);
+    precision(dualize_cmd);
     dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
     const char* memory_help = "host memory the run may use: BYTES, or N with K, M, G or T (default: half of the physical memory)";
@@ -537,6 +571,7 @@ int main(int argc, char** argv) {
     bench->add_option("--warmup", o.bench.warmup, "untimed runs first")->check(CLI::Range(0, 100000));
     bench->add_flag("--json", o.bench.json, "print the report as JSON");
     no_gram(bench);
+    precision(bench);
     bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
     bench->add_option("--memory-limit", o.memory_limit, memory_help);
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -562,6 +597,7 @@ int main(int argc, char** argv) {
     step_cmd->add_option("--schedule", o.schedules, "orthogonalisation schedule of dualize(...): NAME or PATH=NAME (repeatable)");
     step_cmd->add_option("--backend", o.backend, "where dualize(...) runs: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
     no_gram(step_cmd);
+    precision(step_cmd);
     step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
     step_cmd->add_option("--memory-limit", o.memory_limit, memory_help);
