@@ -39,10 +39,24 @@ std::string backend_unavailable(Backend backend) {
 #endif
 }
 
-std::vector<Precision> backend_precisions(Backend backend, DType dtype) {
-    (void)backend;
+namespace {
+
+// The CPU backend's precisions (runtime/cpu), the default first.
+std::vector<Precision> cpu_precisions(DType dtype) {
     (void)dtype;
     return {Precision::F32};
+}
+
+// The CUDA backend's precisions (runtime/cuda), the default first.
+std::vector<Precision> cuda_precisions(DType dtype) {
+    (void)dtype;
+    return {Precision::F32};
+}
+
+}  // namespace
+
+std::vector<Precision> backend_precisions(Backend backend, DType dtype) {
+    return backend == Backend::Cuda ? cuda_precisions(dtype) : cpu_precisions(dtype);
 }
 
 const char* to_string(Precision precision) {
