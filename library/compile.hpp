@@ -9,6 +9,11 @@
 
 namespace modc {
 
+namespace cuda {
+class DiskCache;
+class GpuDualizer;
+}  // namespace cuda
+
 std::string read_source(const std::string& path);
 // Parses, elaborates, derives and type-checks; throws CompileError with the rendered
 // diagnostics, or when the file defines no network or several and options.network is empty.
@@ -26,5 +31,8 @@ DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& path
 // allocates besides: an optimizer's weights and state) against options.memory_limit; throws
 // CompileError naming both when it would not fit.
 Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, double extra_bytes = 0);
+// A Cuda dualizer's GPU runtime and its NVRTC cache (null on the CPU, or without the toolkit).
+cuda::GpuDualizer* gpu_dualizer(Dualizer& d);
+const cuda::DiskCache* nvrtc_cache(const Dualizer& d);
 
 }  // namespace modc

@@ -121,6 +121,23 @@ struct Dualizer::Impl {
 #endif
     }
 
+    void run_gpu_device(const void* const* grads, void* const* updates, void* stream) {
+        if (backend != Backend::Cuda)
+            throw std::invalid_argument("run_device needs the CUDA backend: this dualizer runs on the CPU; "
+                                        "use run() with host pointers, or compile with Backend::Cuda");
+#ifdef MODC_WITH_CUDA
+        try {
+            gpu->run_device(grads, updates, static_cast<CUstream>(stream));
+        } catch (const cuda::GpuError& e) {
+            throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+        }
+#else
+        (void)grads;
+        (void)updates;
+        (void)stream;
+#endif
+    }
+
     // BF16 on the CPU: widen each gradient (exact), run in f32, round each update to bf16.
     void run_cpu_bf16(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
         std::vector<const float*> in;
@@ -205,6 +222,32 @@ void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* upda
         impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
     else
         impl_->run_cpu_bf16(grads, updates);
+}
+
+void Dualizer::run_device(const void* const* grads, void* const* updates, void* stream) {
+    impl_->run_gpu_device(grads, updates, stream);
+}
+
+struct DualizerAccess {
+    static const Dualizer::Impl& of(const Dualizer& d) { return *d.impl_; }
+};
+
+cuda::GpuDualizer* gpu_dualizer(Dualizer& d) {
+#ifdef MODC_WITH_CUDA
+    return DualizerAccess::of(d).gpu.get();
+#else
+    (void)d;
+    return nullptr;
+#endif
+}
+
+const cuda::DiskCache* nvrtc_cache(const Dualizer& d) {
+#ifdef MODC_WITH_CUDA
+    return DualizerAccess::of(d).cache.get();
+#else
+    (void)d;
+    return nullptr;
+#endif
 }
 
 std::string read_source(const std::string& path) {

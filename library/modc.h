@@ -24,6 +24,8 @@
  *   modc_optimizer_set_hyper(o, "lr", 0.01, &error);          (any time: no recompilation)
  *   modc_optimizer_step_f32(o, weights, grads, &error);       (one pointer per weight, in weight order)
  *   modc_optimizer_read_state(o, "m", 0, buffer, &error);     (state `m` of weight 0: a checkpoint)
+ * With MODC_CUDA, modc_dualize_device and modc_optimizer_step_device take device pointers and a
+ * CUstream / cudaStream_t, and enqueue the work on it without host copies.
  *   modc_optimizer_free(o);
  *
  * Every function that takes char** error returns NULL or -1 on failure, with *error (if error is
@@ -80,6 +82,12 @@ size_t modc_weight_shape(const modc_dualizer* d, size_t i, int64_t* dims);
 int modc_dualize_f32(modc_dualizer* d, const float* const* grads, float* const* updates, char** error);
 int modc_dualize_f64(modc_dualizer* d, const double* const* grads, double* const* updates, char** error);
 int modc_dualize_bf16(modc_dualizer* d, const uint16_t* const* grads, uint16_t* const* updates, char** error);
+/* MODC_CUDA only: the same with device pointers on GPU 0 (CUdeviceptr values, cudaMalloc'd
+ * pointers), of the compiled dtype, and no host copies. stream is a CUstream / cudaStream_t (NULL:
+ * the legacy default stream); the run is enqueued on it and this returns before the GPU is done,
+ * except that the cubic schedule synchronises the stream at its convergence checks. -1 with
+ * *error on the CPU backend. (modc::Dualizer::run_device) */
+int modc_dualize_device(modc_dualizer* d, const void* const* grads, void* const* updates, void* stream, char** error);
 
 /* An optimizer: an `optimizer` block of a .mod file compiled into a training step that updates
  * the caller's weights in place (the C++ modc::Optimizer; docs/optimizers.md). */
@@ -115,14 +123,16 @@ int modc_optimizer_get_hyper(const modc_optimizer* o, const char* name, double* 
 int modc_optimizer_set_hyper(modc_optimizer* o, const char* name, double value, char** error);
 
 /* State: the variables a step reads before it assigns them (`m`), one tensor per weight shaped
- * like it, zero before the first step. read/write copy state `name` of weight `weight` out of or
- * into data (as many values as the weight has elements, of the compiled dtype: float for
- * MODC_F32, double for MODC_F64); -1 with *error for an unknown name or weight. */
+ * like it, zero before the first step (on MODC_CUDA it lives on the GPU). read/write copy state
+ * `name` of weight `weight` out of or into data (host memory: as many values as the weight has
+ * elements, of the compiled dtype: float for MODC_F32, double for MODC_F64; on MODC_CUDA after
+ * the steps enqueued so far, waiting for the copy); -1 with *error for an unknown name or weight.
+ * zero_state: -1 with *error only if the GPU fails. */
 size_t modc_optimizer_state_count(const modc_optimizer* o);
 const char* modc_optimizer_state_name(const modc_optimizer* o, size_t i);
 int modc_optimizer_read_state(const modc_optimizer* o, const char* name, size_t weight, void* data, char** error);
 int modc_optimizer_write_state(modc_optimizer* o, const char* name, size_t weight, const void* data, char** error);
-void modc_optimizer_zero_state(modc_optimizer* o);
+int modc_optimizer_zero_state(modc_optimizer* o, char** error);
 /* Steps taken since compilation. */
 long long modc_optimizer_steps(const modc_optimizer* o);
 
@@ -131,6 +141,12 @@ long long modc_optimizer_steps(const modc_optimizer* o);
  * compiled for, a hyperparameter has no value, or the backend fails. */
 int modc_optimizer_step_f32(modc_optimizer* o, float* const* weights, const float* const* grads, char** error);
 int modc_optimizer_step_f64(modc_optimizer* o, double* const* weights, const double* const* grads, char** error);
+/* MODC_CUDA only: one step in place on device pointers (GPU 0, the compiled dtype), enqueued on
+ * stream (a CUstream / cudaStream_t; NULL: the legacy default stream); returns before the GPU is
+ * done (the cubic schedule's convergence checks excepted). The whole step runs on the GPU. -1
+ * with *error on the CPU backend. (modc::Optimizer::step_device) */
+int modc_optimizer_step_device(modc_optimizer* o, void* const* weights, const void* const* grads, void* stream,
+                               char** error);
 
 #ifdef __cplusplus
 }

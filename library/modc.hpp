@@ -24,8 +24,8 @@ namespace modc {
 enum class DType { F32, F64, BF16 };
 
 // Where the dualizer runs. Cpu: LLVM ORC JIT + OpenBLAS. Cuda: CUDA kernels compiled by NVRTC,
-// cuBLAS and the driver API on GPU 0 (docs/cuda.md); gradients are copied to the GPU and the
-// updates back on each run. Cuda has no `svd` schedule.
+// cuBLAS and the driver API on GPU 0 (docs/cuda.md); run() copies host gradients to the GPU and
+// the updates back, run_device() takes device pointers and a stream. Cuda has no `svd` schedule.
 enum class Backend { Cpu, Cuda };
 
 // The precision of the matmuls' inputs, apart from the storage dtype (products accumulate in
@@ -116,10 +116,22 @@ public:
     void run(const double* const* grads, double* const* updates);
     void run(const std::uint16_t* const* grads, std::uint16_t* const* updates);
 
+    // Cuda only: grads[i] -> updates[i] as device pointers on GPU 0 (CUdeviceptr values, or what
+    // cudaMalloc and torch's data_ptr() give), of the compiled dtype (bf16: its bits), without
+    // host copies. `stream` is a CUstream / cudaStream_t (nullptr: the legacy default stream):
+    // the run is enqueued on it (device-to-device copies of the tensors into the run's buffers,
+    // the CUDA graphs, copies out) and this returns without waiting, except that the cubic
+    // schedule synchronises `stream` at each convergence check (the host reads a few flags).
+    // Runs on different streams are ordered among themselves; order the tensors' producers and
+    // consumers with `stream` as for any kernel. Throws std::invalid_argument on the CPU
+    // backend, BackendError if the GPU fails.
+    void run_device(const void* const* grads, void* const* updates, void* stream);
+
     struct Impl;  // internal: made by the compile functions
     explicit Dualizer(std::unique_ptr<Impl> impl);
 
 private:
+    friend struct DualizerAccess;  // internal: the library's own access to Impl
     std::unique_ptr<Impl> impl_;
 };
 
@@ -136,7 +148,9 @@ Dualizer compile_source_text(const std::string& name, const std::string& text, c
 //   opt.step(weights, grads);                            // host pointers, in weight order
 //
 // State variables (`m` in `m = beta * m + grad`) are owned here, one tensor per weight shaped
-// like it, zero before the first step; read_state/write_state copy them (checkpoints).
+// like it, zero before the first step; read_state/write_state copy them (checkpoints). On the
+// Cuda backend the whole step runs on the GPU and the state lives there: step_device() takes
+// device pointers and a stream, step() copies host tensors through.
 struct OptimizerOptions : CompileOptions {
     std::string optimizer;  // the block to run; required when the file defines several
     // The weights this optimizer steps (by path, any order; empty: all). A rank of a distributed
@@ -163,8 +177,9 @@ public:
 
     // State: the variables a step reads before it assigns them, in the block's order.
     const std::vector<std::string>& state_names() const;
-    // Copies state `name` of weight i out of or into `data` (weights()[i].elements() values of
-    // the optimizer's dtype). Throws std::invalid_argument for an unknown name or weight.
+    // Copies state `name` of weight i out of or into `data` (host memory: weights()[i].elements()
+    // values of the optimizer's dtype; on Cuda, after the steps enqueued so far, and waiting for
+    // the copy). Throws std::invalid_argument for an unknown name or weight.
     void read_state(const std::string& name, std::size_t weight, void* data) const;
     void write_state(const std::string& name, std::size_t weight, const void* data);
     void zero_state();
@@ -175,6 +190,15 @@ public:
     // dtype, BackendError if the backend fails.
     void step(float* const* weights, const float* const* grads);
     void step(double* const* weights, const double* const* grads);
+
+    // Cuda only: one step, in place, on device pointers (GPU 0, the dtype compiled for),
+    // enqueued on `stream`, a CUstream / cudaStream_t (nullptr: the legacy default stream): per
+    // segment one kernel per weight, the hyperparameters' current values passed with it, and
+    // the dualizer's device path between. Returns without waiting (the cubic schedule's
+    // convergence checks excepted, as for Dualizer::run_device); steps on different streams are
+    // ordered among themselves. Throws std::invalid_argument on the CPU backend or while a
+    // hyperparameter has no value, BackendError if the GPU fails.
+    void step_device(void* const* weights, const void* const* grads, void* stream);
 
     struct Impl;  // internal: made by the compile functions
     explicit Optimizer(std::unique_ptr<Impl> impl);

@@ -191,6 +191,15 @@ int modc_dualize_bf16(modc_dualizer* d, const uint16_t* const* grads, uint16_t* 
     return dualize(d, grads, updates, error);
 }
 
+int modc_dualize_device(modc_dualizer* d, const void* const* grads, void* const* updates, void* stream, char** error) {
+    return guard_status(error, [&] {
+        require(d, "the dualizer");
+        require(grads, "grads");
+        require(updates, "updates");
+        d->dualizer.run_device(grads, updates, stream);
+    });
+}
+
 // The optimizer.
 
 modc_optimizer* modc_optimizer_compile_file(const char* path, const char* optimizer,
@@ -285,7 +294,12 @@ int modc_optimizer_write_state(modc_optimizer* o, const char* name, size_t weigh
     });
 }
 
-void modc_optimizer_zero_state(modc_optimizer* o) { o->optimizer.zero_state(); }
+int modc_optimizer_zero_state(modc_optimizer* o, char** error) {
+    return guard_status(error, [&] {
+        require(o, "the optimizer");
+        o->optimizer.zero_state();
+    });
+}
 
 long long modc_optimizer_steps(const modc_optimizer* o) { return o->optimizer.steps(); }
 
@@ -295,6 +309,16 @@ int modc_optimizer_step_f32(modc_optimizer* o, float* const* weights, const floa
 
 int modc_optimizer_step_f64(modc_optimizer* o, double* const* weights, const double* const* grads, char** error) {
     return step(o, weights, grads, error);
+}
+
+int modc_optimizer_step_device(modc_optimizer* o, void* const* weights, const void* const* grads, void* stream,
+                               char** error) {
+    return guard_status(error, [&] {
+        require(o, "the optimizer");
+        require(weights, "weights");
+        require(grads, "grads");
+        o->optimizer.step_device(weights, grads, stream);
+    });
 }
 
 }  // extern "C"

@@ -9,6 +9,10 @@
 #include "library/modc.hpp"
 #include "runtime/cpu/stepper.hpp"
 #include "support/suggest.hpp"
+#ifdef MODC_WITH_CUDA
+#include "compiler/backend/codegen_cuda_step.hpp"
+#include "runtime/cuda/gpu_stepper.hpp"
+#endif
 
 namespace modc {
 
@@ -21,8 +25,34 @@ struct Optimizer::Impl {
     std::vector<bool> hyper_set;
     std::vector<int> state_vars;  // state_names[j] is variable state_vars[j] of the plan
     long long steps = 0;
+    // The CPU backend runs one of these; the Cuda backend runs the whole step on the GPU.
     std::unique_ptr<cpu::Stepper<float>> step32;
     std::unique_ptr<cpu::Stepper<double>> step64;
+#ifdef MODC_WITH_CUDA
+    std::unique_ptr<cuda::GpuStepper> gpu;
+#endif
+
+    bool on_gpu() const {
+#ifdef MODC_WITH_CUDA
+        return gpu != nullptr;
+#else
+        return false;
+#endif
+    }
+
+    // Runs f, a call into the GPU stepper, with its failures as BackendError.
+    template <class F>
+    static void on_device(F&& f) {
+#ifdef MODC_WITH_CUDA
+        try {
+            f();
+        } catch (const cuda::GpuError& e) {
+            throw BackendError(std::string("the CUDA backend failed: ") + e.what());
+        }
+#else
+        (void)f;
+#endif
+    }
 
     std::size_t hyper_index(const std::string& n) const {
         auto it = std::find(hyper_names.begin(), hyper_names.end(), n);
@@ -48,16 +78,43 @@ struct Optimizer::Impl {
         return step64 ? static_cast<void*>(step64->var(var, weight)) : static_cast<void*>(step32->var(var, weight));
     }
 
-    template <class T>
-    void step(cpu::Stepper<T>* stepper, DType given, T* const* weights, const T* const* grads) {
-        if (!stepper || given != dtype)
-            throw std::invalid_argument(std::string("this optimizer was compiled for ") +
-                                        (dtype == DType::F64 ? "f64 (double)" : "f32 (float)") + " tensors");
+    void check_hypers() const {
         for (std::size_t h = 0; h < hypers.size(); ++h)
             if (!hyper_set[h])
                 throw std::invalid_argument("hyperparameter '" + hyper_names[h] + "' of optimizer '" + name +
                                             "' has no default; set it before the first step");
-        stepper->step(weights, grads, hypers.data());
+    }
+
+    template <class T>
+    void step(cpu::Stepper<T>* stepper, DType given, T* const* weights, const T* const* grads) {
+        if (given != dtype)
+            throw std::invalid_argument(std::string("this optimizer was compiled for ") +
+                                        (dtype == DType::F64 ? "f64 (double)" : "f32 (float)") + " tensors");
+        check_hypers();
+        if (on_gpu()) {
+#ifdef MODC_WITH_CUDA
+            on_device([&] {
+                gpu->step_host(reinterpret_cast<void* const*>(weights), reinterpret_cast<const void* const*>(grads), hypers.data());
+            });
+#endif
+        } else {
+            stepper->step(weights, grads, hypers.data());
+        }
+        ++steps;
+    }
+
+    void step_device(void* const* weights, const void* const* grads, void* stream) {
+        if (!on_gpu())
+            throw std::invalid_argument("step_device needs the CUDA backend: optimizer '" + name +
+                                        "' runs on the CPU; use step() with host pointers, or compile with Backend::Cuda");
+        check_hypers();
+#ifdef MODC_WITH_CUDA
+        on_device([&] { gpu->step_device(weights, grads, hypers.data(), static_cast<CUstream>(stream)); });
+#else
+        (void)weights;
+        (void)grads;
+        (void)stream;
+#endif
         ++steps;
     }
 };
@@ -88,17 +145,26 @@ void Optimizer::set_hyperparameter(const std::string& name, double value) {
 
 void Optimizer::read_state(const std::string& name, std::size_t weight, void* data) const {
     int v = impl_->state_var(name, weight);
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return Impl::on_device([&] { impl_->gpu->read_var(v, weight, data); });
+#endif
     auto bytes = static_cast<std::size_t>(weights()[weight].elements()) * impl_->element_size();
     std::memcpy(data, impl_->state(v, weight), bytes);
 }
 
 void Optimizer::write_state(const std::string& name, std::size_t weight, const void* data) {
     int v = impl_->state_var(name, weight);
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return Impl::on_device([&] { impl_->gpu->write_var(v, weight, data); });
+#endif
     auto bytes = static_cast<std::size_t>(weights()[weight].elements()) * impl_->element_size();
     std::memcpy(impl_->state(v, weight), data, bytes);
 }
 
 void Optimizer::zero_state() {
+#ifdef MODC_WITH_CUDA
+    if (impl_->gpu) return Impl::on_device([&] { impl_->gpu->zero_state(); });
+#endif
     if (impl_->step32) impl_->step32->zero_state();
     if (impl_->step64) impl_->step64->zero_state();
 }
@@ -111,13 +177,18 @@ void Optimizer::step(double* const* weights, const double* const* grads) {
     impl_->step(impl_->step64.get(), DType::F64, weights, grads);
 }
 
+void Optimizer::step_device(void* const* weights, const void* const* grads, void* stream) {
+    impl_->step_device(weights, grads, stream);
+}
+
 Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions& options) {
     return compile_optimizer_text(path, read_source(path), options);
 }
 
 Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options) {
     if (options.dtype == DType::BF16)
-        throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet");
+        throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet "
+                           "(dualizers take bf16 gradients: compile_file with DType::BF16)");
     std::unique_ptr<Compilation> c = front_end(name, text, options);
     const ast::Optimizer& block = choose_optimizer(*c, name, options.optimizer);
     std::optional<step::StepPlan> plan = lower_step(block, c->diags);
@@ -149,7 +220,19 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
     std::vector<std::int64_t> elements;
     for (const auto& w : impl->dualizer->weights()) elements.push_back(w.elements());
     Dualizer* dualizer = impl->dualizer.get();
-    if (options.dtype == DType::F64) {
+    if (options.backend == Backend::Cuda) {  // make_dualizer has checked that it can run here
+#ifdef MODC_WITH_CUDA
+        cuda::CudaOptions co;
+        co.type = options.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
+        cuda::StepProgram program = cuda::codegen_cuda_step(*plan, elements, co);
+        cuda::GpuOptions go;
+        go.cache = nvrtc_cache(*dualizer);
+        Optimizer::Impl::on_device([&] {
+            impl->gpu = std::make_unique<cuda::GpuStepper>(std::move(program), std::move(*plan), elements,
+                                                           *gpu_dualizer(*dualizer), go);
+        });
+#endif
+    } else if (options.dtype == DType::F64) {
         LlvmModule kernels = codegen_llvm_step(*plan, elements, ElementType::F64);
         impl->step64 = std::make_unique<cpu::Stepper<double>>(
             std::move(*plan), elements, std::move(kernels),

@@ -1,6 +1,8 @@
 // modc._modc: the C++ library (library/modc.hpp) for Python, through pybind11. Tensors cross as
 // raw addresses (an int per weight) that the Python layer (python/modc/) takes from NumPy
-// arrays or torch tensors after checking them, so that nothing here depends on PyTorch.
+// arrays or torch tensors after checking them, so that nothing here depends on PyTorch. On the
+// CUDA backend, run_device and step_device take device addresses (torch's data_ptr() of CUDA
+// tensors) and the stream to enqueue on as an int (torch.cuda.current_stream().cuda_stream).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -58,6 +60,14 @@ void run(Dualizer& d, const std::vector<std::uintptr_t>& grads, const std::vecto
     d.run(in.data(), out.data());
 }
 
+void run_device(Dualizer& d, const std::vector<std::uintptr_t>& grads, const std::vector<std::uintptr_t>& updates,
+                std::uintptr_t stream) {
+    auto in = pointers<const void>(grads);
+    auto out = pointers<void>(updates);
+    py::gil_scoped_release release;
+    d.run_device(in.data(), out.data(), reinterpret_cast<void*>(stream));
+}
+
 template <class T>
 void step(Optimizer& o, const std::vector<std::uintptr_t>& weights, const std::vector<std::uintptr_t>& grads) {
     auto w = pointers<T>(weights);
@@ -106,6 +116,12 @@ PYBIND11_MODULE(_modc, m) {
                 case DType::F64: run<double>(d, grads, updates); break;
                 case DType::BF16: run<std::uint16_t>(d, grads, updates); break;
             }
+        })
+        .def("run_device", [](Dualizer& d, const std::vector<std::uintptr_t>& grads, const std::vector<std::uintptr_t>& updates,
+                              std::uintptr_t stream) {
+            check_count(grads.size(), d.weights().size(), "gradients");
+            check_count(updates.size(), d.weights().size(), "updates");
+            run_device(d, grads, updates, stream);
         });
 
     m.def(
@@ -132,6 +148,8 @@ PYBIND11_MODULE(_modc, m) {
     py::class_<Optimizer>(m, "Optimizer")
         .def_property_readonly("name", &Optimizer::name)
         .def_property_readonly("dtype", [](const Optimizer& o) { return dtype_name(o.dualizer().dtype()); })
+        .def_property_readonly("backend",
+                               [](const Optimizer& o) { return o.dualizer().backend() == Backend::Cuda ? "cuda" : "cpu"; })
         .def_property_readonly("weights", [](const Optimizer& o) { return weights_of(o.weights()); })
         .def_property_readonly("hyperparameters", &Optimizer::hyperparameters)
         .def_property_readonly("state_names", &Optimizer::state_names)
@@ -150,6 +168,15 @@ PYBIND11_MODULE(_modc, m) {
                 step<double>(o, weights, grads);
             else
                 step<float>(o, weights, grads);
+        })
+        .def("step_device", [](Optimizer& o, const std::vector<std::uintptr_t>& weights, const std::vector<std::uintptr_t>& grads,
+                               std::uintptr_t stream) {
+            check_count(weights.size(), o.weights().size(), "weights");
+            check_count(grads.size(), o.weights().size(), "gradients");
+            auto w = pointers<void>(weights);
+            auto g = pointers<const void>(grads);
+            py::gil_scoped_release release;
+            o.step_device(w.data(), g.data(), reinterpret_cast<void*>(stream));
         });
 
     m.def(

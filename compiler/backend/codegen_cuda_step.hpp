@@ -29,18 +29,10 @@
 #include <vector>
 
 #include "compiler/backend/codegen_cuda.hpp"
+#include "program/cuda_step_program.hpp"
 #include "program/step_plan.hpp"
 
 namespace modc::cuda {
-
-struct StepProgram {
-    std::string optimizer;
-    ElementType type = ElementType::F32;
-    std::string source;                // CUDA C++
-    std::vector<std::string> kernels;  // every kernel the source defines (KernelNames::step), in order
-    unsigned block = 256;              // threads per block of every kernel
-    unsigned max_grid = 1024;          // blocks at most (the grid-stride loop covers the rest)
-};
 
 // Throws Unsupported for BF16 storage (the step runs on f32 or f64 weights).
 StepProgram codegen_cuda_step(const step::StepPlan& plan, const std::vector<std::int64_t>& elements,

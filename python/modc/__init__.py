@@ -7,13 +7,14 @@
     from modc.torch import Optimizer                                 # a torch.optim.Optimizer
 
 Tensors cross into the C++ library by address: NumPy arrays, torch tensors (any version: only
-data_ptr() is used) and anything that speaks the buffer protocol or DLPack through NumPy.
+data_ptr() is used) and anything that speaks the buffer protocol or DLPack through NumPy. With
+backend="cuda", CUDA tensors stay on the GPU: they are dualized there, on the current stream.
 Compiler errors arrive as modc.CompileError, whose message holds modc's located diagnostics.
 """
 import json
 import os
 
-from . import _modc
+from . import _modc, _tensors
 from ._modc import BackendError, CompileError
 from ._tensors import Tensors
 
@@ -59,7 +60,7 @@ class Dualizer:
     def __init__(self, native, name, text, network, set):
         self._native, self._source = native, (name, text, network, set)
         self.weights = [Weight(w) for w in native.weights]
-        self._tensors = Tensors(self.weights, native.dtype)
+        self._tensors = Tensors(self.weights, native.dtype, native.backend)
 
     network = property(lambda self: self._native.network)
     schedule = property(lambda self: self._native.schedule)
@@ -75,11 +76,18 @@ class Dualizer:
         """Maps {path: gradient} to {path: update}, each of the gradient's type, dtype and device.
 
         Every weight must be present, contiguous, of the compiled dtype. `out` ({path: tensor})
-        receives the updates in place when given.
+        receives the updates in place when given. On the CUDA backend, CUDA tensors (on GPU 0)
+        are dualized on the GPU without host copies, enqueued on the current torch stream; host
+        tensors are copied through.
         """
         inputs = self._tensors.check(grads, "gradients")
         outputs = self._tensors.outputs(inputs, out)
-        self._native.run([a for _, a in inputs], [a for _, a in outputs])
+        device = _tensors.placement([_tensors.device_of(t) for t, _ in inputs + outputs], self.backend,
+                                    "the gradients and updates")
+        if device == "cpu":
+            self._native.run([a for _, a in inputs], [a for _, a in outputs])
+        else:
+            self._native.run_device([a for _, a in inputs], [a for _, a in outputs], _tensors.cuda_stream(device))
         return {w.path: t for w, (t, _) in zip(self.weights, outputs)}
 
     def __repr__(self):

@@ -3,6 +3,11 @@
 NumPy arrays and torch tensors are used in place (their data pointer); anything else that
 NumPy can view without a copy (the buffer protocol, __array_interface__, DLPack) is viewed as
 an array. Every problem is a ValueError or TypeError that names the weight.
+
+CUDA torch tensors cross by their device address, for the CUDA backend's device path
+(run_device, step_device): every tensor of one call on GPU 0, and the work enqueued on the
+current torch stream of that device. device_of and cuda_stream are the only places that ask
+torch where a tensor lives (the tests replace them to run the device path on a fake driver).
 """
 import numpy as np
 
@@ -14,17 +19,50 @@ def _is_torch(t):
     return type(t).__module__.startswith("torch") and hasattr(t, "data_ptr")
 
 
+def device_of(t):
+    """"cpu" for host memory (NumPy arrays, CPU tensors), else the torch device's name ("cuda:0")."""
+    if not _is_torch(t) or t.device.type == "cpu":
+        return "cpu"
+    return str(t.device) if t.device.index is not None or t.device.type != "cuda" else "cuda:0"
+
+
+def cuda_stream(device):
+    """The current torch stream of a CUDA device ("cuda:0"), as the int the library takes."""
+    import torch
+    return torch.cuda.current_stream(torch.device(device)).cuda_stream
+
+
+def placement(devices, backend, what):
+    """The one device of a call's tensors ("cpu" or "cuda:0"), after checking it suits the backend."""
+    devices = sorted(set(devices))
+    if len(devices) > 1:
+        raise ValueError(f"{what} are on several devices ({', '.join(devices)}); modc takes every tensor of a call "
+                         "on one device")
+    device = devices[0] if devices else "cpu"
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise ValueError(f"{what} on {device}: modc takes CPU tensors, or CUDA tensors (on cuda:0) with the CUDA "
+                         "backend")
+    if backend != "cuda":
+        raise ValueError(f"{what} on {device}: this was compiled for the CPU backend; compile with "
+                         "backend='cuda', or pass CPU tensors")
+    if device != "cuda:0":
+        raise ValueError(f"{what} on {device}: modc's CUDA backend runs on GPU 0 (cuda:0)")
+    return device
+
+
 class Tensors:
-    def __init__(self, weights, dtype):
-        self.weights, self.dtype = weights, dtype
+    def __init__(self, weights, dtype, backend="cpu"):
+        self.weights, self.dtype, self.backend = weights, dtype, backend
 
     def address(self, path, t, what, writable=False):
         """The address of tensor t of weight `path`, after checking it (and that modc may write it)."""
         w = next(w for w in self.weights if w.path == path)
         if _is_torch(t):
-            if t.device.type != "cpu":
-                raise ValueError(f"{what} '{path}' is on {t.device}: modc runs on CPU tensors for now "
-                                 "(the CUDA path needs device pointers, not yet in the library)")
+            device = device_of(t)
+            if device != "cpu":
+                placement([device], self.backend, f"{what} '{path}'")  # raises unless the CUDA backend's GPU
             if str(t.dtype) != _TORCH[self.dtype]:
                 raise TypeError(f"{what} '{path}' is {t.dtype}, but this was compiled for {_TORCH[self.dtype]}")
             if tuple(t.shape) != w.shape:

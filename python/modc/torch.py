@@ -8,6 +8,8 @@
 
 The step is the block, compiled (docs/optimizers.md): every weight the .mod file describes is
 updated in place by modc; the parameters it does not describe (biases, gains) go to `fallback`.
+CUDA parameters (on cuda:0) pick the CUDA backend: the whole step runs on the GPU, on the
+current torch stream, with no host copies, and the block's state stays there.
 The block's parameters live in param_groups[0] (lr, beta, ...), so learning-rate schedulers
 work on them; the fallback is an optimizer of its own, so schedule its rate with a scheduler on
 `opt.fallback`. state_dict() holds the block's state (momentum) and the fallback's.
@@ -17,7 +19,7 @@ it and the owners broadcast them: the result equals the one-process step (docs/d
 """
 import torch
 
-from . import _modc, _sets, read_source
+from . import _modc, _sets, _tensors, read_source
 from ._tensors import Tensors
 from .distributed import Shards
 
@@ -71,12 +73,11 @@ class Optimizer(torch.optim.Optimizer):
         dtype = _DTYPES.get(next(iter(dtypes)) if dtypes else torch.float32)
         if dtype is None:
             raise TypeError(f"modc's optimizer step runs on float32 or float64 parameters, not {next(iter(dtypes))}")
-        devices = {p.device.type for p in mapped.values()}
+        devices = [_tensors.device_of(p) for p in mapped.values()]
         if backend is None:
-            backend = "cuda" if "cuda" in devices else "cpu"
-        if backend != "cpu" or devices - {"cpu"}:
-            raise ValueError("modc.torch.Optimizer runs on CPU parameters for now: the CUDA step needs the "
-                             "library's device-pointer API, which is not there yet")
+            backend = "cpu" if all(d == "cpu" for d in devices) else "cuda"
+        # CUDA parameters step on the GPU (step_device); CPU ones through host copies on either backend.
+        self._device = _tensors.placement(devices, backend, "the parameters")
         # With a process group, this rank compiles, keeps state for and steps only the weights it
         # owns (modc.distributed); a rank that owns none compiles one, for the block's parameters.
         self._shards = None
@@ -115,7 +116,7 @@ class Optimizer(torch.optim.Optimizer):
                 defaults[h] = self._native.hyperparameter(h)
             except ValueError:
                 raise ValueError(f"the block's parameter '{h}' has no default; give it: Optimizer(..., {h}=...)") from None
-        self._tensors = Tensors([_Weight(w) for w in self._weights], dtype)
+        self._tensors = Tensors([_Weight(w) for w in self._weights], dtype, backend)
         super().__init__([mapped[p] for p in paths], defaults)
 
     @property
@@ -168,8 +169,13 @@ class Optimizer(torch.optim.Optimizer):
             keep.append(g)
             weights.append(self._tensors.address(w["path"], p, "parameter"))
             grads.append(self._tensors.address(w["path"], g, "gradient"))
-        if weights:
+            if _tensors.device_of(g) != self._device:
+                raise ValueError(f"the gradient of '{w['path']}' is on {_tensors.device_of(g)}, its parameter on "
+                                 f"{self._device}")
+        if weights and self._device == "cpu":
             self._native.step(weights, grads)
+        elif weights:
+            self._native.step_device(weights, grads, _tensors.cuda_stream(self._device))
         # (step() then marks the parameters as changed in place: modc wrote them through their
         # addresses, which autograd does not see, so a graph saved before the step must refuse
         # to backward.)
@@ -186,10 +192,11 @@ class Optimizer(torch.optim.Optimizer):
             entry = {}
             local = i if self._shards is None else self._shards.local(i)
             for s in self._native.state_names:
-                t = torch.zeros_like(p, memory_format=torch.contiguous_format)
+                # read_state copies to host memory (from the GPU on the CUDA backend, after the steps so far).
+                t = torch.zeros_like(p, memory_format=torch.contiguous_format, device="cpu")
                 if local is not None:
                     self._native.read_state(s, local, t.data_ptr())
-                entry[s] = t
+                entry[s] = t.to(p.device)
             self.state[p] = entry
         if self._shards is not None:  # each owner's state reaches every rank: one dict a single process loads
             for s in self._native.state_names:
@@ -214,7 +221,7 @@ class Optimizer(torch.optim.Optimizer):
             for s in self._native.state_names:
                 if s not in entry:
                     raise ValueError(f"the state_dict has no state '{s}' for weight '{w['path']}'")
-                t = entry[s].detach().to(device=p.device, dtype=p.dtype).contiguous()
+                t = entry[s].detach().to(device="cpu", dtype=p.dtype).contiguous()  # write_state reads host memory
                 self._tensors.address(w["path"], t, f"state '{s}'")  # checks the shape
                 self._native.write_state(s, local, t.data_ptr())
         self.state.clear()

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/diagnostics.hpp"
+#include "runtime/cuda/driver.hpp"
 #include "runtime/cuda/nvrtc.hpp"
 
 namespace modc::cuda {
@@ -17,30 +18,13 @@ namespace modc::cuda {
 #define MODC_STR_(x) #x
 #define MODC_STR(x) MODC_STR_(x)
 
-// Each name is resolved under the versioned symbol its header maps it to (cuMemAlloc is
-// cuMemAlloc_v2), so the function-pointer types are exactly the header's.
-#define MODC_CU_FUNCTIONS(X)                                                                                 \
-    X(cuInit) X(cuDriverGetVersion) X(cuGetErrorString) X(cuGetErrorName) X(cuDeviceGetCount) X(cuDeviceGet)  \
-    X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease)      \
-    X(cuCtxSetCurrent) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuMemAlloc)            \
-    X(cuMemFree) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuStreamCreate) X(cuStreamDestroy)               \
-    X(cuStreamSynchronize) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate)                \
-    X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuLaunchKernel) X(cuEventCreate)              \
-    X(cuEventRecord) X(cuEventSynchronize) X(cuEventDestroy)
-
+// The cuBLAS functions, resolved like the driver's (driver.hpp).
 #define MODC_CUBLAS_FUNCTIONS(X)                                                                            \
     X(cublasCreate) X(cublasDestroy) X(cublasSetStream) X(cublasSetWorkspace) X(cublasSsyrk) X(cublasDsyrk)  \
     X(cublasSsymm) X(cublasDsymm) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)                 \
     X(cublasGetStatusString)
 
 #define MODC_DECLARE(f) decltype(&::f) f = nullptr;
-
-struct Driver {
-    MODC_CU_FUNCTIONS(MODC_DECLARE)
-    // cuEventElapsedTime is cuEventElapsedTime_v2 in CUDA 13 headers; older drivers have only the
-    // first, with the same signature.
-    decltype(&::cuEventElapsedTime) eventElapsedTime = nullptr;
-};
 
 struct Cublas {
     MODC_CUBLAS_FUNCTIONS(MODC_DECLARE)
@@ -64,7 +48,7 @@ std::vector<std::string> names_from(const char* env, std::vector<std::string> na
 }
 
 struct Loaded {
-    std::unique_ptr<Driver> driver;
+    const Driver* driver = nullptr;
     std::unique_ptr<Cublas> cublas;
     std::string driver_error, cublas_error;
 };
@@ -73,25 +57,7 @@ const Loaded& loaded() {
     static const Loaded l = [] {
         Loaded out;
         std::string error;
-        if (void* lib = open_first(names_from("MODC_LIBCUDA", {"libcuda.so.1", "libcuda.so"}), error)) {
-            auto d = std::make_unique<Driver>();
-            std::string missing;
-#define MODC_LOAD(f)                                                             \
-    d->f = reinterpret_cast<decltype(d->f)>(::dlsym(lib, MODC_STR(f)));          \
-    if (!d->f) missing += std::string(missing.empty() ? "" : ", ") + MODC_STR(f);
-            MODC_CU_FUNCTIONS(MODC_LOAD)
-#undef MODC_LOAD
-            for (const char* name : {MODC_STR(cuEventElapsedTime), "cuEventElapsedTime"})
-                if (!d->eventElapsedTime)
-                    d->eventElapsedTime = reinterpret_cast<decltype(d->eventElapsedTime)>(::dlsym(lib, name));
-            if (!d->eventElapsedTime) missing += std::string(missing.empty() ? "" : ", ") + "cuEventElapsedTime";
-            if (missing.empty())
-                out.driver = std::move(d);
-            else
-                out.driver_error = "the CUDA driver found is too old: it lacks " + missing;
-        } else {
-            out.driver_error = "no CUDA driver was found (" + error + ")";
-        }
+        out.driver = load_driver(&out.driver_error);
         error.clear();
         std::vector<std::string> names;
 #ifdef MODC_CUDA_VERSION_MAJOR
@@ -118,29 +84,6 @@ const Loaded& loaded() {
     return l;
 }
 
-std::string cu_error(const Driver& d, CUresult r) {
-    const char* name = nullptr;
-    const char* text = nullptr;
-    d.cuGetErrorName(r, &name);
-    d.cuGetErrorString(r, &text);
-    return std::string(name ? name : "CUDA error " + std::to_string(static_cast<int>(r))) + (text ? std::string(": ") + text : "");
-}
-
-// Initialises the driver and counts the devices: empty, or why the GPU cannot be used.
-std::string probe_driver(const Driver& d, int* count) {
-    static const std::string why = [&d] {
-        CUresult r = d.cuInit(0);
-        if (r != CUDA_SUCCESS) return "the CUDA driver could not be initialised (" + cu_error(d, r) + ")";
-        int n = 0;
-        r = d.cuDeviceGetCount(&n);
-        if (r != CUDA_SUCCESS) return "the CUDA driver cannot list devices (" + cu_error(d, r) + ")";
-        if (n == 0) return std::string("there is no CUDA device");
-        return std::string();
-    }();
-    if (count && why.empty()) d.cuDeviceGetCount(count);
-    return why;
-}
-
 }  // namespace
 
 std::string gpu_unavailable() {
@@ -164,6 +107,7 @@ struct GpuDualizer::Impl {
     CUstream stream = nullptr;
     cublasHandle_t handle = nullptr;
     CUevent start = nullptr, stop = nullptr;
+    CUevent done = nullptr;  // recorded after each run: the next one, on any stream, waits for it
     // The ops as the host runs them: ranges of ops, each one CUDA graph (when graphs are on),
     // and between them the Converged checks, which may jump ahead.
     struct Segment {
@@ -181,13 +125,15 @@ struct GpuDualizer::Impl {
     std::vector<std::size_t> leaf_bytes;
     std::string name;
     bool cached = false;
-    double last_ms = 0;
+    mutable double last_ms = 0;
+    mutable bool timing_pending = false;  // a device run's events, read when last_ms() is asked
 
     Impl(Program p, const GpuOptions& o, const Driver& d, const Cublas& b)
         : program(std::move(p)), options(o), cu(d), bl(b) {}
 
     ~Impl() {
         if (context) cu.cuCtxSetCurrent(context);
+        if (done) cu.cuEventSynchronize(done);  // a device run may still use the buffers
         for (auto& seg : segments) {
             if (seg.exec) cu.cuGraphExecDestroy(seg.exec);
             if (seg.graph) cu.cuGraphDestroy(seg.graph);
@@ -202,14 +148,13 @@ struct GpuDualizer::Impl {
         if (workspace) cu.cuMemFree(workspace);
         if (start) cu.cuEventDestroy(start);
         if (stop) cu.cuEventDestroy(stop);
+        if (done) cu.cuEventDestroy(done);
         if (stream) cu.cuStreamDestroy(stream);
         if (module) cu.cuModuleUnload(module);
         if (context) cu.cuDevicePrimaryCtxRelease(device);
     }
 
-    void check(CUresult r, const char* what) const {
-        if (r != CUDA_SUCCESS) throw GpuError(std::string(what) + " failed: " + cu_error(cu, r));
-    }
+    void check(CUresult r, const char* what) const { cuda::check(cu, r, what); }
     void check(cublasStatus_t s, const char* what) const {
         if (s != CUBLAS_STATUS_SUCCESS) throw GpuError(std::string(what) + " failed: " + bl.cublasGetStatusString(s));
     }
@@ -228,26 +173,10 @@ struct GpuDualizer::Impl {
         check(cu.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
         check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 
-        // Kernels: a cubin for the device's architecture, or PTX for the newest one NVRTC
-        // knows below it (the driver then compiles it) when NVRTC does not know the device.
-        std::string why;
-        const Nvrtc* nvrtc = load_nvrtc(&why);
-        if (!nvrtc) throw GpuError(why);
-        int arch = major * 10 + minor, best = 0;
-        for (int a : nvrtc_archs(*nvrtc))
-            if (a <= arch) best = std::max(best, a);
-        if (best == 0) throw GpuError("NVRTC " + nvrtc_version(*nvrtc) + " cannot compile for sm_" + std::to_string(arch));
-        CompileRequest request;
-        request.source = program.source;
-        request.name = program.network + ".cu";
-        request.arch = (best == arch ? "sm_" : "compute_") + std::to_string(best);
-        Compiled compiled = compile(*nvrtc, request, options.cache);
-        if (!compiled.ok)
-            throw GpuError("NVRTC could not compile the generated CUDA code for " + request.arch + ":\n" + compiled.log);
-        cached = compiled.from_cache;
-        name = std::string(buffer) + ", sm_" + std::to_string(arch);
-        const std::string& image = compiled.cubin.empty() ? compiled.ptx : compiled.cubin;
-        check(cu.cuModuleLoadData(&module, image.c_str()), "cuModuleLoadData");
+        LoadedModule kernels = load_module(cu, device, program.source, program.network + ".cu", options.cache);
+        module = kernels.module;
+        cached = kernels.from_cache;
+        name = std::string(buffer) + ", sm_" + std::to_string(major * 10 + minor);
         for (const auto& k : program.kernels) {
             CUfunction f = nullptr;
             check(cu.cuModuleGetFunction(&f, module, k.c_str()), ("cuModuleGetFunction(" + k + ")").c_str());
@@ -257,6 +186,7 @@ struct GpuDualizer::Impl {
         check(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
         check(cu.cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
         check(cu.cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
+        check(cu.cuEventCreate(&done, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
         for (std::size_t b = 0; b < work.size(); ++b)
             if (program.bytes[b] > 0) check(cu.cuMemAlloc(&work[b], static_cast<std::size_t>(program.bytes[b])), "cuMemAlloc");
         grads.assign(program.leaf_count, 0);
@@ -278,14 +208,14 @@ struct GpuDualizer::Impl {
 
         split_into_segments();
         // One run outside the graphs first: cuBLAS and the module finish loading there.
-        run_segments();
+        run_segments(stream);
         check(cu.cuStreamSynchronize(stream), "the first run");
         if (options.graph)
             for (auto& seg : segments) {
                 if (seg.check) continue;
                 check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
                 try {
-                    enqueue(seg.begin, seg.end);
+                    enqueue(seg.begin, seg.end, stream);
                 } catch (...) {
                     CUgraph broken = nullptr;
                     cu.cuStreamEndCapture(stream, &broken);
@@ -320,27 +250,28 @@ struct GpuDualizer::Impl {
         }
     }
 
-    // The whole run on the stream: each segment's graph (or its ops), and the checks between.
-    void run_segments() {
-        for (std::size_t s = 0; s < segments.size();) {
-            const Segment& seg = segments[s];
+    // The whole run on stream s: each segment's graph (or its ops), and the checks between. A
+    // graph launches on any stream, whichever it was captured on.
+    void run_segments(CUstream s) {
+        for (std::size_t i = 0; i < segments.size();) {
+            const Segment& seg = segments[i];
             if (!seg.check) {
                 if (seg.exec)
-                    check(cu.cuGraphLaunch(seg.exec, stream), "cuGraphLaunch");
+                    check(cu.cuGraphLaunch(seg.exec, s), "cuGraphLaunch");
                 else
-                    enqueue(seg.begin, seg.end);
-                ++s;
+                    enqueue(seg.begin, seg.end, s);
+                ++i;
                 continue;
             }
             const auto count = static_cast<std::size_t>(seg.check->count);
-            check(cu.cuMemcpyDtoHAsync(flags.data(), address(seg.check->done), count * sizeof(std::uint32_t), stream),
+            check(cu.cuMemcpyDtoHAsync(flags.data(), address(seg.check->done), count * sizeof(std::uint32_t), s),
                   "cuMemcpyDtoHAsync");
-            check(cu.cuStreamSynchronize(stream), "a convergence check");
+            check(cu.cuStreamSynchronize(s), "a convergence check");
             bool all = std::all_of(flags.begin(), flags.begin() + static_cast<std::ptrdiff_t>(count),
                                    [](std::uint32_t f) { return f != 0; });
-            ++s;
+            ++i;
             if (all)
-                while (s < segments.size() && segments[s].begin < seg.check->resume) ++s;
+                while (i < segments.size() && segments[i].begin < seg.check->resume) ++i;
         }
     }
 
@@ -389,8 +320,9 @@ struct GpuDualizer::Impl {
         }
     }
 
-    // Ops [begin, end) of the program, in order, on the stream (no Converged op among them).
-    void enqueue(std::size_t begin, std::size_t end) const {
+    // Ops [begin, end) of the program, in order, on stream s (no Converged op among them).
+    void enqueue(std::size_t begin, std::size_t end, CUstream s) const {
+        check(bl.cublasSetStream(handle, s), "cublasSetStream");
         std::vector<CUdeviceptr> values;
         std::vector<void*> params;
         for (std::size_t i = begin; i < end; ++i) {
@@ -402,7 +334,7 @@ struct GpuDualizer::Impl {
                 for (const auto& a : l->args) values.push_back(address(a));
                 for (auto& v : values) params.push_back(&v);
                 check(cu.cuLaunchKernel(functions.at(l->kernel), l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1],
-                                        l->block[2], 0, stream, params.data(), nullptr),
+                                        l->block[2], 0, s, params.data(), nullptr),
                       ("cuLaunchKernel(" + l->kernel + ")").c_str());
             } else if (program.type == ElementType::F32) {
                 matmul<float>(std::get<Matmul>(op.what));
@@ -412,19 +344,58 @@ struct GpuDualizer::Impl {
         }
     }
 
-    void run(const void* const* in, void* const* out) {
+    // Starts a run on stream s: after the previous run, whatever its stream (they share the buffers).
+    void begin_run(CUstream s) {
         check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        check(cu.cuStreamWaitEvent(s, done, 0), "cuStreamWaitEvent");
+    }
+
+    // The run proper on stream s, between the timing events.
+    void run_on(CUstream s) {
+        check(cu.cuEventRecord(start, s), "cuEventRecord");
+        run_segments(s);
+        check(cu.cuEventRecord(stop, s), "cuEventRecord");
+    }
+
+    void run(const void* const* in, void* const* out) {
+        begin_run(stream);
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i]) check(cu.cuMemcpyHtoDAsync(grads[i], in[i], leaf_bytes[i], stream), "cuMemcpyHtoDAsync");
-        check(cu.cuEventRecord(start, stream), "cuEventRecord");
-        run_segments();
-        check(cu.cuEventRecord(stop, stream), "cuEventRecord");
+        run_on(stream);
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i]) check(cu.cuMemcpyDtoHAsync(out[i], updates[i], leaf_bytes[i], stream), "cuMemcpyDtoHAsync");
+        check(cu.cuEventRecord(done, stream), "cuEventRecord");
         check(cu.cuStreamSynchronize(stream), "the run");
-        float ms = 0;
-        check(cu.eventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
-        last_ms = ms;
+        timing_pending = true;
+    }
+
+    // The graphs were captured with the run's own buffers as their arguments; copying the
+    // caller's tensors in and out on the device costs two passes over them, far less than the
+    // run, and keeps one instantiation for any pointers (re-pointing the captured kernels, and
+    // the cuBLAS calls whose kernels modc does not see, would mean updating every graph).
+    void run_device(const void* const* in, void* const* out, CUstream s) {
+        begin_run(s);
+        for (std::size_t i = 0; i < program.leaf_count; ++i)
+            if (leaf_bytes[i])
+                check(cu.cuMemcpyDtoDAsync(grads[i], reinterpret_cast<CUdeviceptr>(in[i]), leaf_bytes[i], s), "cuMemcpyDtoDAsync");
+        run_on(s);
+        for (std::size_t i = 0; i < program.leaf_count; ++i)
+            if (leaf_bytes[i])
+                check(cu.cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(out[i]), updates[i], leaf_bytes[i], s), "cuMemcpyDtoDAsync");
+        check(cu.cuEventRecord(done, s), "cuEventRecord");
+        timing_pending = true;
+    }
+
+    double elapsed_ms() const {
+        if (timing_pending) {
+            check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+            check(cu.cuEventSynchronize(stop), "cuEventSynchronize");
+            float ms = 0;
+            check(cu.eventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
+            last_ms = ms;
+            timing_pending = false;
+        }
+        return last_ms;
     }
 };
 
@@ -446,6 +417,9 @@ std::size_t GpuDualizer::graphs() const {
 }
 bool GpuDualizer::from_cache() const { return impl_->cached; }
 void GpuDualizer::run(const void* const* grads, void* const* updates) { impl_->run(grads, updates); }
-double GpuDualizer::last_ms() const { return impl_->last_ms; }
+void GpuDualizer::run_device(const void* const* grads, void* const* updates, CUstream stream) {
+    impl_->run_device(grads, updates, stream);
+}
+double GpuDualizer::last_ms() const { return impl_->elapsed_ms(); }
 
 }  // namespace modc::cuda

@@ -8,6 +8,9 @@
 // updates out stay outside it; and the cubic schedule's convergence checks (codegen_cuda.hpp,
 // Converged), where the host reads a few flags and may skip the steps left, split the run into
 // one graph per stretch between them.
+//
+// Two ways in: run() takes host pointers and waits for the result; run_device() takes device
+// pointers and a stream of the caller's, enqueues the whole run on it and returns (see there).
 #pragma once
 #include <memory>
 #include <stdexcept>
@@ -15,6 +18,10 @@
 
 #include "runtime/cuda/cache.hpp"
 #include "program/cuda_program.hpp"
+
+// The driver's stream type, as <cuda.h> declares it (the same as cudaStream_t), so that callers
+// need no CUDA header. A null stream is the legacy default stream.
+typedef struct CUstream_st* CUstream;
 
 namespace modc::cuda {
 
@@ -48,7 +55,18 @@ public:
     // grads[i] and updates[i] are host pointers to weight i's tensor (weight order), of the
     // program's storage type (bf16 bits, or its element type). Copies in, runs, copies out; throws GpuError.
     void run(const void* const* grads, void* const* updates);
-    double last_ms() const;  // GPU time of the last run, without the copies
+
+    // grads[i] and updates[i] are device pointers (on this dualizer's device) to weight i's
+    // tensor, of the storage type. Nothing passes through the host: on `stream`, the gradients
+    // are copied (device to device) into the run's own buffers, the run's graphs are launched,
+    // and the updates copied out; then it returns without waiting for the GPU. Only the cubic
+    // schedule's convergence checks wait (they read flags on the host): that run synchronises
+    // `stream` at each check. Runs on different streams, and host runs, are ordered by an event,
+    // since they share the buffers. Throws GpuError.
+    void run_device(const void* const* grads, void* const* updates, CUstream stream);
+
+    // GPU time of the last run, without the copies (after a run_device, waits for it to end).
+    double last_ms() const;
 
 private:
     struct Impl;

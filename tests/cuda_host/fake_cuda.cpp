@@ -3,13 +3,21 @@
 // MODC_LIBCUBLAS at this library):
 //   - "device" memory is host memory, filled with NaN bytes when allocated;
 //   - a module is the generated CUDA compiled for the host with cuda_host.h: the library named
-//     by $MODC_FAKE_KERNELS, whose kernels' parameter counts are listed, one "name count" per
-//     line, in $MODC_FAKE_KERNELS.params (a cubin does not say, and cuLaunchKernel is not told);
+//     by $MODC_FAKE_KERNELS (one for every module a process loads: the dualizer's kernels and an
+//     optimizer's step kernels together), whose kernels' parameters are listed in
+//     $MODC_FAKE_KERNELS.params (a cubin does not say, and cuLaunchKernel is not told), one per
+//     line: "name count" for a kernel of `count` pointers, called directly, or "name pointers
+//     doubles" for one that takes doubles too (the step kernels), called through the wrapper
+//     modc_host_<name>(void** pointers, double* doubles) the library must export;
 //     cuModuleLoadData checks that it was given an ELF image (a cubin) and otherwise ignores it;
 //   - cuBLAS calls are CBLAS calls in column-major mode with the same parameters, and syrk
 //     leaves NaN in the triangle it does not compute;
 //   - stream capture records the launches and cuBLAS calls; a graph replays them in order;
-//   - an event records the host time, so elapsed times are the host's time for the calls.
+//   - an event records the host time, so elapsed times are the host's time for the calls;
+//   - every call is done when it is issued, so streams and events order nothing; but the fake
+//     counts, per stream, the work enqueued on it and the synchronisations, which a test reads
+//     with modc_fake_stream_counts (to see that a device run used the caller's stream, and did
+//     not wait for it).
 // Only what gpu.cpp uses is here; every function is compiled against the toolkit's headers, so
 // its name and signature are the ones gpu.cpp resolves.
 #include <cblas.h>
@@ -26,6 +34,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,18 +43,31 @@ namespace {
 using Call = std::function<void()>;
 
 struct Function {
-    void (*entry)();
-    int params;
+    void (*entry)();  // the kernel, or for one with doubles its wrapper
+    int pointers;
+    int doubles = -1;  // -1: the kernel takes pointers only, and is called directly
+};
+
+struct Params {
+    int pointers = 0, doubles = -1;
+};
+
+// A loaded module: the kernels library (dlopen'd once per load) and the functions taken from it.
+struct Module {
+    void* library = nullptr;
+    std::vector<std::unique_ptr<Function>> functions;
+};
+
+struct Counts {
+    long enqueued = 0, synchronized = 0;
 };
 
 struct State {
     bool capturing = false;
-    // The functions of each loaded module, freed when it is unloaded.
-    std::map<void*, std::vector<std::unique_ptr<Function>>> functions;
     std::vector<Call> captured;
-    void* kernels = nullptr;
-    std::map<std::string, int> params;
+    std::map<std::string, Params> params;
     void (*launch)(void (*)(), const unsigned*, const unsigned*, int, void* const*) = nullptr;
+    std::map<CUstream, Counts> streams;
 };
 
 State& state() {
@@ -117,30 +139,43 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
     const char* path = std::getenv("MODC_FAKE_KERNELS");
     if (!path) return CUDA_ERROR_FILE_NOT_FOUND;
     State& s = state();
-    s.kernels = ::dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!s.kernels) return CUDA_ERROR_FILE_NOT_FOUND;
-    s.launch = reinterpret_cast<decltype(s.launch)>(::dlsym(s.kernels, "modc_host_launch"));
+    auto m = std::make_unique<Module>();
+    m->library = ::dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!m->library) return CUDA_ERROR_FILE_NOT_FOUND;
+    s.launch = reinterpret_cast<decltype(s.launch)>(::dlsym(m->library, "modc_host_launch"));
     std::ifstream in(std::string(path) + ".params");
-    std::string name;
-    int count = 0;
-    while (in >> name >> count) s.params[name] = count;
-    if (!s.launch || s.params.empty()) return CUDA_ERROR_INVALID_IMAGE;
-    *module = reinterpret_cast<CUmodule>(s.kernels);
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        std::string name;
+        Params p;
+        if (fields >> name >> p.pointers) {
+            if (!(fields >> p.doubles)) p.doubles = -1;
+            s.params[name] = p;
+        }
+    }
+    if (!s.launch || s.params.empty()) {
+        ::dlclose(m->library);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    *module = reinterpret_cast<CUmodule>(m.release());
     return CUDA_SUCCESS;
 }
 CUresult cuModuleUnload(CUmodule module) {
-    void* handle = reinterpret_cast<void*>(module);
-    state().functions.erase(handle);
-    ::dlclose(handle);  // one per cuModuleLoadData's dlopen
+    auto* m = reinterpret_cast<Module*>(module);
+    ::dlclose(m->library);  // one per cuModuleLoadData's dlopen
+    delete m;
     return CUDA_SUCCESS;
 }
 CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* name) {
-    void* entry = ::dlsym(reinterpret_cast<void*>(module), name);
-    auto count = state().params.find(name);
-    if (!entry || count == state().params.end()) return CUDA_ERROR_NOT_FOUND;
-    auto& owned = state().functions[reinterpret_cast<void*>(module)];
-    owned.push_back(std::make_unique<Function>(Function{reinterpret_cast<void (*)()>(entry), count->second}));
-    *function = reinterpret_cast<CUfunction>(owned.back().get());
+    auto* m = reinterpret_cast<Module*>(module);
+    auto p = state().params.find(name);
+    if (p == state().params.end()) return CUDA_ERROR_NOT_FOUND;
+    const bool wrapped = p->second.doubles >= 0;
+    void* entry = ::dlsym(m->library, wrapped ? ("modc_host_" + std::string(name)).c_str() : name);
+    if (!entry) return CUDA_ERROR_NOT_FOUND;
+    m->functions.push_back(
+        std::make_unique<Function>(Function{reinterpret_cast<void (*)()>(entry), p->second.pointers, p->second.doubles}));
+    *function = reinterpret_cast<CUfunction>(m->functions.back().get());
     return CUDA_SUCCESS;
 }
 
@@ -155,14 +190,26 @@ CUresult cuMemFree(CUdeviceptr pointer) {
     std::free(reinterpret_cast<void*>(pointer));
     return CUDA_SUCCESS;
 }
-CUresult cuMemcpyHtoDAsync(CUdeviceptr to, const void* from, std::size_t bytes, CUstream) {
+CUresult cuMemcpyHtoDAsync(CUdeviceptr to, const void* from, std::size_t bytes, CUstream stream) {
     if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    ++state().streams[stream].enqueued;
     std::memcpy(reinterpret_cast<void*>(to), from, bytes);
     return CUDA_SUCCESS;
 }
-CUresult cuMemcpyDtoHAsync(void* to, CUdeviceptr from, std::size_t bytes, CUstream) {
+CUresult cuMemcpyDtoHAsync(void* to, CUdeviceptr from, std::size_t bytes, CUstream stream) {
     if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    ++state().streams[stream].enqueued;
     std::memcpy(to, reinterpret_cast<const void*>(from), bytes);
+    return CUDA_SUCCESS;
+}
+CUresult cuMemcpyDtoDAsync(CUdeviceptr to, CUdeviceptr from, std::size_t bytes, CUstream stream) {
+    if (!state().capturing) ++state().streams[stream].enqueued;
+    issue([=] { std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(from), bytes); });
+    return CUDA_SUCCESS;
+}
+CUresult cuMemsetD8Async(CUdeviceptr to, unsigned char value, std::size_t bytes, CUstream stream) {
+    if (!state().capturing) ++state().streams[stream].enqueued;
+    issue([=] { std::memset(reinterpret_cast<void*>(to), value, bytes); });
     return CUDA_SUCCESS;
 }
 
@@ -174,7 +221,14 @@ CUresult cuStreamDestroy(CUstream stream) {
     delete reinterpret_cast<int*>(stream);
     return CUDA_SUCCESS;
 }
-CUresult cuStreamSynchronize(CUstream) { return state().capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS; }
+CUresult cuStreamSynchronize(CUstream stream) {
+    if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    ++state().streams[stream].synchronized;
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamWaitEvent(CUstream, CUevent event, unsigned int flags) {
+    return event && flags == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
 CUresult cuStreamBeginCapture(CUstream, CUstreamCaptureMode) {
     if (state().capturing) return CUDA_ERROR_ILLEGAL_STATE;
     state().capturing = true;
@@ -192,8 +246,9 @@ CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, unsigned long long
     *exec = reinterpret_cast<CUgraphExec>(new Graph(*reinterpret_cast<Graph*>(graph)));
     return CUDA_SUCCESS;
 }
-CUresult cuGraphLaunch(CUgraphExec exec, CUstream) {
+CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
     if (state().capturing) return CUDA_ERROR_ILLEGAL_STATE;
+    ++state().streams[stream].enqueued;
     for (const auto& call : reinterpret_cast<Graph*>(exec)->calls) call();
     return CUDA_SUCCESS;
 }
@@ -207,15 +262,25 @@ CUresult cuGraphDestroy(CUgraph graph) {
 }
 
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
-                        unsigned int bz, unsigned int shared, CUstream, void** params, void** extra) {
+                        unsigned int bz, unsigned int shared, CUstream stream, void** params, void** extra) {
     if (shared != 0 || extra != nullptr || !params) return CUDA_ERROR_INVALID_VALUE;
+    if (gx * gy * gz == 0 || bx * by * bz == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (!state().capturing) ++state().streams[stream].enqueued;
     const Function* function = reinterpret_cast<const Function*>(f);
     // Parameters are read when the launch is issued, as the driver does.
     std::vector<void*> args;
-    for (int i = 0; i < function->params; ++i) args.push_back(*static_cast<void**>(params[i]));
+    for (int i = 0; i < function->pointers; ++i) args.push_back(*static_cast<void**>(params[i]));
+    std::vector<double> doubles;
+    for (int i = 0; i < function->doubles; ++i) doubles.push_back(*static_cast<double*>(params[function->pointers + i]));
+    doubles.push_back(0);  // never empty
     std::vector<unsigned> grid{gx, gy, gz}, block{bx, by, bz};
-    issue([function, args, grid, block] {
-        state().launch(function->entry, grid.data(), block.data(), static_cast<int>(args.size()), args.data());
+    issue([function, args, doubles, grid, block]() mutable {
+        if (function->doubles < 0) {
+            state().launch(function->entry, grid.data(), block.data(), static_cast<int>(args.size()), args.data());
+        } else {
+            void* wrapped[] = {args.data(), doubles.data()};
+            state().launch(function->entry, grid.data(), block.data(), 2, wrapped);
+        }
     });
     return CUDA_SUCCESS;
 }
@@ -227,7 +292,8 @@ CUresult cuEventCreate(CUevent* event, unsigned int) {
     *event = reinterpret_cast<CUevent>(new EventTime());
     return CUDA_SUCCESS;
 }
-CUresult cuEventRecord(CUevent event, CUstream) {
+CUresult cuEventRecord(CUevent event, CUstream stream) {
+    if (!state().capturing) ++state().streams[stream].enqueued;
     auto* time = reinterpret_cast<EventTime*>(event);
     issue([time] { *time = std::chrono::steady_clock::now(); });
     return CUDA_SUCCESS;
@@ -259,6 +325,13 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t, void* workspace, std::size_t b
     return workspace && bytes ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 const char* cublasGetStatusString(cublasStatus_t) { return "an error of the fake cuBLAS"; }
+
+// The fake's own: the work enqueued on `stream` and its synchronisations so far.
+void modc_fake_stream_counts(CUstream stream, long* enqueued, long* synchronized) {
+    const Counts c = state().streams[stream];
+    *enqueued = c.enqueued;
+    *synchronized = c.synchronized;
+}
 
 }  // extern "C"
 

@@ -205,20 +205,21 @@ def test_not_a_mapping(mlp32):
 
 
 def test_tensor_not_on_the_cpu(mlp32):
-    """A tensor elsewhere than the CPU (here the meta device, which needs no GPU) is refused."""
+    """A tensor neither on the CPU nor on a GPU (here the meta device) is refused."""
     torch = pytest.importorskip("torch")
     grads = {p: torch.from_numpy(g) for p, g in good(mlp32).items()}
     grads["output"] = torch.empty((10, 32), device="meta")
-    with pytest.raises(ValueError, match="'output' is on meta: modc runs on CPU tensors for now"):
+    with pytest.raises(ValueError, match="'output' on meta: modc takes CPU tensors, or CUDA tensors"):
         mlp32.dualize(grads)
 
 
 def test_cuda_tensor(mlp32):
+    """A CUDA tensor for the CPU backend is refused (the device path: test_cuda_device.py)."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA device")
     grads = {p: torch.from_numpy(g).cuda() for p, g in good(mlp32).items()}
-    with pytest.raises(ValueError, match="is on cuda:0: modc runs on CPU tensors for now"):
+    with pytest.raises(ValueError, match="on cuda:0: this was compiled for the CPU backend"):
         mlp32.dualize(grads)
 
 

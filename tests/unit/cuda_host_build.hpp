@@ -15,7 +15,11 @@
 #include <string>
 #include <vector>
 
+#include <set>
+#include <sstream>
+
 #include "compiler/backend/codegen_cuda.hpp"
+#include "program/cuda_step_program.hpp"
 #include "support.hpp"
 
 namespace modc::test {
@@ -76,5 +80,48 @@ private:
     Launcher launch_ = nullptr;
     std::map<std::string, void (*)()> kernels_;
 };
+
+// The lines of $MODC_FAKE_KERNELS.params (tests/cuda_host/fake_cuda.cpp) for a dualizer's
+// kernels: "name count", every parameter a pointer.
+inline std::string fake_params(const cuda::Program& program) {
+    std::ostringstream out;
+    std::set<std::string> seen;
+    for (const auto& op : program.ops)
+        if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
+            out << l->kernel << " " << l->args.size() << "\n";
+    return out.str();
+}
+
+// For an optimizer's step kernels, which take `buffers` pointers then `hypers` doubles: an
+// exported wrapper per kernel that modc_host_launch can run (it passes at most four pointers),
+// modc_host_<kernel>(T* const* buffers, const double* hypers), to append to the source ...
+inline std::string step_wrappers(const cuda::StepProgram& p, int buffers, std::size_t hypers) {
+    const std::string t = p.type == ElementType::F32 ? "float" : "double";
+    std::ostringstream s;
+    s << "\n// Test wrappers.\n";
+    for (const auto& k : p.kernels) {
+        s << "extern \"C\" void modc_host_" << k << "(void* buffers, void* hypers) {\n    " << t << "* const* b = (" << t
+          << "* const*)buffers;\n    const double* h = (const double*)hypers;\n    (void)h;\n    " << k << "(";
+        for (int j = 0; j < buffers; ++j) s << (j ? ", " : "") << "b[" << j << "]";
+        for (std::size_t j = 0; j < hypers; ++j) s << ", h[" << j << "]";
+        s << ");\n}\n";
+    }
+    return s.str();
+}
+
+// ... and their lines of $MODC_FAKE_KERNELS.params: "name buffers hypers" (called through the wrappers).
+inline std::string fake_params(const cuda::StepProgram& p, int buffers, std::size_t hypers) {
+    std::ostringstream out;
+    for (const auto& k : p.kernels) out << k << " " << buffers << " " << hypers << "\n";
+    return out.str();
+}
+
+#ifdef MODC_FAKE_CUDA
+// The environment that makes runtime/cuda load tests/cuda_host/fake_cuda.cpp with these kernels.
+inline std::string fake_env(const HostBuild& build, const std::filesystem::path& cache) {
+    return "MODC_LIBCUDA=" + quote(MODC_FAKE_CUDA) + " MODC_LIBCUBLAS=" + quote(MODC_FAKE_CUDA) +
+           " MODC_FAKE_KERNELS=" + quote(build.so.string()) + " MODC_CACHE_DIR=" + quote(cache.string());
+}
+#endif
 
 }  // namespace modc::test

@@ -217,12 +217,12 @@ TEST_CASE("C API: state read, write, and errors", "[c_api]") {
     for (float x : m1) CHECK(x == 0.0f);
 
     // After one step from zero, m = grad; zero_state clears it again.
-    modc_optimizer_zero_state(o);
+    REQUIRE(modc_optimizer_zero_state(o, &error) == 0);
     Tensors<float> w(n, 4, 0.1), g(n, 5, 1.0);
     REQUIRE(modc_optimizer_step_f32(o, w.out(), g.in(), &error) == 0);
     REQUIRE(modc_optimizer_read_state(o, "m", 1, m1.data(), &error) == 0);
     CHECK(m1 == g.data[1]);
-    modc_optimizer_zero_state(o);
+    REQUIRE(modc_optimizer_zero_state(o, &error) == 0);
     REQUIRE(modc_optimizer_read_state(o, "m", 1, m1.data(), &error) == 0);
     for (float x : m1) CHECK(x == 0.0f);
 

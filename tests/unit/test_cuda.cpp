@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "cuda_host_build.hpp"
+#include "spectra.hpp"
 #include "support.hpp"
 #include <cblas.h>
 #include <lapacke.h>
@@ -243,34 +244,8 @@ double norm(const std::vector<double>& v) {
     return std::sqrt(s);
 }
 
-// The singular values given to each matrix gradient (i = 1, 2, ...): Gaussian ones as drawn
-// (well-conditioned: they hid the missing symmetrisation of Gram groups, issue 14), 1/i, 1/i^2,
-// three of 10 plus noise of 1e-3, or 1/i for the first half and exactly zero after.
-enum class Spectrum { Gaussian, Decay1, Decay2, LowRankNoise, RankDeficient };
-
-// Gives the rows x cols matrix g (row-major) the spectrum s, keeping its singular vectors.
-template <class T>
-void give_spectrum(std::vector<T>& g, std::int64_t rows, std::int64_t cols, Spectrum s, std::mt19937& rng) {
-    const int m = static_cast<int>(rows), n = static_cast<int>(cols), k = std::min(m, n);
-    if (s == Spectrum::Gaussian || k < 2) return;
-    std::vector<double> a(g.begin(), g.end()), sv(static_cast<std::size_t>(k)), u(static_cast<std::size_t>(m) * k),
-        vt(static_cast<std::size_t>(k) * n);
-    REQUIRE(LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, a.data(), n, sv.data(), u.data(), k, vt.data(), n) == 0);
-    for (int i = 0; i < k; ++i) {
-        double r = i + 1;
-        sv[static_cast<std::size_t>(i)] = s == Spectrum::Decay1         ? 1 / r
-                                          : s == Spectrum::Decay2       ? 1 / (r * r)
-                                          : s == Spectrum::LowRankNoise ? (i < 3 ? 10.0 : 0.0)
-                                                                        : (i < k / 2 ? 1 / r : 0.0);
-    }
-    std::normal_distribution<double> noise(0, 1e-3);
-    for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) {
-            double v = s == Spectrum::LowRankNoise ? noise(rng) : 0.0;
-            for (int l = 0; l < k; ++l) v += u[static_cast<std::size_t>(i * k + l)] * sv[static_cast<std::size_t>(l)] * vt[static_cast<std::size_t>(l * n + j)];
-            g[static_cast<std::size_t>(i * n + j)] = static_cast<T>(v);
-        }
-}
+using modc::test::give_spectrum;
+using modc::test::Spectrum;
 
 // One comparison of the emitted CUDA, run on the host, with the CPU backend.
 struct HostCase {
@@ -955,11 +930,7 @@ namespace {
 // beside them ($MODC_FAKE_KERNELS.params).
 std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
     auto build = build_for_host(program.source);
-    std::ofstream params(build->so.string() + ".params");
-    std::set<std::string> seen;
-    for (const auto& op : program.ops)
-        if (const auto* l = std::get_if<cuda::Launch>(&op.what); l && seen.insert(l->kernel).second)
-            params << l->kernel << " " << l->args.size() << "\n";
+    std::ofstream(build->so.string() + ".params") << modc::test::fake_params(program);
     return build;
 }
 
@@ -973,11 +944,7 @@ std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string&
     return build;
 }
 
-// The environment that makes runtime/cuda load fake_cuda with these kernels.
-std::string fake_env(const HostBuild& build, const fs::path& cache) {
-    return "MODC_LIBCUDA=" + quote(MODC_FAKE_CUDA) + " MODC_LIBCUBLAS=" + quote(MODC_FAKE_CUDA) +
-           " MODC_FAKE_KERNELS=" + quote(build.so.string()) + " MODC_CACHE_DIR=" + quote(cache.string());
-}
+using modc::test::fake_env;
 
 // T: float, double, or std::uint16_t for bf16 gradients (random f32 values rounded to bf16).
 template <class T>

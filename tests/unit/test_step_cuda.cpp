@@ -114,20 +114,9 @@ void stand_in(const std::vector<std::int64_t>& elements, const T* const* in, T* 
         for (std::int64_t j = 0; j < elements[i]; ++j) out[i][j] = T(0.5) * in[i][j];
 }
 
-// The source, then for each kernel an exported wrapper modc_host_launch can run (it passes at
-// most four pointers): modc_host_<kernel>(T* const* buffers, const double* hypers).
+// The source, then for each kernel an exported wrapper modc_host_launch can run.
 std::string with_wrappers(const cuda::StepProgram& p, const step::StepPlan& plan) {
-    const std::string t = p.type == ElementType::F32 ? "float" : "double";
-    std::ostringstream s;
-    s << p.source << "\n// Test wrappers.\n";
-    for (const auto& k : p.kernels) {
-        s << "extern \"C\" void modc_host_" << k << "(void* buffers, void* hypers) {\n    " << t << "* const* b = (" << t
-          << "* const*)buffers;\n    const double* h = (const double*)hypers;\n    " << k << "(";
-        for (int j = 0; j < plan.buffer_count(); ++j) s << (j ? ", " : "") << "b[" << j << "]";
-        for (std::size_t j = 0; j < plan.hypers.size(); ++j) s << ", h[" << j << "]";
-        s << ");\n}\n";
-    }
-    return s.str();
+    return p.source + modc::test::step_wrappers(p, plan.buffer_count(), plan.hypers.size());
 }
 
 std::vector<std::string> wrapper_names(const cuda::StepProgram& p) {

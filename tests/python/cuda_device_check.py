@@ -1,0 +1,121 @@
+"""Run by test_cuda_device.py in a process of its own, with MODC_LIBCUDA and MODC_LIBCUBLAS naming
+tests/cuda_host/fake_cuda.cpp (device memory = host memory) and MODC_FAKE_KERNELS its kernels:
+the device path of modc.compile(...).dualize and modc.torch.Optimizer, with CPU torch tensors
+standing in for CUDA ones. modc._tensors.device_of and cuda_stream, the only places modc asks
+torch where a tensor lives, are replaced: a tensor with a `fake_device` attribute is on that
+device, and the current stream of cuda:0 is STREAM.
+
+    python3 cuda_device_check.py NET.mod
+"""
+import sys
+
+import numpy as np
+import torch
+
+import modc
+import modc._tensors as tensors
+import modc.torch
+
+STREAM = 0x5EED01
+streams = []
+_device_of = tensors.device_of
+tensors.device_of = lambda t: getattr(t, "fake_device", None) or _device_of(t)
+
+
+def _stream(device):
+    streams.append(device)
+    return STREAM
+
+
+tensors.cuda_stream = _stream
+
+
+def on(device, t):
+    t.fake_device = device
+    return t
+
+
+def expect_error(kind, words, f):
+    try:
+        f()
+    except kind as e:
+        assert words in str(e), f"'{words}' not in: {e}"
+        return
+    raise AssertionError(f"no {kind.__name__} ({words})")
+
+
+def decay1(rng, shape):
+    """A Gaussian matrix given the singular values 1/i."""
+    u, _, vt = np.linalg.svd(rng.standard_normal(shape), full_matrices=False)
+    return (u * (1.0 / np.arange(1, len(vt) + 1))) @ vt
+
+
+def main(mod):
+    rng = np.random.default_rng(3)
+    gpu = modc.compile(mod, backend="cuda")
+    # dualize: "CUDA" tensors through run_device, NumPy arrays through the host run: the same bits.
+    grads = {w.path: decay1(rng, w.shape).astype(np.float32) for w in gpu.weights}
+    host = gpu.dualize(grads)
+    # (`out` given: the updates dualize would make with new_empty would not carry the stand-in's tag.)
+    device = gpu.dualize({p: on("cuda:0", torch.from_numpy(g.copy())) for p, g in grads.items()},
+                         out={p: on("cuda:0", torch.full(g.shape, float("nan"))) for p, g in grads.items()})
+    assert streams == ["cuda:0"], streams
+    for p, g in grads.items():
+        assert np.array_equal(device[p].numpy(), host[p]), p
+        assert np.abs(host[p]).max() > 0
+    # Tensors on several devices, another GPU, or a CUDA tensor for the CPU backend: clear errors.
+    mixed = {p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()}
+    mixed[gpu.weights[0].path] = torch.from_numpy(grads[gpu.weights[0].path])
+    expect_error(ValueError, "on several devices (cpu, cuda:0)", lambda: gpu.dualize(mixed))
+    expect_error(ValueError, "on several devices (cpu, cuda:0)",
+                 lambda: gpu.dualize({p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()},
+                                     out={p: torch.from_numpy(g.copy()) for p, g in grads.items()}))
+    expect_error(ValueError, "runs on GPU 0", lambda: gpu.dualize({p: on("cuda:1", torch.from_numpy(g)) for p, g in grads.items()}))
+    cpu = modc.compile(mod)
+    expect_error(ValueError, "compiled for the CPU backend",
+                 lambda: cpu.dualize({p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()}))
+
+    # modc.torch.Optimizer: "CUDA" parameters pick the CUDA backend and step through step_device;
+    # the same steps on CPU parameters (the CPU backend) are the reference.
+    start = {w.path: (0.2 * rng.standard_normal(w.shape)).astype(np.float32) for w in gpu.weights}
+    params = {p: on("cuda:0", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
+    ref = {p: torch.nn.Parameter(torch.from_numpy(v.copy())) for p, v in start.items()}
+    opt = modc.torch.Optimizer(params, mod, lr=0.05)
+    ref_opt = modc.torch.Optimizer(ref, mod, lr=0.05)
+    assert opt._native.backend == "cuda" and ref_opt._native.backend == "cpu"
+    del streams[:]
+    for step in range(3):
+        for o in (opt, ref_opt):
+            o.param_groups[0]["lr"] = 0.05 * (1 - 0.2 * step)
+        before = {p: t.detach().clone() for p, t in params.items()}
+        before_ref = {p: t.detach().clone() for p, t in ref.items()}
+        for p in params:
+            g = (decay1(rng, start[p].shape) if step % 2 else rng.standard_normal(start[p].shape)).astype(np.float32)
+            params[p].grad = on("cuda:0", torch.from_numpy(g.copy()))
+            ref[p].grad = torch.from_numpy(g)
+        opt.step()
+        ref_opt.step()
+        for p in params:
+            change, want = (params[p] - before[p]).detach().numpy(), (ref[p] - before_ref[p]).detach().numpy()
+            err = np.linalg.norm(change - want) / np.linalg.norm(want)
+            assert err < 1e-4, (step, p, err)
+    assert streams == ["cuda:0"] * 3, streams
+    # The state: read from the GPU into the state_dict, like the CPU backend's; loaded back.
+    sd, ref_sd = opt.state_dict(), ref_opt.state_dict()
+    for i in sd["state"]:
+        m, want = sd["state"][i]["m"].numpy(), ref_sd["state"][i]["m"].numpy()
+        assert np.linalg.norm(m - want) <= 1e-5 * np.linalg.norm(want), i
+        sd["state"][i]["m"] = torch.zeros_like(sd["state"][i]["m"])
+    opt.load_state_dict(sd)
+    assert all(float(t["m"].abs().max()) == 0 for t in opt.state_dict()["state"].values())
+    # A gradient elsewhere than its parameter, and parameters on another GPU: clear errors.
+    params[gpu.weights[0].path].grad = torch.zeros(gpu.weights[0].shape)
+    expect_error(ValueError, "is on cpu, its parameter on cuda:0", opt.step)
+    other = {p: on("cuda:1", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
+    expect_error(ValueError, "runs on GPU 0", lambda: modc.torch.Optimizer(other, mod))
+    expect_error(ValueError, "compiled for the CPU backend", lambda: modc.torch.Optimizer(params, mod, backend="cpu"))
+    print("device path ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

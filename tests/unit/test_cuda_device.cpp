@@ -1,0 +1,387 @@
+// The CUDA backend's device path (Dualizer::run_device, Optimizer::step_device, their C forms)
+// without a GPU: tests/cuda_host/fake_cuda.cpp stands in for the driver and cuBLAS, and its
+// device memory is host memory, so host vectors serve as device tensors. Checked, in a process
+// of its own per dtype (the driver is opened once per process):
+//   - run_device gives the host run's updates bit for bit, on the caller's stream, without
+//     synchronising it (the cubic schedule's convergence checks excepted);
+//   - four steps of an optimizer with state, weight decay and two dualize calls on the GPU
+//     (step_device on two streams, and the host step() between) give the CPU backend's, on
+//     Gaussian and ill-conditioned (singular values 1/i) gradients, with the hyperparameters
+//     changed and the state read, compared and rewritten between steps;
+//   - the C API's device functions; the host step() and step_device agree bit for bit;
+// and, without the fake, that the CPU backend refuses the device entry points clearly.
+#include <catch2/catch.hpp>
+
+#include <dlfcn.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/analysis/step.hpp"
+#include "compiler/backend/codegen_cuda.hpp"
+#include "compiler/backend/codegen_cuda_step.hpp"
+#include "compiler/backend/schedule.hpp"
+#include "cuda_host_build.hpp"
+#include "library/modc.h"
+#include "library/modc.hpp"
+#include "spectra.hpp"
+#include "support.hpp"
+
+using namespace modc;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Three shapes: a wide matrix (Gram Newton-Schulz), a square one, a tall one (transposed). The
+// optimizer has state (m), a temporary (t), decoupled weight decay and two dualize calls.
+const char* kText = R"(network net = (Linear(12, 40) as head) @ ReLU @ (Linear(40, 40) as hidden) @ ReLU @ (Linear(40, 8) as input)
+
+optimizer full(lr = 0.05, beta = 0.9, wd = 0.01, mix = 0.25) {
+    m = beta * m + grad
+    W -= lr * wd * W
+    t = grad + beta * m
+    W -= lr * (dualize(t) + mix * dualize(m))
+}
+)";
+
+template <class T>
+using Tensors = std::vector<std::vector<T>>;
+
+template <class T>
+std::vector<const void*> in(const Tensors<T>& t) {
+    std::vector<const void*> out;
+    for (const auto& x : t) out.push_back(x.data());
+    return out;
+}
+template <class T>
+std::vector<void*> out(Tensors<T>& t) {
+    std::vector<void*> p;
+    for (auto& x : t) p.push_back(x.data());
+    return p;
+}
+template <class T>
+std::vector<T*> typed(Tensors<T>& t) {
+    std::vector<T*> p;
+    for (auto& x : t) p.push_back(x.data());
+    return p;
+}
+template <class T>
+std::vector<const T*> typed_in(const Tensors<T>& t) {
+    std::vector<const T*> p;
+    for (const auto& x : t) p.push_back(x.data());
+    return p;
+}
+
+// Gaussian values per weight; with `spectrum`, each matrix then gets those singular values.
+template <class T>
+Tensors<T> gradients(const std::vector<WeightInfo>& weights, std::mt19937& rng, test::Spectrum spectrum, double scale = 1) {
+    std::normal_distribution<double> normal;
+    Tensors<T> out;
+    for (const auto& w : weights) {
+        std::vector<T> g(static_cast<std::size_t>(w.elements()));
+        for (auto& v : g) v = static_cast<T>(scale * normal(rng));
+        if (w.shape.size() == 2) test::give_spectrum(g, w.shape[0], w.shape[1], spectrum, rng);
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
+// max over weights of ||a_i - b_i|| / ||b_i|| (||a_i - b_i|| where b_i = 0).
+template <class T>
+double relative_error(const Tensors<T>& a, const Tensors<T>& b) {
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        double diff = 0, ref = 0;
+        for (std::size_t e = 0; e < a[i].size(); ++e) {
+            const double d = static_cast<double>(a[i][e]) - static_cast<double>(b[i][e]);
+            diff += d * d;
+            ref += static_cast<double>(b[i][e]) * static_cast<double>(b[i][e]);
+        }
+        const double err = ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
+        worst = std::isfinite(err) ? std::max(worst, err) : INFINITY;
+    }
+    return worst;
+}
+
+template <class T>
+Tensors<T> minus(const Tensors<T>& a, const Tensors<T>& b) {
+    Tensors<T> d = a;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        for (std::size_t e = 0; e < a[i].size(); ++e) d[i][e] = a[i][e] - b[i][e];
+    return d;
+}
+
+template <class T>
+Tensors<T> state_of(const Optimizer& o) {
+    Tensors<T> m;
+    for (std::size_t i = 0; i < o.weights().size(); ++i) {
+        m.emplace_back(static_cast<std::size_t>(o.weights()[i].elements()));
+        o.read_state("m", i, m.back().data());
+    }
+    return m;
+}
+
+#ifdef MODC_FAKE_CUDA
+
+// What fake_cuda counted on a stream: work enqueued, synchronisations.
+struct Counts {
+    long enqueued = 0, synchronized = 0;
+};
+Counts counts(void* stream) {
+    void* fake = ::dlopen(MODC_FAKE_CUDA, RTLD_NOW | RTLD_NOLOAD);
+    REQUIRE(fake != nullptr);
+    auto f = reinterpret_cast<void (*)(void*, long*, long*)>(::dlsym(fake, "modc_fake_stream_counts"));
+    REQUIRE(f != nullptr);
+    Counts c;
+    f(stream, &c.enqueued, &c.synchronized);
+    ::dlclose(fake);
+    return c;
+}
+
+template <class T>
+void device_path(const std::string& mod, const std::string& schedule, double tolerance) {
+    const bool cubic = schedule == "cubic";
+    void* const stream1 = reinterpret_cast<void*>(std::uintptr_t{0x5eed01});
+    void* const stream2 = reinterpret_cast<void*>(std::uintptr_t{0x5eed02});
+    OptimizerOptions options;
+    options.schedule = schedule;
+    options.dtype = std::is_same_v<T, double> ? DType::F64 : DType::F32;
+    options.optimizer = "full";
+    options.threads = 1;
+    options.backend = Backend::Cuda;
+    std::mt19937 rng(5);
+
+    // The dualizer: run_device against run, bit for bit, on Gaussian and ill-conditioned gradients.
+    Dualizer gpu = compile_file(mod, options);
+    for (auto spectrum : {test::Spectrum::Gaussian, test::Spectrum::Decay1}) {
+        const Tensors<T> grads = gradients<T>(gpu.weights(), rng, spectrum);
+        Tensors<T> host = grads, device = grads, legacy = grads;
+        gpu.run(typed_in(grads).data(), typed(host).data());
+        const Counts before = counts(stream1);
+        gpu.run_device(in(grads).data(), out(device).data(), stream1);
+        const Counts after = counts(stream1);
+        gpu.run_device(in(grads).data(), out(legacy).data(), nullptr);  // the legacy default stream
+        CHECK(device == host);
+        CHECK(legacy == host);
+        CHECK(relative_error(host, grads) > 0.1);  // the updates were written
+        CHECK(after.enqueued >= before.enqueued + 2 * static_cast<long>(grads.size()) + 1);
+        if (cubic)
+            CHECK(after.synchronized > before.synchronized);  // the convergence checks read flags on the host
+        else
+            CHECK(after.synchronized == before.synchronized);
+    }
+
+    // The optimizer: the GPU's steps against the CPU backend's.
+    Optimizer on_gpu = compile_optimizer_file(mod, options);
+    options.backend = Backend::Cpu;
+    Optimizer on_cpu = compile_optimizer_file(mod, options);
+    REQUIRE(on_gpu.state_names() == std::vector<std::string>{"m"});
+    const auto& weights = on_gpu.weights();
+    const Tensors<T> start = gradients<T>(weights, rng, test::Spectrum::Gaussian, 0.2);
+    Tensors<T> w_cpu = start, w_gpu = start;
+    for (int s = 0; s < 4; ++s) {
+        INFO("step " << s + 1 << " of " << schedule);
+        // Ill-conditioned gradients on odd steps; a learning-rate schedule, and beta changed once.
+        const Tensors<T> grads = gradients<T>(weights, rng, s % 2 ? test::Spectrum::Decay1 : test::Spectrum::Gaussian);
+        for (Optimizer* o : {&on_cpu, &on_gpu}) {
+            o->set_hyperparameter("lr", 0.05 * (1 - 0.2 * s));
+            if (s == 2) o->set_hyperparameter("beta", 0.8);
+        }
+        if (s == 2) {  // a checkpoint: the state read back, compared, changed and written in
+            Tensors<T> m_cpu = state_of<T>(on_cpu), m_gpu = state_of<T>(on_gpu);
+            CHECK(relative_error(m_gpu, m_cpu) <= tolerance);
+            for (auto& t : m_cpu)
+                for (auto& v : t) v = static_cast<T>(v * 0.5);
+            for (std::size_t i = 0; i < weights.size(); ++i) {
+                on_cpu.write_state("m", i, m_cpu[i].data());
+                on_gpu.write_state("m", i, m_cpu[i].data());
+            }
+            CHECK(state_of<T>(on_gpu) == m_cpu);
+        }
+        const Tensors<T> before_cpu = w_cpu, before_gpu = w_gpu;
+        on_cpu.step(typed(w_cpu).data(), typed_in(grads).data());
+        if (s == 1) {
+            on_gpu.step(typed(w_gpu).data(), typed_in(grads).data());  // host pointers: copied through
+        } else {
+            void* stream = s == 3 ? stream2 : stream1;
+            const Counts c = counts(stream);
+            on_gpu.step_device(out(w_gpu).data(), in(grads).data(), stream);
+            CHECK(counts(stream).enqueued > c.enqueued);
+            if (!cubic) CHECK(counts(stream).synchronized == c.synchronized);
+        }
+        const double step_error = relative_error(minus(w_gpu, before_gpu), minus(w_cpu, before_cpu));
+        const double state_error = relative_error(state_of<T>(on_gpu), state_of<T>(on_cpu));
+        INFO("the change of the weights differs by " << step_error << ", the state by " << state_error);
+        CHECK(step_error <= tolerance);
+        CHECK(state_error <= tolerance);
+        CHECK(relative_error(w_gpu, before_gpu) > 1e-4);  // the weights moved
+    }
+    CHECK(on_gpu.steps() == 4);
+    on_gpu.zero_state();
+    for (const auto& t : state_of<T>(on_gpu))
+        for (T v : t) CHECK(v == T(0));
+
+    // The C API's device functions, against the C++ API's host paths on the same GPU.
+    modc_compile_options c_options{};
+    c_options.schedule = schedule.c_str();
+    c_options.dtype = std::is_same_v<T, double> ? MODC_F64 : MODC_F32;
+    c_options.backend = MODC_CUDA;
+    c_options.threads = 1;
+    char* error = nullptr;
+    modc_dualizer* d = modc_compile_file_with(mod.c_str(), &c_options, &error);
+    INFO((error ? error : ""));
+    REQUIRE(d != nullptr);
+    const Tensors<T> grads = gradients<T>(weights, rng, test::Spectrum::Decay1);
+    Tensors<T> from_c = grads, from_cpp = grads;
+    REQUIRE(modc_dualize_device(d, in(grads).data(), out(from_c).data(), stream2, &error) == 0);
+    gpu.run(typed_in(grads).data(), typed(from_cpp).data());
+    CHECK(from_c == from_cpp);
+    modc_free(d);
+
+    modc_optimizer* o = modc_optimizer_compile_file(mod.c_str(), "full", &c_options, &error);
+    REQUIRE(o != nullptr);
+    options.backend = Backend::Cuda;
+    Optimizer fresh = compile_optimizer_file(mod, options);
+    Tensors<T> w_c = start, w_cpp = start;
+    REQUIRE(modc_optimizer_step_device(o, out(w_c).data(), in(grads).data(), nullptr, &error) == 0);
+    fresh.step(typed(w_cpp).data(), typed_in(grads).data());
+    CHECK(w_c == w_cpp);  // step() runs step_device's code, through copies
+    REQUIRE(modc_optimizer_zero_state(o, &error) == 0);
+    modc_optimizer_free(o);
+}
+
+#endif
+
+}  // namespace
+
+TEST_CASE("run_device and step_device on the CPU backend are clear errors", "[api][device]") {
+    Dualizer d = compile_source_text("net.mod", kText);
+    std::vector<const void*> grads(d.weights().size(), nullptr);
+    std::vector<void*> updates(d.weights().size(), nullptr);
+    CHECK_THROWS_MATCHES(d.run_device(grads.data(), updates.data(), nullptr), std::invalid_argument,
+                         Catch::Matchers::Message("run_device needs the CUDA backend: this dualizer runs on the CPU; use "
+                                                  "run() with host pointers, or compile with Backend::Cuda"));
+    OptimizerOptions options;
+    Optimizer o = compile_optimizer_text("net.mod", kText, options);
+    CHECK_THROWS_MATCHES(o.step_device(updates.data(), grads.data(), nullptr), std::invalid_argument,
+                         Catch::Matchers::Message("step_device needs the CUDA backend: optimizer 'full' runs on the CPU; use "
+                                                  "step() with host pointers, or compile with Backend::Cuda"));
+    CHECK(o.steps() == 0);
+
+    char* error = nullptr;
+    modc_dualizer* cd = modc_compile_source("net.mod", kText, nullptr, &error);
+    REQUIRE(cd != nullptr);
+    CHECK(modc_dualize_device(cd, grads.data(), updates.data(), nullptr, &error) == -1);
+    REQUIRE(error != nullptr);
+    CHECK_THAT(error, Contains("run_device needs the CUDA backend"));
+    modc_free_string(error);
+    error = nullptr;
+    modc_free(cd);
+    modc_optimizer* co = modc_optimizer_compile_source("net.mod", kText, nullptr, nullptr, &error);
+    REQUIRE(co != nullptr);
+    CHECK(modc_optimizer_step_device(co, updates.data(), grads.data(), nullptr, &error) == -1);
+    REQUIRE(error != nullptr);
+    CHECK_THAT(error, Contains("step_device needs the CUDA backend"));
+    modc_free_string(error);
+    error = nullptr;
+    CHECK(modc_optimizer_step_device(co, nullptr, grads.data(), nullptr, &error) == -1);
+    CHECK_THAT(error, Contains("weights is NULL"));
+    modc_free_string(error);
+    modc_optimizer_free(co);
+
+    // bf16 weights stay refused by the optimizer, whatever the backend.
+    options.dtype = DType::BF16;
+    CHECK_THROWS_MATCHES(compile_optimizer_text("net.mod", kText, options), CompileError,
+                         Catch::Matchers::Predicate<CompileError>([](const CompileError& e) {
+                             return std::string(e.what()).find("bf16 weights are not supported yet") != std::string::npos;
+                         }));
+}
+
+#ifdef MODC_FAKE_CUDA
+
+TEST_CASE("(in a process of its own) the device path on the fake driver", "[.fake_cuda_device]") {
+    const char* mod = std::getenv("MODC_FAKE_DEVICE_MOD");
+    const char* type = std::getenv("MODC_FAKE_DEVICE_DTYPE");
+    const char* schedule = std::getenv("MODC_FAKE_DEVICE_SCHEDULE");
+    REQUIRE(mod != nullptr);
+    REQUIRE(type != nullptr);
+    REQUIRE(schedule != nullptr);
+    if (std::string(type) == "f64")
+        device_path<double>(mod, schedule, 1e-12);
+    else
+        device_path<float>(mod, schedule, 3e-5);
+}
+
+namespace {
+
+// The fake driver's kernels for a .mod file's network and its one optimizer: the dualizer's and
+// the step's, compiled for the host into one library, with its .params beside it.
+std::unique_ptr<test::HostBuild> fake_kernels(const std::string& name, const std::string& text, ElementType type,
+                                             const std::string& schedule) {
+    auto c = compile_source(name, text);
+    INFO(c->diags.render());
+    REQUIRE_FALSE(c->diags.has_errors());
+    const DualPlan& plan = c->plans.front();
+    auto step_plan = lower_step(c->file.optimizers.front(), c->diags);
+    REQUIRE(step_plan);
+    std::vector<std::int64_t> elements;
+    for (const auto& l : plan.leaves) {
+        std::int64_t n = 1;
+        for (auto d : l.shape) n *= d;
+        elements.push_back(n);
+    }
+    cuda::CudaOptions co;
+    co.type = type;
+    const cuda::Program dualizer = cuda::codegen_cuda(kp::lower(plan, *kp::find_schedule(schedule), {}, {}), co);
+    const cuda::StepProgram step = cuda::codegen_cuda_step(*step_plan, elements, co);
+    const int buffers = step_plan->buffer_count();
+    auto build = test::build_for_host(dualizer.source + step.source + test::step_wrappers(step, buffers, step_plan->hypers.size()));
+    INFO(build->log);
+    REQUIRE(build->status == 0);
+    std::ofstream(build->so.string() + ".params")
+        << test::fake_params(dualizer) << test::fake_params(step, buffers, step_plan->hypers.size());
+    return build;
+}
+
+}  // namespace
+
+TEST_CASE("run_device and step_device on a fake driver that runs the kernels on the host", "[cuda][gpu][device]") {
+    test::TempDir dir;
+    const std::filesystem::path mod = dir.path / "net.mod";
+    std::ofstream(mod) << kText;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
+    // f32 under the default schedule; f64 under cubic, whose convergence checks wait on the stream.
+    for (auto [type, schedule] : {std::pair{ElementType::F32, "polar-express"}, std::pair{ElementType::F64, "cubic"}}) {
+        auto build = fake_kernels(mod.string(), kText, type, schedule);
+        const std::filesystem::path log = dir.path / "log";
+        const std::string cmd = test::fake_env(*build, dir.path / "cache") + " MODC_FAKE_DEVICE_MOD=" + test::quote(mod.string()) +
+                                " MODC_FAKE_DEVICE_DTYPE=" + to_string(type) + " MODC_FAKE_DEVICE_SCHEDULE=" + schedule + " " +
+                                test::quote(self.string()) + " '[.fake_cuda_device]' >" + test::quote(log.string()) + " 2>&1";
+        const int status = std::system(cmd.c_str());
+        INFO(cmd << "\n" << test::read(log));
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+        CHECK_THAT(test::read(log), Contains("All tests passed"));
+    }
+}
+
+// For tests/python/test_cuda_device.py: the fake kernels of $MODC_FAKE_DEVICE_MOD (f32, the
+// default schedule) written to $MODC_FAKE_KERNELS_OUT/kernels.so and kernels.so.params.
+TEST_CASE("(for the Python tests) the fake driver's kernels of a .mod file", "[.fake_kernels]") {
+    const char* mod = std::getenv("MODC_FAKE_DEVICE_MOD");
+    const char* out = std::getenv("MODC_FAKE_KERNELS_OUT");
+    REQUIRE(mod != nullptr);
+    REQUIRE(out != nullptr);
+    auto build = fake_kernels(mod, test::read(mod), ElementType::F32, "polar-express");
+    const std::filesystem::path so = std::filesystem::path(out) / "kernels.so";
+    std::filesystem::copy_file(build->so, so, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(build->so.string() + ".params", so.string() + ".params",
+                               std::filesystem::copy_options::overwrite_existing);
+}
+
+#endif
