@@ -187,8 +187,7 @@ Optimizer compile_optimizer_file(const std::string& path, const OptimizerOptions
 
 Optimizer compile_optimizer_text(const std::string& name, const std::string& text, const OptimizerOptions& options) {
     if (options.dtype == DType::BF16)
-        throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet "
-                           "(dualizers take bf16 gradients: compile_file with DType::BF16)");
+        throw CompileError("the optimizer step runs on f32 or f64 weights; bf16 weights are not supported yet");
     std::unique_ptr<Compilation> c = front_end(name, text, options);
     const ast::Optimizer& block = choose_optimizer(*c, name, options.optimizer);
     std::optional<step::StepPlan> plan = lower_step(block, c->diags);
