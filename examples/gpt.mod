@@ -76,3 +76,13 @@ network gpt(vocab = 50304, heads = 12, d = 768, L = 12) =
     (Linear(vocab, d) as head)
   @ tare(block(L, heads, d) ^ L as blocks, 5)
   @ tare(Embed(d, vocab) as embed, 1)
+
+# Muon, as in modula's GPT training: momentum on the gradient, then the network's duality
+# map (each weight gets lr times its target above times the unit direction of its norm:
+# sqrt(dout/din) U V^T for the matrices, one RMS-normalised column per token for the
+# embedding). examples/train_gpt.py trains a small copy of this network with it
+# (set vocab, d, heads, L).
+optimizer muon(lr = 0.1, beta = 0.9) {
+    m = beta * m + grad
+    W -= lr * dualize(m)
+}

@@ -148,10 +148,15 @@ def make_optimizer(kind, model, lr, width=128, modc_optimizer="muon", wd=None):
     raise ValueError(f"unknown optimizer {kind!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
-def schedulers(opt, total_steps, warmdown=0.5):
-    """Constant lr, then linear decay to 0 over the last `warmdown` of the steps (the fallback's too)."""
+def schedulers(opt, total_steps, warmdown=0.5, warmup=0.0):
+    """Constant lr, then linear decay to 0 over the last `warmdown` of the steps (the fallback's too).
+
+    warmup: a fraction of the steps over which the lr first rises linearly from 0 (train_gpt.py).
+    """
     def factor(step):
         start = (1 - warmdown) * total_steps
+        if step < warmup * total_steps:
+            return (step + 1) / (warmup * total_steps)
         return 1.0 if step < start else max(0.0, (total_steps - step) / (total_steps - start))
 
     opts = [opt] + ([opt.fallback] if getattr(opt, "fallback", None) is not None else [])
