@@ -80,11 +80,12 @@ def test_modc_moves_each_seen_token_column_by_lr_times_its_target(data):
 
 @pytest.mark.parametrize("kind", ["modc", "adamw"])
 def test_a_few_steps_lower_the_loss(data, kind):
-    run = tg.train(kind, tg.BEST[kind], data, steps=20, eval_every=10, curve_windows=16, seed=0, **TINY)
+    run = tg.train(kind, tg.BEST[kind], data, steps=30, eval_every=10, curve_windows=16, seed=0, **TINY)
     losses = run["history"]["train_loss"]
     assert not run["diverged"] and all(math.isfinite(v) for v in losses)
-    assert sum(losses[-5:]) / 5 < losses[0] - 0.5, losses  # from ln(vocab) = 4.6 nats
-    assert run["val_loss"] < losses[0] and math.isfinite(run["test_loss"])
+    # From ln(vocab) = 4.6 nats; 30 steps give modc 3.7 and AdamW 2.7 (seeds 0 and 1 alike).
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5, losses
+    assert run["val_loss"] < losses[0] - 0.5 and math.isfinite(run["test_loss"])
 
 
 def test_modc_run_is_deterministic(data):
