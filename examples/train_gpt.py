@@ -208,17 +208,14 @@ def network_set(vocab, width, heads, depth):
 
 
 def make_optimizer(kind, model, lr, vocab, width, heads, depth):
-    """modc (gpt.mod's `muon` block on every weight; the model has no other parameters) or AdamW."""
+    """modc (gpt.mod's `muon` block on every weight; the model has no other parameters) or AdamW.
+
+    On CUDA parameters modc.torch.Optimizer runs the whole step on the GPU (docs/optimizers.md).
+    """
     if kind == "modc":
         mt = td.import_modc()
-        try:
-            return mt.Optimizer(model.named_parameters(), str(MOD), optimizer="muon",
-                                set=network_set(vocab, width, heads, depth), rename=weight_path, threads=1, lr=lr)
-        except ValueError as e:
-            if model.embed.device.type == "cpu":
-                raise
-            # A build of modc without the CUDA step refuses device tensors: say how to run anyway.
-            sys.exit(f"{e}\n(this build of modc cannot step {model.embed.device} parameters: run with --device cpu)")
+        return mt.Optimizer(model.named_parameters(), str(MOD), optimizer="muon",
+                            set=network_set(vocab, width, heads, depth), rename=weight_path, threads=1, lr=lr)
     if kind == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr)  # weight_decay 0.01, torch's default
     raise ValueError(f"unknown optimizer {kind!r}; choose from {', '.join(OPTIMIZERS)}")
