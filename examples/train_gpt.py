@@ -32,10 +32,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+# One OpenBLAS thread unless told otherwise, set before NumPy and torch load it: the matmuls here
+# are small, and on a busy 2-core machine OpenBLAS's threads wait for each other. Measured here
+# under load, modc's optimizer step took 153 ms with OpenBLAS's default of two threads and 9 ms
+# with one, and the forward and backward passes gained too (docs/training.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -51,7 +57,7 @@ SWEEP = {
     "modc": [0.0464, 0.1, 0.215, 0.464],
     "adamw": [0.00464, 0.01, 0.0215, 0.0464, 0.1],
 }
-BEST = {"modc": 0.1, "adamw": 0.0215}  # what the full sweep picks (docs/training.md); --quick uses them
+BEST = {"modc": 0.215, "adamw": 0.0215}  # what the full sweep picks (docs/training.md); --quick uses them
 CURVE_WINDOWS = 64  # of the validation split's 364 (of 64 characters) for the curve; the final loss takes all
 WARMUP = 0.05
 SWEEP_TOP = 3.0  # the sweep's chart stops at this loss (nats per character); ln(103) = 4.6 is a uniform guess  # of the steps: the lr rises linearly first (both optimizers), then constant, then decays
@@ -398,8 +404,9 @@ def main(argv=None):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     data = load_data()
     vocab = len(data["vocab"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; device {device}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS')}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
+          f"device {device}")
     print(f"text: {data['source']}: {vocab} characters; {len(data['train'])} train / {len(data['val'])} "
           f"validation / {len(data['test'])} test")
     print(f"model: gpt.mod with vocab {vocab}, d {args.width}, heads {args.heads}, L {args.depth}; context "
