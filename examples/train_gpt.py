@@ -32,11 +32,14 @@ import sys
 import time
 from pathlib import Path
 
-# One OpenBLAS thread unless told otherwise, set before NumPy and torch load it: the matmuls here
-# are small, and on a busy 2-core machine OpenBLAS's threads wait for each other. Measured here
-# under load, modc's optimizer step took 153 ms with OpenBLAS's default of two threads and 9 ms
-# with one, and the forward and backward passes gained too (docs/training.md).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Run as a script: one OpenBLAS thread unless told otherwise, set before NumPy and torch load it.
+# The matmuls here are small, and on a busy 2-core machine OpenBLAS's threads wait for each
+# other: measured here under load, modc's optimizer step took 153 ms with OpenBLAS's default of
+# two threads and 9 ms with one, and the forward and backward passes gained too
+# (docs/training.md). Imported (by the tests), it leaves the environment alone: processes
+# started later inherit it, and OpenBLAS's thread count changes the rounding of their results.
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
