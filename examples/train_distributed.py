@@ -61,9 +61,11 @@ def main():
     import modc.torch
     distributed = "RANK" in os.environ
     if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # gloo: the model stays on the CPU (below), and NCCL moves CUDA tensors only.
+        dist.init_process_group("gloo")
     rank, size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    # modc's step runs on CPU parameters for now (no device-pointer API yet): the model stays there.
+    # The model stays on the CPU: modc's CUDA backend runs on GPU 0 only so far, and each rank of
+    # a multi-GPU run would need its own GPU (docs/distributed.md, "Limits").
 
     net = model(args.width)
     ddp = nn.parallel.DistributedDataParallel(net) if distributed else net
