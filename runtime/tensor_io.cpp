@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/mapped_file.hpp"
 #include "support/bf16.hpp"
 
 // Both file formats are little-endian and tensor data is used in place.
@@ -93,24 +94,29 @@ std::string store_le(std::uint64_t v, int bytes) {
 // ---------------------------------------------------------------------------------------
 // Reading
 
-// A file read front to back with every short read reported against its path.
+// A mapped file read front to back: headers are copied out, tensor data is viewed in place.
 class InFile {
 public:
-    explicit InFile(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-        std::error_code ec;
-        size_ = fs::file_size(path, ec);
-        if (!in_ || ec) fail(path + ": cannot open: " + errno_text(ec ? ec.value() : errno));
-    }
-    std::uint64_t size() const { return size_; }
+    explicit InFile(const std::string& path) : file_(MappedFile::open(path)) {}
+    std::uint64_t size() const { return file_->size(); }
     void read(void* out, std::uint64_t n) {
-        in_.read(static_cast<char*>(out), static_cast<std::streamsize>(n));
-        if (static_cast<std::uint64_t>(in_.gcount()) != n) fail(path_ + ": read error (file truncated while reading?)");
+        if (n > size() - pos_) fail(file_->path() + ": read past the end of the file");
+        std::memcpy(out, file_->data() + pos_, n);
+        pos_ += n;
+    }
+    // The next n bytes as a tensor of `dtype`: a view of the mapping, or a copy where the file
+    // does not align them for the dtype (safetensors does not promise it).
+    Bytes take(std::uint64_t n, DType dtype) {
+        if (n > size() - pos_) fail(file_->path() + ": read past the end of the file");
+        std::byte* p = file_->data() + pos_;
+        pos_ += n;
+        if (reinterpret_cast<std::uintptr_t>(p) % dtype_size(dtype) == 0) return Bytes(file_, p, n);
+        return std::vector<std::byte>(p, p + n);
     }
 
 private:
-    std::string path_;
-    std::ifstream in_;
-    std::uint64_t size_ = 0;
+    std::shared_ptr<MappedFile> file_;
+    std::uint64_t pos_ = 0;
 };
 
 // The header dict of a .npy file, a Python literal such as
@@ -282,8 +288,7 @@ Tensor read_npy(const std::string& file, std::string name) {
              " data bytes, but the file has " + std::to_string(present) +
              (present < *needed ? " (truncated)" : " (trailing data)"));
     }
-    t.data.resize(*needed);
-    in.read(t.data.data(), *needed);
+    t.data = in.take(*needed, t.dtype);
     return t;
 }
 
@@ -445,9 +450,8 @@ std::vector<Tensor> read_safetensors(const std::string& path) {
     }
 
     std::vector<Tensor> tensors;
-    for (Entry& e : entries) {  // contiguous, so the data is read front to back
-        e.tensor.data.resize(e.end - e.begin);
-        in.read(e.tensor.data.data(), e.end - e.begin);
+    for (Entry& e : entries) {  // contiguous, so the data is taken front to back
+        e.tensor.data = in.take(e.end - e.begin, e.tensor.dtype);
         tensors.push_back(std::move(e.tensor));
     }
     return tensors;
@@ -697,6 +701,21 @@ std::string format_shape(const std::vector<std::int64_t>& shape) {
     std::string out = "[";
     for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
     return out + "]";
+}
+
+void Bytes::resize(std::size_t n) {
+    if (file_) {
+        const std::byte* p = view_;
+        owned_.assign(p, p + std::min(n, view_size_));
+        file_.reset();
+        view_ = nullptr;
+        view_size_ = 0;
+    }
+    owned_.resize(n);
+}
+
+bool operator==(const Bytes& a, const Bytes& b) {
+    return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
 }
 
 std::int64_t Tensor::numel() const {

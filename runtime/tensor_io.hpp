@@ -6,11 +6,14 @@
 // Tensors are F32, F64 or BF16 (bfloat16, safetensors only: numpy has no bfloat16, so a
 // directory of .npy files holds F32 and F64 only, and writing BF16 there is refused with a
 // TensorError before anything is created). Reading validates the file completely and throws
-// TensorError naming the file and the tensor; writing is all or nothing (a temporary file or
-// directory next to the target, renamed into place only once everything is written).
+// TensorError naming the file and the tensor; the data of what it returns is read in place from
+// the file mapped into memory (runtime/mapped_file.hpp), not copied. Writing is all or nothing
+// (a temporary file or directory next to the target, renamed into place only once everything is
+// written), straight from the tensors' buffers.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -50,13 +53,42 @@ constexpr DType dtype_of() {
     return std::is_same_v<T, float> ? DType::F32 : std::is_same_v<T, double> ? DType::F64 : DType::BF16;
 }
 
+class MappedFile;
+
+// A tensor's bytes: a buffer of its own, or a view into a mapped file that it keeps mapped.
+// A view is writable: the mapping is private, so written pages are copied and the file never
+// changes. resize() always leaves a buffer of its own.
+class Bytes {
+public:
+    Bytes() = default;
+    Bytes(std::vector<std::byte> owned) : owned_(std::move(owned)) {}  // NOLINT: implicit, as a vector was
+    Bytes(std::shared_ptr<const MappedFile> file, std::byte* view, std::size_t size)
+        : file_(std::move(file)), view_(view), view_size_(size) {}
+
+    std::byte* data() { return file_ ? view_ : owned_.data(); }
+    const std::byte* data() const { return file_ ? view_ : owned_.data(); }
+    std::size_t size() const { return file_ ? view_size_ : owned_.size(); }
+    bool empty() const { return size() == 0; }
+    bool mapped() const { return file_ != nullptr; }
+    void resize(std::size_t n);
+
+    friend bool operator==(const Bytes& a, const Bytes& b);
+    friend bool operator!=(const Bytes& a, const Bytes& b) { return !(a == b); }
+
+private:
+    std::vector<std::byte> owned_;
+    std::shared_ptr<const MappedFile> file_;
+    std::byte* view_ = nullptr;
+    std::size_t view_size_ = 0;
+};
+
 // A dense row-major tensor; `data` holds numel() * dtype_size(dtype) bytes in host
-// (little-endian) order.
+// (little-endian) order, aligned for the dtype.
 struct Tensor {
     std::string name;
     DType dtype = DType::F32;
     std::vector<std::int64_t> shape;  // empty for a 0-d (scalar) tensor
-    std::vector<std::byte> data;
+    Bytes data;
 
     // Product of the shape: 1 for a 0-d tensor, 0 if any dimension is 0.
     std::int64_t numel() const;
@@ -97,7 +129,9 @@ struct TensorSpec {
 
 // Reads a safetensors file, or a directory of .npy files if `path` is a directory (files
 // not ending in ".npy" are ignored; tensors come back sorted by name). Safetensors tensors
-// come back in file order. Throws TensorError on anything malformed or unsupported.
+// come back in file order. Throws TensorError on anything malformed or unsupported. The
+// tensors are views of the mapped files (copied only where the file misaligns them for their
+// dtype).
 std::vector<Tensor> read_tensors(const std::string& path);
 
 // Writes `tensors`, in the given order, all or nothing. The format comes from the path: an

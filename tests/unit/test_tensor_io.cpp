@@ -1,6 +1,7 @@
 // Tensor files: safetensors and .npy directories (runtime/tensor_io). Safetensors bytes are
 // built by hand here; .npy interoperability is checked against numpy when it is installed.
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -641,5 +642,62 @@ TEST_CASE("bf16 conversions: exact widening, round to nearest even, NaN and infi
         std::uint16_t h = modc::f32_to_bf16(from_bits(nan));
         CHECK(std::isnan(modc::bf16_to_f32(h)));
         CHECK((h & 0x8000) == (nan >> 16 & 0x8000));
+    }
+}
+
+TEST_CASE("mapped reading: views of the file, private, and misaligned data copied", "[tensor_io][mmap]") {
+    TempDir dir;
+    const std::string path = dir / "g.safetensors";
+    write_tensors(path, sample_tensors());
+    const std::string before = read(path);
+    auto tensors = read_tensors(path);
+    CHECK(tensors[0].data.mapped());
+    tensors[0].as<float>()[0] = 42.f;  // copy-on-write: the file keeps its bytes
+    CHECK(tensors[0].as<float>()[0] == 42.f);
+    CHECK(read(path) == before);
+
+    // A BF16 tensor of 3 elements puts the F32 one after it at an offset of 6: copied, aligned.
+    const std::string header = R"({"h": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 6]},)"
+                               R"( "f": {"dtype": "F32", "shape": [2], "data_offsets": [6, 14]}})";
+    const std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
+    write_file(dir / "odd.safetensors",
+               safetensors(padded, raw<std::uint16_t>({0x3f80, 0x4000, 0x4040}) + raw<float>({1.5f, -2.f})));
+    auto odd = read_tensors(dir / "odd.safetensors");
+    CHECK_FALSE(odd[1].data.mapped());
+    CHECK(reinterpret_cast<std::uintptr_t>(odd[1].data.data()) % alignof(float) == 0);
+    CHECK(values<float>(odd[1]) == std::vector<float>{1.5f, -2.f});
+}
+
+// A file cut short after it was mapped: reading the lost pages raises SIGBUS, which must end
+// the process with a message naming the file and exit status 1, not a crash. In a child process.
+TEST_CASE("mapped reading: a file truncated after mapping is a clear error", "[tensor_io][mmap]") {
+    TempDir dir;
+    for (const bool npy : {false, true}) {
+        const std::string path = npy ? dir / "grads" : dir / "g.safetensors";
+        write_tensors(path, {Tensor::from<float>("w", {256, 1024}, ramp<float>(256 * 1024))});
+        const std::string file = npy ? path + "/w.npy" : path;
+        int err[2];
+        REQUIRE(::pipe(err) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            ::dup2(err[1], STDERR_FILENO);
+            auto tensors = read_tensors(path);
+            if (::truncate(file.c_str(), 64) != 0) ::_exit(3);
+            float sum = 0;
+            for (float v : tensors[0].as<float>()) sum += v;
+            ::_exit(sum == 12345.f ? 4 : 2);  // unreachable: the read above faults
+        }
+        ::close(err[1]);
+        std::string message;
+        char buffer[512];
+        for (ssize_t n; (n = ::read(err[0], buffer, sizeof buffer)) > 0;) message.append(buffer, static_cast<std::size_t>(n));
+        ::close(err[0]);
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        INFO(message);
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 1);
+        CHECK_THAT(message, Contains(file + ": the file shrank while it was being read"));
     }
 }

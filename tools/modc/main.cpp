@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tools/modc/bench.hpp"
+#include "tools/modc/dualize.hpp"
 #include "tools/modc/step.hpp"
 #include "compiler/analysis/step.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
@@ -223,86 +224,6 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
 #endif
 }
 
-// Both backends run through the API (library/modc.hpp), in the gradients' own dtype.
-int dualize(const Options& o, const std::string& text, const DualPlan& plan) {
-    const Backend backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
-    // Before the gradients are read: a machine without a GPU says so, whatever the input.
-    if (std::string why = backend_unavailable(backend); !why.empty())
-        return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
-    std::vector<rt::Tensor> grads;
-    try {
-        grads = rt::read_tensors(o.input);
-    } catch (const rt::TensorError& e) {
-        return fail(e.what());
-    }
-    std::vector<rt::TensorSpec> specs;
-    for (const auto& l : plan.leaves) specs.push_back({l.path, l.shape});
-    auto problems = rt::validate(grads, specs);
-    if (!problems.empty()) {
-        for (const auto& p : problems) std::cerr << "modc: error: " << o.input << ": " << p << '\n';
-        std::cerr << "modc: nothing was written\n";
-        return 1;
-    }
-    CompileOptions options;
-    options.network = plan.network;
-    options.backend = backend;
-    if (!parse_schedules(o.schedules, options)) return 1;
-    for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
-    const rt::DType dtype = grads.empty() ? rt::DType::F32 : grads.front().dtype;
-    options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
-    options.gram = !o.no_gram;
-    options.threads = o.threads;
-    options.precision = parse_precision(o.precision);
-    if (!parse_memory_limit(o.memory_limit, options)) return 1;
-
-    // Gradients in weight order, whatever order the file had them in; updates of the same dtype,
-    // allocated once compiling has checked the memory they need.
-    std::map<std::string, rt::Tensor*> by_name;
-    for (auto& g : grads) by_name[g.name] = &g;
-    std::vector<rt::Tensor> updates;
-    try {
-        Dualizer dualizer = compile_source_text(o.file, text, options);
-        for (const auto& l : plan.leaves) {
-            const rt::Tensor& g = *by_name.at(l.path);
-            updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
-        }
-        auto run_typed = [&](auto zero) {
-            using T = decltype(zero);
-            std::vector<const T*> in;
-            std::vector<T*> out;
-            for (std::size_t i = 0; i < updates.size(); ++i) {
-                in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
-                out.push_back(updates[i].template as<T>().ptr);
-            }
-            dualizer.run(in.data(), out.data());
-            // MODC_CUDA_TIMING=N: N more runs on the GPU, and a line on stderr with the median GPU time.
-            const char* timing = std::getenv("MODC_CUDA_TIMING");
-            if (backend != Backend::Cuda || !timing || std::atoi(timing) <= 0) return;
-            std::vector<double> ms;
-            for (int i = 0; i < std::atoi(timing); ++i) {
-                dualizer.run(in.data(), out.data());
-                ms.push_back(dualizer.last_run_ms());
-            }
-            std::sort(ms.begin(), ms.end());
-            std::fprintf(stderr, "modc: cuda: %s; dualization %.3f ms (median of %zu runs, GPU time without copies)\n",
-                         dualizer.device().c_str(), ms[ms.size() / 2], ms.size());
-        };
-        switch (dtype) {
-            case rt::DType::F32: run_typed(0.0f); break;
-            case rt::DType::F64: run_typed(0.0); break;
-            case rt::DType::BF16: run_typed(std::uint16_t{0}); break;
-        }
-    } catch (const BackendError& e) {
-        return fail(e.what());
-    }
-    try {
-        rt::write_tensors(o.output, updates);
-    } catch (const rt::TensorError& e) {
-        return fail(e.what());
-    }
-    return 0;
-}
-
 // `modc partition`: per rank its modelled work and weights, as text or JSON.
 std::string print_partition(const Partition& p, bool json) {
     if (json) {
@@ -384,7 +305,21 @@ int run(const Options& o) {
         }
         return write(*text);
     }
-    if (o.command == "dualize") return dualize(o, source, *plan);
+    if (o.command == "dualize") {
+        DualizeArgs args{o.file, source, o.input, o.output, {}};
+        args.options.network = plan->network;
+        args.options.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        // Before the gradients are read: a machine without a GPU says so, whatever the input.
+        if (std::string why = backend_unavailable(args.options.backend); !why.empty())
+            return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+        if (!parse_schedules(o.schedules, args.options)) return 1;
+        for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        args.options.gram = !o.no_gram;
+        args.options.threads = o.threads;
+        args.options.precision = parse_precision(o.precision);
+        if (!parse_memory_limit(o.memory_limit, args.options)) return 1;
+        return run_dualize(args, *plan);
+    }
     if (o.command == "step") {
         StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
         args.options.optimizer = o.optimizer;
