@@ -3,10 +3,11 @@
 
 Writes Gaussian float32 gradients for every weight of examples/gpt.mod (names = weight paths) to
 a safetensors file, then runs `modc dualize` on it RUNS times under /usr/bin/time -v with
-MODC_PHASE_TIMES=1 (modc's own seconds per phase: read, check, compile, run, write). With
+MODC_PHASE_TIMES=1 (modc's own seconds per phase: read, check, compile, run, and where modc
+streams the updates out during the run, the seconds its threads spent writing, and commit). With
 several --modc binaries (say, before and after a change) their runs are interleaved, round by
-round. Prints, per binary, the medians: wall time, each phase, the I/O share (read + check +
-write over the whole), and peak RSS against the gradients' bytes and modc's own estimate of its
+round. Prints, per binary, the medians: wall time, each phase, the I/O share (reading, checking
+and writing over modc's whole time), and peak RSS against the gradients' bytes and modc's own estimate of its
 work buffers (from the memory-limit message of `--memory-limit 1`).
 
 Usage: bench/dualize_io.py [--modc build/modc ...] [--runs 3] [--json OUT.json]
@@ -71,7 +72,8 @@ def one_run(modc, grads, out):
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", done.stderr).group(1)
     seconds = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(":"))))
-    phases = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+) s", done.stderr.split("modc: phases:")[1])}
+    line = done.stderr.split("modc: phases:")[1].splitlines()[0]
+    phases = {k: float(v) for k, v in re.findall(r"\s*(\w[\w ]*?) ([\d.]+) s(?:,|$)", line.strip())}
     os.remove(out)
     return {"rss_bytes": rss_kib * 1024, "wall_seconds": seconds, "phases": phases}
 
@@ -94,10 +96,12 @@ def main():
         for b in binaries:
             med = lambda f: statistics.median(f(r) for r in runs[b])
             phases = {k: med(lambda r: r["phases"][k]) for k in runs[b][0]["phases"]}
-            io = sum(phases.get(k, 0) for k in ("read", "check", "write"))
+            # Writing happens inside "run" where it streams ("of which writing"), after it otherwise.
+            io = sum(phases.get(k, 0) for k in ("read", "check", "write", "of which writing", "commit"))
+            total = sum(v for k, v in phases.items() if k != "of which writing")
             results["binaries"].append({"modc": b, "runs": runs[b], "wall_seconds": med(lambda r: r["wall_seconds"]),
                                         "peak_rss_bytes": med(lambda r: r["rss_bytes"]), "phases": phases,
-                                        "io_share": io / sum(phases.values()),
+                                        "io_share": io / total,
                                         "work_bytes": work_bytes(b, grads)})
     results["load_after"] = os.getloadavg()
     g = results["gradient_bytes"]
@@ -109,9 +113,11 @@ def main():
     for r in results["binaries"]:
         p = r["phases"]
         work = r["work_bytes"]
-        print("| %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %.0f%% | %.0f MB | %.2fx | %s |" % (
+        write = ("%.2f s after the run" % p["write"] if "write" in p else
+                 "%.2f s in the run + %.2f s commit" % (p.get("of which writing", 0), p.get("commit", 0)))
+        print("| %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %s | %.0f%% | %.0f MB | %.2fx | %s |" % (
             r["modc"], r["wall_seconds"], p.get("read", 0), p.get("check", 0), p.get("compile", 0), p.get("run", 0),
-            p.get("write", 0), 100 * r["io_share"], r["peak_rss_bytes"] / 1e6, r["peak_rss_bytes"] / g,
+            write, 100 * r["io_share"], r["peak_rss_bytes"] / 1e6, r["peak_rss_bytes"] / g,
             "%.2fx (work %.0f MB)" % ((r["peak_rss_bytes"] - work) / g, work / 1e6) if work else "-"))
     if args.json:
         with open(args.json, "w") as f:

@@ -200,28 +200,35 @@ double Dualizer::last_run_ms() const {
     return 0;
 }
 
-void Dualizer::run(const float* const* grads, float* const* updates) {
+namespace {
+// Every weight reported at once, where the run cannot tell them apart (GPU, BF16 on the CPU).
+void all_done(std::size_t weights, const Dualizer::WeightDone& weight_done) {
+    if (weight_done)
+        for (std::size_t i = 0; i < weights; ++i) weight_done(i);
+}
+}  // namespace
+
+void Dualizer::run(const float* const* grads, float* const* updates, const WeightDone& weight_done) {
     impl_->check_dtype(DType::F32);
-    if (impl_->backend == Backend::Cuda)
-        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
-    else
-        impl_->cpu32->run(grads, updates);
+    if (impl_->backend == Backend::Cpu) return impl_->cpu32->run(grads, updates, weight_done);
+    impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    all_done(impl_->weights.size(), weight_done);
 }
 
-void Dualizer::run(const double* const* grads, double* const* updates) {
+void Dualizer::run(const double* const* grads, double* const* updates, const WeightDone& weight_done) {
     impl_->check_dtype(DType::F64);
-    if (impl_->backend == Backend::Cuda)
-        impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
-    else
-        impl_->cpu64->run(grads, updates);
+    if (impl_->backend == Backend::Cpu) return impl_->cpu64->run(grads, updates, weight_done);
+    impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
+    all_done(impl_->weights.size(), weight_done);
 }
 
-void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* updates) {
+void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* updates, const WeightDone& weight_done) {
     impl_->check_dtype(DType::BF16);
     if (impl_->backend == Backend::Cuda)
         impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
     else
         impl_->run_cpu_bf16(grads, updates);
+    all_done(impl_->weights.size(), weight_done);
 }
 
 void Dualizer::run_device(const void* const* grads, void* const* updates, void* stream) {

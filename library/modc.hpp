@@ -11,6 +11,7 @@
 // (the backend failed while setting up or running, e.g. a CUDA driver error).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -111,10 +112,14 @@ public:
 
     // grads[i] -> updates[i] for weight i, host pointers; the dtype must be the one compiled
     // for (std::uint16_t: BF16 bits). Throws std::invalid_argument for another dtype, and
-    // BackendError if the GPU fails.
-    void run(const float* const* grads, float* const* updates);
-    void run(const double* const* grads, double* const* updates);
-    void run(const std::uint16_t* const* grads, std::uint16_t* const* updates);
+    // BackendError if the GPU fails. weight_done(i), if given, is called once per weight as soon
+    // as updates[i] is complete and grads[i] no longer read (on the CPU from the run's threads,
+    // while others still run; on the GPU and for BF16 at the end), so that updates can be
+    // written out and memory released during the run (modc dualize); what it throws, run throws.
+    using WeightDone = std::function<void(std::size_t weight)>;
+    void run(const float* const* grads, float* const* updates, const WeightDone& weight_done = {});
+    void run(const double* const* grads, double* const* updates, const WeightDone& weight_done = {});
+    void run(const std::uint16_t* const* grads, std::uint16_t* const* updates, const WeightDone& weight_done = {});
 
     // Cuda only: grads[i] -> updates[i] as device pointers on GPU 0 (CUdeviceptr values, or what
     // cudaMalloc and torch's data_ptr() give), of the compiled dtype (bf16: its bits), without

@@ -54,6 +54,42 @@ int claim_slot() {
     }
 }
 
+// Temporaries to remove on a fault, in chunks as the mappings are: nullptr for a free slot.
+struct PathChunk {
+    std::atomic<const char*> paths[kSlotsPerChunk] = {};
+    std::atomic<PathChunk*> next{nullptr};
+};
+PathChunk first_path_chunk;
+
+std::atomic<const char*>& path_slot_at(int index) {
+    PathChunk* chunk = &first_path_chunk;
+    for (int i = index / kSlotsPerChunk; i > 0; --i) chunk = chunk->next.load(std::memory_order_acquire);
+    return chunk->paths[index % kSlotsPerChunk];
+}
+
+int claim_path_slot(const char* path) {
+    int base = 0;
+    for (PathChunk* chunk = &first_path_chunk;; chunk = chunk->next.load(std::memory_order_acquire), base += kSlotsPerChunk) {
+        for (int i = 0; i < kSlotsPerChunk; ++i) {
+            const char* expected = nullptr;
+            if (chunk->paths[i].compare_exchange_strong(expected, path)) return base + i;
+        }
+        if (!chunk->next.load(std::memory_order_acquire)) {
+            auto* fresh = new PathChunk;
+            PathChunk* none = nullptr;
+            if (!chunk->next.compare_exchange_strong(none, fresh)) delete fresh;
+        }
+    }
+}
+
+// Files first, then the (then empty) directories that held them.
+void remove_temporaries() {
+    for (auto remove : {::unlink, ::rmdir})
+        for (PathChunk* chunk = &first_path_chunk; chunk; chunk = chunk->next.load(std::memory_order_acquire))
+            for (const auto& path : chunk->paths)
+                if (const char* p = path.load(std::memory_order_acquire)) remove(p);
+}
+
 struct sigaction previous_sigbus;
 
 void write_all(const char* text) {
@@ -77,6 +113,7 @@ void on_sigbus(int signal, siginfo_t* info, void* context) {
             write_all(slot.path.load(std::memory_order_relaxed));
             write_all(": the file shrank while it was being read (truncated or rewritten by another process?); "
                       "nothing was written\n");
+            remove_temporaries();
             ::_exit(1);
         }
     }
@@ -132,6 +169,10 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     }
     return file;
 }
+
+RemoveOnFault::RemoveOnFault(std::string path) : path_(std::move(path)), slot_(claim_path_slot(path_.c_str())) {}
+
+RemoveOnFault::~RemoveOnFault() { path_slot_at(slot_).store(nullptr, std::memory_order_release); }
 
 MappedFile::~MappedFile() {
     if (slot_ >= 0) slot_at(slot_).begin.store(0, std::memory_order_release);

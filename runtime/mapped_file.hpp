@@ -5,8 +5,9 @@
 // changes the file. A file that shrinks while mapped (another process truncates it) would make
 // reading the lost pages raise SIGBUS; while any MappedFile is alive a SIGBUS handler reports
 // such a fault as "PROGRAM: error: FILE: the file shrank while it was being read ...; nothing
-// was written" and exits with status 1 (outputs are written to a temporary file renamed into
-// place, so none is left half-written). Faults outside mapped files keep their old handling.
+// was written" and exits with status 1, after removing the temporaries registered with
+// RemoveOnFault (outputs are written to a temporary renamed into place, so none is left behind
+// half-written). Faults outside mapped files keep their old handling.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,20 @@ private:
     std::byte* data_ = nullptr;
     std::uint64_t size_ = 0;
     int slot_ = -1;  // where the SIGBUS handler finds this mapping, or -1
+};
+
+// A path the SIGBUS report removes before it exits (a file, or an empty directory once the
+// files registered in it are gone), for as long as this object lives.
+class RemoveOnFault {
+public:
+    explicit RemoveOnFault(std::string path);
+    ~RemoveOnFault();
+    RemoveOnFault(const RemoveOnFault&) = delete;
+    RemoveOnFault& operator=(const RemoveOnFault&) = delete;
+
+private:
+    std::string path_;
+    int slot_;
 };
 
 }  // namespace modc::rt

@@ -2,10 +2,12 @@
 #include "runtime/tensor_io.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -500,6 +503,18 @@ public:
         }
     }
     void write(const std::string& s) { write(s.data(), s.size()); }
+    // At `offset`, leaving the file position alone: safe from several threads at once.
+    void write_at(const void* data, std::size_t n, std::uint64_t offset) {
+        auto p = static_cast<const char*>(data);
+        while (n > 0) {
+            ssize_t k = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0) fail(path_.string() + ": write failed: " + errno_text(errno));
+            p += k;
+            offset += static_cast<std::uint64_t>(k);
+            n -= static_cast<std::size_t>(k);
+        }
+    }
 
     void close() {
         int fd = fd_;
@@ -535,10 +550,10 @@ void require_parent_dir(const std::string& path, const fs::path& target) {
     }
 }
 
-// Names, uniqueness and data sizes, checked before anything is created.
-void check_for_write(const std::string& path, const std::vector<Tensor>& tensors, bool npy) {
+// Names and shapes, checked before anything is created.
+void check_for_write(const std::string& path, const std::vector<TensorLayout>& layout, bool npy) {
     std::set<std::string> names;
-    for (const Tensor& t : tensors) {
+    for (const TensorLayout& t : layout) {
         const std::string where = path + ": tensor " + quote_name(t.name);
         if (t.name.empty()) fail(path + ": a tensor has an empty name");
         if (!names.insert(t.name).second) fail(where + " appears twice");
@@ -549,25 +564,23 @@ void check_for_write(const std::string& path, const std::vector<Tensor>& tensors
         if (npy && t.dtype == DType::BF16) {
             fail(where + " is BF16, which a .npy file cannot hold (numpy has no bfloat16); write a .safetensors file");
         }
-        std::string problem = data_size_problem(t);
-        if (!problem.empty()) fail(path + ": " + problem);
+        if (!byte_count(t.shape, t.dtype)) fail(where + " has invalid shape " + format_shape(t.shape));
     }
 }
 
-void write_safetensors(const std::string& path, const std::vector<Tensor>& tensors) {
-    check_for_write(path, tensors, false);
-    const fs::path target = fs::absolute(path);
-    require_parent_dir(path, target);
-
+std::string safetensors_header(const std::string& path, const std::vector<TensorLayout>& layout,
+                               std::vector<std::uint64_t>& offsets) {
     Json header = Json::object();
     std::uint64_t offset = 0;
-    for (const Tensor& t : tensors) {
+    for (const TensorLayout& t : layout) {
+        const std::uint64_t size = *byte_count(t.shape, t.dtype);
         Json entry = Json::object();
         entry["dtype"] = dtype_name(t.dtype);
         entry["shape"] = t.shape;
-        entry["data_offsets"] = Json::array({offset, offset + t.data.size()});
+        entry["data_offsets"] = Json::array({offset, offset + size});
         header[t.name] = std::move(entry);
-        offset += t.data.size();
+        offsets.push_back(offset);
+        offset += size;
     }
     std::string text;
     try {
@@ -576,22 +589,11 @@ void write_safetensors(const std::string& path, const std::vector<Tensor>& tenso
         fail(path + ": tensor names must be valid UTF-8");
     }
     text.append((8 - text.size() % 8) % 8, ' ');  // as the reference implementation pads
-
-    const fs::path temp = temp_sibling(target);
-    OutFile out(temp);
-    TempGuard guard(temp);
-    out.write(store_le(text.size(), 8));
-    out.write(text);
-    for (const Tensor& t : tensors) out.write(t.data.data(), t.data.size());
-    out.close();
-    if (std::rename(temp.c_str(), target.c_str()) != 0) {
-        fail(path + ": cannot rename the finished file into place: " + errno_text(errno));
-    }
-    guard.release();
-    fsync_path(target.parent_path(), O_RDONLY | O_DIRECTORY);
+    for (auto& o : offsets) o += 8 + text.size();  // from the start of the file
+    return store_le(text.size(), 8) + text;
 }
 
-std::string npy_header(const Tensor& t) {
+std::string npy_header(const TensorLayout& t) {
     std::string shape = "(";
     for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
     shape += t.shape.size() == 1 ? ",)" : ")";
@@ -625,32 +627,11 @@ void check_replaceable(const std::string& path, const fs::path& target) {
     }
 }
 
-void write_npy_dir(const std::string& path, const std::vector<Tensor>& tensors) {
-    check_for_write(path, tensors, true);
-    std::string trimmed = path;
-    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
-    const fs::path target = fs::absolute(trimmed).lexically_normal();
-    const std::string leaf = target.filename().string();
-    if (leaf.empty() || leaf == "." || leaf == "..") fail(path + ": name the output directory explicitly");
-    require_parent_dir(path, target);
-
+// Moves the finished directory `temp` to `target`, replacing an existing one atomically where
+// the filesystem can exchange the two.
+void move_directory_into_place(const std::string& path, const fs::path& temp, const fs::path& target, bool replacing,
+                               TempGuard& guard) {
     std::error_code ec;
-    const fs::file_status status = fs::status(target, ec);
-    const bool replacing = fs::exists(status);
-    if (replacing && !fs::is_directory(status)) fail(path + ": exists and is not a directory");
-    if (replacing) check_replaceable(path, target);
-
-    const fs::path temp = temp_sibling(target);
-    if (::mkdir(temp.c_str(), 0777) != 0) fail(temp.string() + ": cannot create: " + errno_text(errno));
-    TempGuard guard(temp);
-    for (const Tensor& t : tensors) {
-        OutFile out(temp / (t.name + ".npy"));
-        out.write(npy_header(t));
-        out.write(t.data.data(), t.data.size());
-        out.close();
-    }
-    fsync_path(temp, O_RDONLY | O_DIRECTORY);
-
     if (!replacing) {
         if (std::rename(temp.c_str(), target.c_str()) != 0) {
             fail(path + ": cannot rename the finished directory into place: " + errno_text(errno));
@@ -674,7 +655,6 @@ void write_npy_dir(const std::string& path, const std::vector<Tensor>& tensors) 
     } else {
         fail(path + ": cannot replace the existing directory: " + errno_text(errno));
     }
-    fsync_path(target.parent_path(), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace
@@ -714,6 +694,14 @@ void Bytes::resize(std::size_t n) {
     owned_.resize(n);
 }
 
+void Bytes::release_pages() {
+    if (!file_) return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<std::uintptr_t>(view_) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<std::uintptr_t>(view_) + view_size_) / page * page;
+    if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 bool operator==(const Bytes& a, const Bytes& b) {
     return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
 }
@@ -739,15 +727,106 @@ std::vector<Tensor> read_tensors(const std::string& path) {
     return read_safetensors(path);
 }
 
-void write_tensors(const std::string& path, const std::vector<Tensor>& tensors) {
+// The temporary (a file, or a directory of .npy files) that commit() renames into place.
+struct TensorFileWriter::Impl {
+    std::string path;
+    bool npy = false, replacing = false;
+    fs::path target, temp;
+    std::vector<TensorLayout> layout;
+    std::vector<std::uint64_t> offsets;                  // safetensors: each tensor's data in the file
+    std::unique_ptr<std::atomic<bool>[]> written;
+    std::optional<TempGuard> guard;                      // declared before `file`: removes the temporary after it closes
+    std::optional<OutFile> file;                         // safetensors
+    // The temporary and the files in it, removed if a mapped input faults (mapped_file.hpp).
+    std::mutex on_fault_mutex;
+    std::vector<std::unique_ptr<RemoveOnFault>> on_fault;
+    void remove_on_fault(const fs::path& p) {
+        std::lock_guard<std::mutex> lock(on_fault_mutex);
+        on_fault.push_back(std::make_unique<RemoveOnFault>(p.string()));
+    }
+};
+
+TensorFileWriter::TensorFileWriter(const std::string& path, std::vector<TensorLayout> layout)
+    : impl_(std::make_unique<Impl>()) {
+    Impl& w = *impl_;
     if (path.empty()) fail("empty output path");
     std::error_code ec;
-    const bool npy = fs::is_directory(path, ec) || path.back() == '/' || fs::path(path).extension() != ".safetensors";
-    if (npy) {
-        write_npy_dir(path, tensors);
-    } else {
-        write_safetensors(path, tensors);
+    w.path = path;
+    w.npy = fs::is_directory(path, ec) || path.back() == '/' || fs::path(path).extension() != ".safetensors";
+    check_for_write(path, layout, w.npy);
+    w.layout = std::move(layout);
+    w.written.reset(new std::atomic<bool>[w.layout.size()]);
+    for (std::size_t i = 0; i < w.layout.size(); ++i) w.written[i] = false;
+    if (!w.npy) {
+        w.target = fs::absolute(path);
+        require_parent_dir(path, w.target);
+        const std::string header = safetensors_header(path, w.layout, w.offsets);
+        w.temp = temp_sibling(w.target);
+        w.file.emplace(w.temp);
+        w.guard.emplace(w.temp);
+        w.remove_on_fault(w.temp);
+        w.file->write(header);
+        return;
     }
+    std::string trimmed = path;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    w.target = fs::absolute(trimmed).lexically_normal();
+    const std::string leaf = w.target.filename().string();
+    if (leaf.empty() || leaf == "." || leaf == "..") fail(path + ": name the output directory explicitly");
+    require_parent_dir(path, w.target);
+    const fs::file_status status = fs::status(w.target, ec);
+    w.replacing = fs::exists(status);
+    if (w.replacing && !fs::is_directory(status)) fail(path + ": exists and is not a directory");
+    if (w.replacing) check_replaceable(path, w.target);
+    w.temp = temp_sibling(w.target);
+    if (::mkdir(w.temp.c_str(), 0777) != 0) fail(w.temp.string() + ": cannot create: " + errno_text(errno));
+    w.guard.emplace(w.temp);
+    w.remove_on_fault(w.temp);
+}
+
+TensorFileWriter::~TensorFileWriter() = default;
+
+void TensorFileWriter::write(std::size_t index, const void* data) {
+    Impl& w = *impl_;
+    const TensorLayout& t = w.layout.at(index);
+    if (w.written[index].exchange(true)) fail(w.path + ": tensor " + quote_name(t.name) + " written twice");
+    const std::uint64_t size = *byte_count(t.shape, t.dtype);
+    if (!w.npy) return w.file->write_at(data, size, w.offsets[index]);
+    w.remove_on_fault(w.temp / (t.name + ".npy"));
+    OutFile out(w.temp / (t.name + ".npy"));
+    out.write(npy_header(t));
+    out.write(data, size);
+    out.close();
+}
+
+void TensorFileWriter::commit() {
+    Impl& w = *impl_;
+    for (std::size_t i = 0; i < w.layout.size(); ++i)
+        if (!w.written[i]) fail(w.path + ": tensor " + quote_name(w.layout[i].name) + " was never written");
+    if (!w.npy) {
+        w.file->close();
+        if (std::rename(w.temp.c_str(), w.target.c_str()) != 0) {
+            fail(w.path + ": cannot rename the finished file into place: " + errno_text(errno));
+        }
+        w.guard->release();
+    } else {
+        fsync_path(w.temp, O_RDONLY | O_DIRECTORY);
+        move_directory_into_place(w.path, w.temp, w.target, w.replacing, *w.guard);
+    }
+    w.on_fault.clear();
+    fsync_path(w.target.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+void write_tensors(const std::string& path, const std::vector<Tensor>& tensors) {
+    std::vector<TensorLayout> layout;
+    for (const Tensor& t : tensors) {
+        if (std::string problem = data_size_problem(t); !problem.empty() && byte_count(t.shape, t.dtype))
+            fail(path + ": " + problem);
+        layout.push_back({t.name, t.dtype, t.shape});
+    }
+    TensorFileWriter writer(path, std::move(layout));
+    for (std::size_t i = 0; i < tensors.size(); ++i) writer.write(i, tensors[i].data.data());
+    writer.commit();
 }
 
 Tensor convert(const Tensor& tensor, DType dtype) {

@@ -71,6 +71,10 @@ public:
     bool empty() const { return size() == 0; }
     bool mapped() const { return file_ != nullptr; }
     void resize(std::size_t n);
+    // A view's whole pages dropped from memory, read again from the file when next touched (a
+    // buffer of its own: nothing). Only for a view not written through: written pages would
+    // return to the file's bytes.
+    void release_pages();
 
     friend bool operator==(const Bytes& a, const Bytes& b);
     friend bool operator!=(const Bytes& a, const Bytes& b) { return !(a == b); }
@@ -141,6 +145,33 @@ std::vector<Tensor> read_tensors(const std::string& path);
 // Throws TensorError (bad names, duplicates, inconsistent tensors, I/O errors); on error
 // the target is untouched and no temporary is left behind.
 void write_tensors(const std::string& path, const std::vector<Tensor>& tensors);
+
+// A tensor to be written: its name, dtype and shape.
+struct TensorLayout {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<std::int64_t> shape;
+};
+
+// A tensor file written as its tensors become ready, in any order and from any thread, all or
+// nothing, in the format write_tensors picks from the path (write_tensors is this, in order).
+// The constructor checks the layout as write_tensors does and creates the temporary; write()
+// puts one tensor's bytes in place straight from `data` (each tensor once); commit() checks that
+// every tensor was written, syncs and renames the result into place. Destroyed before commit()
+// (an error, an exception), it removes the temporary and leaves the target untouched.
+class TensorFileWriter {
+public:
+    TensorFileWriter(const std::string& path, std::vector<TensorLayout> layout);
+    ~TensorFileWriter();
+    TensorFileWriter(const TensorFileWriter&) = delete;
+    TensorFileWriter& operator=(const TensorFileWriter&) = delete;
+    void write(std::size_t index, const void* data);  // layout[index]'s numel * dtype_size bytes
+    void commit();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // The same tensor with its elements converted to `dtype`: exact to F32 or F64 from BF16 and
 // to F64 from F32; to BF16 rounded to nearest even (support/bf16.hpp), from F64 through F32.

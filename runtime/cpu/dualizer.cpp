@@ -143,6 +143,10 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads)
             for (std::int64_t s = 0; s < (orthogonal(group) ? group.slices : 1); ++s) items_.push_back({g, j, s, cost});
     }
     std::stable_sort(items_.begin(), items_.end(), [](const Item& l, const Item& r) { return l.cost > r.cost; });
+    for (const auto& item : items_) {
+        if (leaf_of(item) >= items_per_leaf_.size()) items_per_leaf_.resize(leaf_of(item) + 1);
+        ++items_per_leaf_[leaf_of(item)];
+    }
 
     threads_ = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
     // An item worth more than its share of the cores runs alone, on all of them.
@@ -278,9 +282,14 @@ void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::si
 }
 
 template <class T>
+std::size_t Dualizer<T>::leaf_of(const Item& item) const {
+    return static_cast<std::size_t>(plan_.groups[item.group].members[item.member].leaf);
+}
+
+template <class T>
 void Dualizer<T>::run_item(const Item& item, const T* const* grads, T* const* updates, Workspace& w) {
     const auto& group = plan_.groups[item.group];
-    auto leaf = static_cast<std::size_t>(group.members[item.member].leaf);
+    auto leaf = leaf_of(item);
     if (orthogonal(group))
         orthogonalize(item.group, grads[leaf], updates[leaf], item.member, item.slice, w);
     else
@@ -288,8 +297,15 @@ void Dualizer<T>::run_item(const Item& item, const T* const* grads, T* const* up
 }
 
 template <class T>
-void Dualizer<T>::run(const T* const* grads, T* const* updates) {
-    for (std::size_t i = 0; i < shared_items_; ++i) run_item(items_[i], grads, updates, workspaces_[0]);
+void Dualizer<T>::run(const T* const* grads, T* const* updates, const std::function<void(std::size_t)>& weight_done) {
+    // Items of each weight still to run; the one that finishes a weight reports it.
+    std::vector<std::atomic<int>> left(items_per_leaf_.size());
+    for (std::size_t l = 0; l < left.size(); ++l) left[l] = items_per_leaf_[l];
+    auto run_one = [&](const Item& item, Workspace& w) {
+        run_item(item, grads, updates, w);
+        if (weight_done && left[leaf_of(item)].fetch_sub(1) == 1) weight_done(leaf_of(item));
+    };
+    for (std::size_t i = 0; i < shared_items_; ++i) run_one(items_[i], workspaces_[0]);
     if (shared_items_ == items_.size()) return;
 
     BlasThreads one(1);
@@ -298,7 +314,7 @@ void Dualizer<T>::run(const T* const* grads, T* const* updates) {
     std::mutex failure_mutex;
     auto work = [&](Workspace& w) {
         try {
-            for (std::size_t i; (i = next.fetch_add(1)) < items_.size();) run_item(items_[i], grads, updates, w);
+            for (std::size_t i; (i = next.fetch_add(1)) < items_.size();) run_one(items_[i], w);
         } catch (...) {
             std::lock_guard<std::mutex> lock(failure_mutex);
             if (!failure) failure = std::current_exception();

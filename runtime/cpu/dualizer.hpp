@@ -9,6 +9,7 @@
 // its own. At the sizes of real layers (768 x 3072) OpenBLAS's syrk gains only 1.6x from a
 // second thread, while two matrices at once gain 2x.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -26,8 +27,10 @@ public:
     Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads = 0);
     ~Dualizer();
     // grads[i] and updates[i] point at weight i's tensor (weight order), row-major.
+    // weight_done(i), if given, is called (from any of the run's threads) as soon as update i is
+    // complete and grads[i] is no longer read, so a caller can stream updates out.
     // Not reentrant: one run at a time per dualizer.
-    void run(const T* const* grads, T* const* updates);
+    void run(const T* const* grads, T* const* updates, const std::function<void(std::size_t)>& weight_done = {});
     const kp::KernelPlan& plan() const { return plan_; }
     unsigned threads() const { return threads_; }
 
@@ -45,8 +48,10 @@ private:
     std::vector<Workspace> workspaces_;  // one per thread
     std::vector<Item> items_;            // by cost, largest first
     std::size_t shared_items_ = 0;       // items_[0, shared_items_) run alone with threaded BLAS
+    std::vector<int> items_per_leaf_;    // slices make several items of one weight
     unsigned threads_ = 1;
 
+    std::size_t leaf_of(const Item& item) const;
     void run_item(const Item& item, const T* const* grads, T* const* updates, Workspace& w);
     void orthogonalize(std::size_t g, const T* grad, T* update, std::size_t member, std::int64_t slice, Workspace& w);
     void newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w);

@@ -701,3 +701,33 @@ TEST_CASE("mapped reading: a file truncated after mapping is a clear error", "[t
         CHECK_THAT(message, Contains(file + ": the file shrank while it was being read"));
     }
 }
+
+TEST_CASE("TensorFileWriter: tensors in any order, all or nothing", "[tensor_io]") {
+    TempDir dir;
+    const auto tensors = sample_tensors();
+    std::vector<TensorLayout> layout;
+    for (const auto& t : tensors) layout.push_back({t.name, t.dtype, t.shape});
+    for (const std::string path : {dir / "u.safetensors", dir / "u_npy"}) {
+        {
+            TensorFileWriter writer(path, layout);
+            for (std::size_t i = tensors.size(); i-- > 0;) writer.write(i, tensors[i].data.data());
+            writer.commit();
+        }
+        auto back = read_tensors(path);
+        REQUIRE(back.size() == tensors.size());
+        for (const auto& t : tensors) CHECK(find(back, t.name).data == t.data);
+        if (path == dir / "u.safetensors") {
+            // Byte for byte what write_tensors lays out.
+            write_tensors(dir / "w.safetensors", tensors);
+            CHECK(read(path) == read(dir / "w.safetensors"));
+        }
+    }
+    const auto before = listing(dir.path);
+    {
+        TensorFileWriter writer(dir / "v.safetensors", layout);
+        writer.write(0, tensors[0].data.data());
+        CHECK_THAT(error_of([&] { writer.write(0, tensors[0].data.data()); }), Contains("'blocks[2].attention.q' written twice"));
+        CHECK_THAT(error_of([&] { writer.commit(); }), Contains("tensor 'linear[0]' was never written"));
+    }
+    CHECK(listing(dir.path) == before);  // the temporary went with the writer
+}

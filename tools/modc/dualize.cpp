@@ -1,11 +1,16 @@
 #include "tools/modc/dualize.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <new>
+#include <utility>
 
 #include "runtime/tensor_io.hpp"
 
@@ -23,9 +28,13 @@ class PhaseTimes {
 public:
     void lap(const char* phase) {
         auto now = std::chrono::steady_clock::now();
-        text_ += std::string(text_.empty() ? "" : ", ") + phase + " " +
-                 std::to_string(std::chrono::duration<double>(now - last_).count()).substr(0, 6) + " s";
+        add(phase, std::chrono::duration<double>(now - last_).count());
         last_ = now;
+    }
+    void add(const char* phase, double seconds) {
+        char line[96];
+        std::snprintf(line, sizeof line, "%s%s %.3f s", text_.empty() ? "" : ", ", phase, seconds);
+        text_ += line;
     }
     ~PhaseTimes() {
         const char* wanted = std::getenv("MODC_PHASE_TIMES");
@@ -52,11 +61,36 @@ void cuda_timing(Dualizer& dualizer, const std::vector<const T*>& in, const std:
                  dualizer.device().c_str(), ms[ms.size() / 2], ms.size());
 }
 
+// An update's memory: anonymous pages, touched only as the run writes them and returned to the
+// system by release() (malloc might keep them).
+class UpdateBuffer {
+public:
+    explicit UpdateBuffer(std::size_t bytes) : size_(bytes) {
+        if (size_ == 0) return;
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        data_ = static_cast<std::byte*>(p);
+    }
+    UpdateBuffer(UpdateBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(o.size_) {}
+    UpdateBuffer(const UpdateBuffer&) = delete;
+    UpdateBuffer& operator=(const UpdateBuffer&) = delete;
+    ~UpdateBuffer() { release(); }
+    std::byte* data() const { return data_; }
+    void release() {
+        if (data_) ::munmap(data_, size_);
+        data_ = nullptr;
+    }
+
+private:
+    std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
 }  // namespace
 
 int run_dualize(const DualizeArgs& a, const DualPlan& plan) {
     PhaseTimes times;
-    // The gradients are views of the mapped input file (no copy); only the updates are allocated.
+    // The gradients are views of the mapped input file (no copy).
     std::vector<rt::Tensor> grads;
     try {
         grads = rt::read_tensors(a.input);
@@ -72,50 +106,65 @@ int run_dualize(const DualizeArgs& a, const DualPlan& plan) {
         std::cerr << "modc: nothing was written\n";
         return 1;
     }
+    for (auto& g : grads) g.data.release_pages();  // checked; the run reads them again one by one
     times.lap("check");
     CompileOptions options = a.options;
     const rt::DType dtype = grads.empty() ? rt::DType::F32 : grads.front().dtype;
     options.dtype = dtype == rt::DType::F64 ? DType::F64 : dtype == rt::DType::BF16 ? DType::BF16 : DType::F32;
 
-    // Gradients in weight order, whatever order the file had them in; updates of the same dtype,
-    // allocated once compiling has checked the memory they need.
+    // Gradients in weight order, whatever order the file had them in.
     std::map<std::string, rt::Tensor*> by_name;
     for (auto& g : grads) by_name[g.name] = &g;
-    std::vector<rt::Tensor> updates;
+    std::vector<rt::Tensor*> in_order;
+    std::vector<rt::TensorLayout> layout;
+    for (const auto& l : plan.leaves) {
+        in_order.push_back(by_name.at(l.path));
+        layout.push_back({l.path, in_order.back()->dtype, in_order.back()->shape});
+    }
     try {
         Dualizer dualizer = compile_source_text(a.file, a.text, options);
         times.lap("compile");
-        for (const auto& l : plan.leaves) {
-            const rt::Tensor& g = *by_name.at(l.path);
-            updates.push_back(rt::Tensor{l.path, g.dtype, g.shape, std::vector<std::byte>(g.data.size())});
-        }
+        // Updates stream out: each is written into the output's temporary file as soon as the
+        // run completes it, then its memory and its gradient's pages are released, so that only
+        // the updates in flight are resident with the work buffers, not every gradient and update.
+        rt::TensorFileWriter writer(a.output, layout);
+        std::vector<UpdateBuffer> updates;
+        for (const auto* g : in_order) updates.emplace_back(g->data.size());
+        std::atomic<double> writing{0};  // seconds, summed over the run's threads
+        auto done = [&](std::size_t i) {
+            auto start = std::chrono::steady_clock::now();
+            writer.write(i, updates[i].data());
+            updates[i].release();
+            in_order[i]->data.release_pages();
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            for (double w = writing; !writing.compare_exchange_weak(w, w + s);) {
+            }
+        };
         auto run_typed = [&](auto zero) {
             using T = decltype(zero);
             std::vector<const T*> in;
             std::vector<T*> out;
             for (std::size_t i = 0; i < updates.size(); ++i) {
-                in.push_back(by_name.at(updates[i].name)->template as<T>().ptr);
-                out.push_back(updates[i].template as<T>().ptr);
+                in.push_back(in_order[i]->template as<T>().ptr);
+                out.push_back(reinterpret_cast<T*>(updates[i].data()));
             }
-            dualizer.run(in.data(), out.data());
-            cuda_timing(dualizer, in, out);
+            cuda_timing(dualizer, in, out);  // before the run that writes: these runs release nothing
+            dualizer.run(in.data(), out.data(), done);
         };
         switch (dtype) {
             case rt::DType::F32: run_typed(0.0f); break;
             case rt::DType::F64: run_typed(0.0); break;
             case rt::DType::BF16: run_typed(std::uint16_t{0}); break;
         }
+        times.lap("run");
+        times.add("of which writing", writing);
+        writer.commit();
     } catch (const BackendError& e) {
         return fail(e.what());
-    }
-    times.lap("run");
-    grads.clear();  // unmapped: the pages of the gradients are no longer needed
-    try {
-        rt::write_tensors(a.output, updates);
     } catch (const rt::TensorError& e) {
         return fail(e.what());
     }
-    times.lap("write");
+    times.lap("commit");
     return 0;
 }
 

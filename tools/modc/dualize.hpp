@@ -15,8 +15,11 @@ struct DualizeArgs {
 };
 
 // Reads and checks the gradients before anything is written; 0, or 1 after saying what is
-// wrong. MODC_PHASE_TIMES=1 in the environment: a line on stderr with the seconds of each phase
-// (read, check, compile, run, write), for docs/performance.md's I/O share.
+// wrong. The updates are written as the run completes them (rt::TensorFileWriter), so that
+// neither all gradients nor all updates need to be resident at once. MODC_PHASE_TIMES=1 in the
+// environment: a line on stderr with the seconds of each phase (read, check, compile, run, of
+// which writing: summed over the run's threads, commit: sync and rename), for
+// docs/performance.md's I/O share.
 int run_dualize(const DualizeArgs& args, const DualPlan& plan);
 
 }  // namespace modc
