@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MOD = os.path.join(HERE, "gpt2_blocks.mod")
 MUON = (3.4445, -4.7750, 2.0315)
-TITLES = {"gpt2_blocks": "GPT-2 small blocks (12 x Q, K, V, O 768x768, MLP 3072x768 and 768x3072)",
+TITLES = {"gpt2_blocks": "GPT-2 small blocks (per layer Q, K, V, O 768x768, MLP 3072x768 and 768x3072)",
           "small_mlp": "small MLP (512 x 784, 512 x 512, 10 x 512)"}
 
 
@@ -90,8 +90,8 @@ def spectral_error(x, g):
 
 
 def worker(kind, grads_dir, torch_threads):
-    """Loads the gradients, then answers lines on stdin: `time` (seconds of one pass over every
-    weight), `error` (max spectral error over the three largest), `info` (versions)."""
+    """Loads the gradients, runs once, says "ready", then answers lines on stdin: `time` (seconds
+    of one pass over every weight), `error` (max spectral error over the three largest), `info`."""
     names = sorted(f[:-4] for f in os.listdir(grads_dir) if f.endswith(".npy"))
     grads = [np.load(os.path.join(grads_dir, n + ".npy")) for n in names]
     if kind == "numpy":
@@ -112,6 +112,7 @@ def worker(kind, grads_dir, torch_threads):
                 "mkldnn": torch.backends.mkldnn.is_available(),
                 "blas": next((l.strip() for l in torch.__config__.show().split(",") if "BLAS_INFO" in l), "")}
     run()  # warm-up
+    print(json.dumps("ready"), flush=True)
     for line in sys.stdin:
         command = line.strip()
         if command == "time":
@@ -145,6 +146,8 @@ class PythonCandidate:
                                       "--torch-threads", str(torch_threads or 1)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.flops = None  # set by the caller: the naive count
+        if self.proc.stdout.readline().strip() != '"ready"':  # warm, before the next one starts
+            sys.exit("the %s worker failed to start" % self.label())
 
     def ask(self, command):
         self.proc.stdin.write(command + "\n")
@@ -170,8 +173,8 @@ class ModcCandidate:
     """`modc bench` at one setting: each time() is one process, compile and a warm-up run
     before the timed run."""
 
-    def __init__(self, peer, modc, network, schedule, flags, threads):
-        self.peer, self.modc, self.network = peer, modc, network
+    def __init__(self, peer, modc, network, schedule, flags, threads, sets=()):
+        self.peer, self.modc, self.network, self.sets = peer, modc, network, list(sets)
         self.schedule, self.flags = schedule, list(flags)
         self.precision = "bf16" if "bf16" in self.flags else "f32"
         self.threads = {"modc": threads}
@@ -179,8 +182,8 @@ class ModcCandidate:
         self.compile_seconds = []  # .mod to a ready dualizer, per round
 
     def args(self):
-        return ["--network", self.network, "--schedule", self.schedule, "--threads", str(self.threads["modc"]),
-                *self.flags]
+        return ["--network", self.network, *self.sets, "--schedule", self.schedule, "--threads",
+                str(self.threads["modc"]), *self.flags]
 
     def time(self):
         report = json.loads(subprocess.run([self.modc, "bench", MOD, *self.args(), "--runs", "1", "--warmup", "1",
@@ -255,7 +258,8 @@ def spread(values):
 
 def run_network(args, network, workdir, log):
     modc = args.modc
-    explain = json.loads(subprocess.run([modc, "explain", MOD, "--network", network, "--json"], check=True,
+    sets = [a for s in args.set for a in ("--set", s)]
+    explain = json.loads(subprocess.run([modc, "explain", MOD, "--network", network, *sets, "--json"], check=True,
                                         capture_output=True, text=True).stdout)
     names = [leaf["path"] for leaf in explain["leaves"]]
     shapes = [tuple(leaf["shape"]) for leaf in explain["leaves"]]
@@ -285,14 +289,18 @@ def run_network(args, network, workdir, log):
 
     selection = []
     chosen = []
+    # Made when their turn comes: a worker loads the gradients and warms up as it starts.
     for peer, kind in python_peers:
         settings = [(b, None) for b in threads] if kind == "numpy" else [(b, t) for t in threads for b in threads]
-        selection.append([PythonCandidate(peer, kind, grads_dir, b, t) for b, t in settings])
+        selection.append(lambda peer=peer, kind=kind, settings=settings:
+                         [PythonCandidate(peer, kind, grads_dir, b, t) for b, t in settings])
     for peer, schedule, flags in modc_variants:
-        selection.append([ModcCandidate(peer, modc, network, schedule, flags, t) for t in threads])
+        selection.append(lambda peer=peer, schedule=schedule, flags=flags:
+                         [ModcCandidate(peer, modc, network, schedule, flags, t, sets) for t in threads])
     # One peer at a time, its settings interleaved, so that few workers hold gradients at once.
     threads_table, select_record = [], []
-    for group in selection:
+    for make_group in selection:
+        group = make_group()
         log("%s: choosing threads of %s, %d settings x %d rounds" % (network, group[0].peer, len(group),
                                                                       args.select_rounds))
         times, record = interleave(group, args.select_rounds, random.Random(1), log)
@@ -331,9 +339,10 @@ def run_network(args, network, workdir, log):
         row["limit_s"] = fewest / (rate * 1e9) if rate else None
         rows.append(row)
         c.close()
-    plan = subprocess.run([modc, "emit", MOD, "--network", network, "--emit", "plan", "--schedule", "muon"],
+    plan = subprocess.run([modc, "emit", MOD, "--network", network, *sets, "--emit", "plan", "--schedule", "muon"],
                           capture_output=True, text=True).stdout
-    return {"network": network, "title": TITLES.get(network, network), "weights": len(shapes),
+    title = TITLES.get(network, network) + "".join(", " + s for s in args.set)
+    return {"network": network, "title": title, "weights": len(shapes), "set": args.set,
             "naive_flops": naive_flops(shapes), "fewest_modc_flops": fewest, "gemm_rate_gflops": rates,
             "rows": rows, "thread_selection": threads_table, "select_rounds": args.select_rounds,
             "selection_rounds": select_record,
@@ -452,6 +461,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--select-rounds", type=int, default=2)
     parser.add_argument("--networks", default="gpt2_blocks", help="comma-separated, from bench/gpt2_blocks.mod")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a network parameter, as modc's --set (e.g. L=2: two of GPT-2's twelve layers)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "performance"))
     parser.add_argument("--replot", action="store_true", help="redraw OUT.png and reprint the tables from OUT.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
