@@ -43,8 +43,9 @@ namespace {
 
 // The CPU backend's precisions (runtime/cpu), the default first.
 std::vector<Precision> cpu_precisions(DType dtype) {
-    (void)dtype;
-    return {Precision::F32};
+    // bf16: oneDNN's matmuls on bf16 inputs (runtime/cpu/products.hpp); none in f64.
+    if (dtype == DType::F64) return {Precision::F32};
+    return {Precision::F32, Precision::BF16};
 }
 
 // The CUDA backend's precisions (runtime/cuda), the default first.
@@ -319,8 +320,8 @@ std::string format_bytes(double bytes) {
 // also runs the items too large to share the cores.
 double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threads) {
     struct Workspace {
-        double x = 0, a = 0, q = 0, wide = 0, singular = 0, u = 0, scratch = 0;
-        void fit(const kp::Group& g, double element) {
+        double x = 0, a = 0, q = 0, wide = 0, singular = 0, u = 0, scratch = 0, bf16 = 0;
+        void fit(const kp::Group& g, double element, bool bf16_inputs) {
             auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
             if (!orthogonalizes(g.map)) {
                 scratch = std::max(scratch, static_cast<double>(g.cols) * 8);  // column sums in double
@@ -328,6 +329,7 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
             }
             x = std::max(x, m * n * element);
             a = std::max(a, m * m * element);
+            if (bf16_inputs) bf16 = std::max(bf16, m * n * 2);  // the bf16 copies of the operands
             if (g.gram) q = std::max(q, m * m * element);
             for (const auto& s : g.steps)
                 if (s.kind == kp::StepKind::SvdPolar) {
@@ -336,8 +338,8 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
                     u = std::max(u, m * m * 8);
                 }
         }
-        // x and y; a, aa and b; q and t; the SVD's input, singular values, u and vt.
-        double bytes() const { return 2 * x + 3 * a + 2 * q + 2 * wide + singular + u + scratch; }
+        // x and y; a, aa and b; q and t; the SVD's input, singular values, u and vt; two bf16 copies.
+        double bytes() const { return 2 * x + 3 * a + 2 * q + 2 * wide + singular + u + scratch + 2 * bf16; }
     };
     struct Item {
         std::size_t group;
@@ -360,8 +362,9 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
     if (n == 1) shared = items.size();
     Workspace first, other;
     for (std::size_t i = 0; i < items.size(); ++i) {
-        first.fit(plan.groups[items[i].group], element);
-        if (i >= shared) other.fit(plan.groups[items[i].group], element);
+        const bool bf16 = plan.precision == kp::Precision::BF16;
+        first.fit(plan.groups[items[i].group], element, bf16);
+        if (i >= shared) other.fit(plan.groups[items[i].group], element, bf16);
     }
     return first.bytes() + (n - 1) * other.bytes();
 }

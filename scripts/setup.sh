@@ -8,7 +8,7 @@ packages=(
   libboost-dev libcli11-dev nlohmann-json3-dev libfmt-dev catch2
   llvm-14-dev llvm-14-tools
   libopenblas-dev liblapacke-dev
-  libdnnl-dev              # oneDNN: bench/gemm_rate, bench/run.py's machine limit
+  libdnnl-dev              # oneDNN: the CPU matmuls in f32 and bf16 (runtime/cpu), bench/gemm_rate
   graphviz
   python3-numpy            # tests: .npy interop; bench/run.py
   python3-torch python3-matplotlib   # bench/run.py: the PyTorch peer and the plot

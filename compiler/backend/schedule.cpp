@@ -86,8 +86,12 @@ namespace {
 // fixed step list (not the cubic schedule's convergence test, which watches X itself) and
 // c != 0 in every step (A A is what it updates). Schedules whose own error is small (you:
 // 0.0044) restart it once, after two steps, to keep its rounding well inside that error.
+// Not with bf16 matmul inputs: rounding G = X X^T to bf16 loses the singular values below
+// about sqrt(2^-8) of the largest, and on i^-1 spectra a Gram run diverges even restarted after
+// its first step (errors 9 to 2e5 against f64 for muon, you and polar-express, where the direct
+// iteration stays at 0.01-0.02: bench/bf16_accuracy.py, docs/performance.md).
 void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options) {
-    if (!options.gram) return;
+    if (!options.gram || options.precision == Precision::BF16) return;
     int steps = 0;
     for (const auto& s : g.steps) {
         if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return;

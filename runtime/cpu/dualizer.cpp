@@ -4,12 +4,14 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "support/diagnostics.hpp"
 
@@ -17,25 +19,7 @@ namespace modc::cpu {
 
 namespace {
 
-
-// C = X X^T, upper triangle (X is m x k, row-major).
-void syrk(int m, int k, const float* x, float* c) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, k, 1.0f, x, k, 0.0f, c, m);
-}
-void syrk(int m, int k, const double* x, double* c) {
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, k, 1.0, x, k, 0.0, c, m);
-}
-// C = A B + beta C, A symmetric m x m (upper triangle read), B and C m x n.
-void symm(int m, int n, const float* a, const float* b, float beta, float* c) {
-    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0f, a, m, b, n, beta, c, n);
-}
-void symm(int m, int n, const double* a, const double* b, double beta, double* c) {
-    cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, m, n, 1.0, a, m, b, n, beta, c, n);
-}
 // C = A B (A m x k, B k x n).
-void gemm(int m, int n, int k, const float* a, const float* b, float* c) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
-}
 void gemm(int m, int n, int k, const double* a, const double* b, double* c) {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a, k, b, n, 0.0, c, n);
 }
@@ -78,6 +62,9 @@ struct Dualizer<T>::Kernels {
     std::vector<Axpy*> axpy;
     std::vector<Finish*> finish;  // by member
     std::vector<Closed*> closed;
+    // oneDNN's primitives of an orthogonalising group, for the items that run alone (all
+    // threads) and for those that share the cores (one thread); null where not needed.
+    std::unique_ptr<OneDnnGroupPrimitives> onednn_alone, onednn_shared;
 };
 
 // The buffers of one thread: X and Y (m x n), the m x m matrices of a step (A, A A, B or P,
@@ -87,6 +74,10 @@ template <class T>
 struct Dualizer<T>::Workspace {
     std::vector<T> x, y, a, aa, b, q, t, scratch;
     std::vector<double> wide, singular, u, vt;
+    // The matmuls of each orthogonalising group this thread runs, by group: [0] sharing the
+    // cores, [1] alone.
+    std::vector<std::array<std::unique_ptr<Products<T>>, 2>> products;
+    Bf16Buffers bf16;
 
     void fit(const kp::Group& g) {
         auto grow = [](auto& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
@@ -158,66 +149,92 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads)
     if (threads_ == 1) shared_items_ = items_.size();
 
     workspaces_.resize(threads_);
+    for (auto& w : workspaces_) w.products.resize(plan_.groups.size());
     for (std::size_t i = 0; i < items_.size(); ++i) {
+        items_[i].alone = i < shared_items_;
         const auto& group = plan_.groups[items_[i].group];
         if (i < shared_items_) {
             workspaces_[0].fit(group);
+            bind_products(items_[i], workspaces_[0]);
         } else {
-            for (auto& w : workspaces_) w.fit(group);
+            for (auto& w : workspaces_) {
+                w.fit(group);
+                bind_products(items_[i], w);
+            }
         }
     }
+}
+
+// The matmuls of the item's group on one thread: OpenBLAS, or oneDNN's primitives for as many
+// threads as the item runs with (made the first time a thread needs them).
+template <class T>
+void Dualizer<T>::bind_products(const Item& item, Workspace& w) {
+    const auto& group = plan_.groups[item.group];
+    auto& slot = w.products[item.group][item.alone ? 1 : 0];
+    if (!orthogonal(group) || kp::newton_schulz_steps(group) == 0 || slot) return;
+    std::int64_t m = group.small(), n = group.large();
+    if (matmul_library(m, plan_.precision, std::is_same_v<T, double>) == MatmulLibrary::OpenBlas) {
+        slot = std::make_unique<Products<T>>(m, n);
+        return;
+    }
+    auto input = plan_.precision == kp::Precision::BF16 ? onednn::Input::BF16 : onednn::Input::F32;
+    auto& primitives = item.alone ? kernels_[item.group].onednn_alone : kernels_[item.group].onednn_shared;
+    if (!primitives) primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1);
+    slot = std::make_unique<Products<T>>(m, n, *primitives, input == onednn::Input::BF16 ? &w.bf16 : nullptr);
 }
 
 template <class T>
 Dualizer<T>::~Dualizer() = default;
 
 template <class T>
-void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w) {
-    const auto& group = plan_.groups[g];
+void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w, Products<T>& mm) {
     const auto& k = kernels_[g];
-    int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
-    syrk(m, n, x, w.a.data());  // A = X X^T
-    if (group.steps[step].coeffs.c != 0) {
+    mm.gram(x, w.a.data());  // A = X X^T
+    if (plan_.groups[g].steps[step].coeffs.c != 0) {
         k.symmetrize(w.a.data());
-        syrk(m, m, w.a.data(), w.aa.data());  // A A = A A^T, A symmetric
+        mm.square_gram(w.a.data(), w.aa.data());  // A A = A A^T, A symmetric
     }
     k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A
-    k.axpy[step](y, x);                                 // Y = a X
-    symm(m, n, w.b.data(), x, T(1), y);                 // Y += B X
+    k.symmetrize(w.b.data());
+    k.axpy[step](y, x);                  // Y = a X
+    mm.apply(w.b.data(), x, y, true, true);  // Y += B X
     std::swap(x, y);
 }
 
 // Gram Newton-Schulz (kernel_plan.hpp, Group::gram) on X_0 in w.x; returns where the result is
-// (w.y, or w.x after a restart). Per step: A A (syrk), P (poly), Q = P Q (symm), and before
-// every step of a run but its last A = P^2 A (syrk, symm): 6 m^3 flops instead of 3 m^2 n + m^3.
+// (w.y, or w.x after a restart). Per step: A A, P (poly), Q = P Q, and before every step of a
+// run but its last A = P^2 A (P^2 = P P^T, then P^2 A): 6 m^3 flops instead of 3 m^2 n + m^3.
 template <class T>
-T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w) {
+T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w, Products<T>& mm) {
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
-    int m = static_cast<int>(group.small()), n = static_cast<int>(group.large());
+    auto m = static_cast<std::ptrdiff_t>(group.small());
     T *x = w.x.data(), *y = w.y.data();
     T *a = w.a.data(), *aa = w.aa.data(), *p = w.b.data(), *q = w.q.data(), *spare = w.t.data();
     for (const auto& [step, first, last] : kp::gram_steps(group)) {
         if (first) {
-            syrk(m, n, x, a);  // A = G = X X^T
+            mm.gram(x, a);  // A = G = X X^T
             k.symmetrize(a);
         }
-        syrk(m, m, a, aa);           // A A
+        mm.square_gram(a, aa);   // A A
         k.poly[step](p, a, aa);  // P = a I + b A + c A A (upper triangle)
         k.symmetrize(p);
         if (first) {
-            std::copy(p, p + static_cast<std::ptrdiff_t>(m) * m, q);  // Q = P
+            std::copy(p, p + m * m, q);  // Q = P
         } else {
-            symm(m, m, p, q, T(0), spare);  // Q = P Q
+            // Q = P Q, whole: mirroring its upper triangle (it is symmetric in exact arithmetic)
+            // makes the result up to 4x less accurate on i^-1 spectra (bench/bf16_accuracy.py).
+            mm.multiply(p, q, spare);
             std::swap(q, spare);
         }
         if (!last) {
-            syrk(m, m, p, aa);               // P^2 = P P^T
-            symm(m, m, aa, a, T(0), spare);  // A = P^2 A
+            mm.square_gram(p, aa);  // P^2 = P P^T
+            k.symmetrize(aa);
+            mm.symmetric(aa, a, spare);  // A = P^2 A
             std::swap(a, spare);
-            k.symmetrize(a);  // symmetric in exact arithmetic: keep it so
+            k.symmetrize(a);
         } else {
-            gemm(m, n, m, q, x, y);  // X = Q X
+            mm.apply(q, x, y, false, false);  // X = Q X
             std::swap(x, y);
         }
     }
@@ -244,10 +261,12 @@ void Dualizer<T>::svd_polar(const kp::Group& group, T* x, Workspace& w) {
 }
 
 template <class T>
-void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::size_t member, std::int64_t slice,
-                                Workspace& w) {
+void Dualizer<T>::orthogonalize(const Item& item, const T* grad, T* update, Workspace& w) {
+    const std::size_t g = item.group, member = item.member;
+    const std::int64_t slice = item.slice;
     const auto& group = plan_.groups[g];
     const auto& k = kernels_[g];
+    Products<T>* mm = w.products[g][item.alone ? 1 : 0].get();  // null for svd
     T* x = w.x.data();
     T* y = w.y.data();
     bool gram_done = false;  // Gram Newton-Schulz runs all of the group's steps at once
@@ -261,16 +280,16 @@ void Dualizer<T>::orthogonalize(std::size_t g, const T* grad, T* update, std::si
                 break;
             case kp::StepKind::NewtonSchulz:
                 if (!group.gram) {
-                    newton_schulz_step(g, s, x, y, w);
+                    newton_schulz_step(g, s, x, y, w, *mm);
                 } else if (!gram_done) {
-                    x = gram_newton_schulz(g, w);
+                    x = gram_newton_schulz(g, w, *mm);
                     gram_done = true;
                 }
                 break;
             case kp::StepKind::IterateToConvergence: {
                 double tolerance = std::max(step.tolerance, 30.0 * std::numeric_limits<T>::epsilon());
                 for (int i = 0; i < step.max_steps; ++i) {
-                    newton_schulz_step(g, s, x, y, w);
+                    newton_schulz_step(g, s, x, y, w, *mm);
                     if (k.change(y, x) <= tolerance) break;
                 }
                 break;
@@ -291,7 +310,7 @@ void Dualizer<T>::run_item(const Item& item, const T* const* grads, T* const* up
     const auto& group = plan_.groups[item.group];
     auto leaf = leaf_of(item);
     if (orthogonal(group))
-        orthogonalize(item.group, grads[leaf], updates[leaf], item.member, item.slice, w);
+        orthogonalize(item, grads[leaf], updates[leaf], w);
     else
         kernels_[item.group].closed[item.member](updates[leaf], grads[leaf], w.scratch.data());
 }

@@ -1,13 +1,15 @@
 // runtime/cpu: runs a kernel plan on the CPU. The JIT-compiled kernels do the elementwise
-// and reduction work; CBLAS (OpenBLAS) does the matmuls, using the symmetry of X X^T and of
-// b A + c A A (syrk, symm); LAPACK does the exact `svd` schedule. All buffers are allocated
-// once, when the dualizer is built: nothing is allocated in run().
+// and reduction work; oneDNN or OpenBLAS do the matmuls, in f32 or with bf16 inputs as the
+// plan's precision says (runtime/cpu/products.hpp: which library, and how each keeps the
+// symmetry of X X^T and of b A + c A A); LAPACK does the exact `svd` schedule. All buffers and
+// oneDNN primitives are made once, when the dualizer is built: nothing is allocated in run().
 //
 // The work of a run is a list of independent items (one matrix, or one closed-form leaf).
-// Items too big to share the cores run first, one at a time, with all of OpenBLAS's threads;
-// the rest run side by side, one per core, each with single-threaded BLAS and a workspace of
-// its own. At the sizes of real layers (768 x 3072) OpenBLAS's syrk gains only 1.6x from a
-// second thread, while two matrices at once gain 2x.
+// Items too big to share the cores run first, one at a time, with all of the libraries'
+// threads; the rest run side by side, one per core, each with single-threaded matmuls (oneDNN
+// primitives created for one OpenMP thread) and a workspace of its own. At the sizes of real
+// layers (768 x 3072) OpenBLAS's syrk gains only 1.6x from a second thread, while two matrices
+// at once gain 2x.
 #pragma once
 #include <functional>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "program/cpu_program.hpp"
 #include "program/kernel_plan.hpp"
 #include "runtime/cpu/jit.hpp"
+#include "runtime/cpu/products.hpp"
 
 namespace modc::cpu {
 
@@ -40,7 +43,8 @@ private:
     struct Item {
         std::size_t group = 0, member = 0;
         std::int64_t slice = 0;
-        double cost = 0;  // flops, to order the items
+        double cost = 0;     // flops, to order the items
+        bool alone = false;  // runs with all threads (before the items that share the cores)
     };
     kp::KernelPlan plan_;
     std::unique_ptr<Jit> jit_;
@@ -52,10 +56,11 @@ private:
     unsigned threads_ = 1;
 
     std::size_t leaf_of(const Item& item) const;
+    void bind_products(const Item& item, Workspace& w);
     void run_item(const Item& item, const T* const* grads, T* const* updates, Workspace& w);
-    void orthogonalize(std::size_t g, const T* grad, T* update, std::size_t member, std::int64_t slice, Workspace& w);
-    void newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w);
-    T* gram_newton_schulz(std::size_t g, Workspace& w);
+    void orthogonalize(const Item& item, const T* grad, T* update, Workspace& w);
+    void newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w, Products<T>& mm);
+    T* gram_newton_schulz(std::size_t g, Workspace& w, Products<T>& mm);
     void svd_polar(const kp::Group& group, T* x, Workspace& w);
 };
 

@@ -968,6 +968,102 @@ TEST_CASE("cpu: Gram Newton-Schulz computes the same polynomial as the direct it
     }
 }
 
+// PyTorch's bf16 Newton-Schulz (Keller Jordan's zeropower_via_newtonschulz5) with a schedule's
+// coefficients, emulated in double: every tensor it makes is rounded to bf16, as torch's bf16
+// operations round their results; products accumulate in double. Returns rows x cols.
+Vec torch_bf16_iteration(const Vec& g, int rows, int cols, const ScheduleInfo& s) {
+    auto r = [](double v) { return double(modc::bf16_to_f32(modc::f32_to_bf16(float(v)))); };
+    const bool tall = rows > cols;
+    const int m = std::min(rows, cols), n = std::max(rows, cols);
+    Vec x(static_cast<std::size_t>(m * n));
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) x[i * n + j] = r(tall ? g[j * cols + i] : g[i * n + j]);
+    const double denom = r(r(r(norm2(x)) * s.norm_scale) + s.eps);
+    for (auto& v : x) v = r(v / denom);
+    // C = A B^T rounded (A p x k, B q x k, row-major).
+    auto product_t = [&](const Vec& a, const Vec& b, int p, int q, int k) {
+        Vec c(static_cast<std::size_t>(p * q));
+        for (int i = 0; i < p; ++i)
+            for (int j = 0; j < q; ++j) {
+                double acc = 0;
+                for (int l = 0; l < k; ++l) acc += a[i * k + l] * b[j * k + l];
+                c[i * q + j] = r(acc);
+            }
+        return c;
+    };
+    Vec xt(x.size());
+    for (const auto& [a, b, c] : s.steps) {
+        Vec A = product_t(x, x, m, m, n);  // X X^T
+        Vec AA = product_t(A, A, m, m, m);  // A A (A symmetric)
+        Vec B(A.size());
+        for (std::size_t i = 0; i < B.size(); ++i) B[i] = r(r(b * A[i]) + r(c * AA[i]));
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) xt[j * m + i] = x[i * n + j];
+        Vec BX = product_t(B, xt, m, n, m);  // B X (B symmetric)
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = r(r(a * x[i]) + BX[i]);
+    }
+    if (!tall) return x;
+    Vec out(x.size());
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) out[j * cols + i] = x[i * n + j];
+    return out;
+}
+
+TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch's bf16 Newton-Schulz", "[cpu][bf16]") {
+    // The three shapes of a layer (square, tall, wide; m >= 32, so oneDNN runs them in f32 too),
+    // on ill-conditioned gradients (singular values i^-1 and i^-2; Gaussian ones, where modc and
+    // PyTorch are within noise of each other at this size and modc 1.9x better at GPT-2's, are in
+    // bench/bf16_accuracy.py). Reference: the same schedule's
+    // polynomial applied to the exact spectrum in f64, so that only rounding is measured (the
+    // schedule's own error, e.g. muon's 0.32, cancels). --precision bf16 keeps the iterate in f32
+    // and rounds only the matmuls' inputs, and iterates directly (no Gram Newton-Schulz, which
+    // bf16 breaks): it must be no worse than PyTorch, which keeps everything in bf16.
+    const std::string text = "network net = (Linear(64, 256) as wide) @ (Linear(256, 64) as tall) @ (Linear(64, 64) as square)\n";
+    for (const int decay : {1, 2}) {
+        const std::string spectrum = "i^-" + std::to_string(decay);
+        std::mt19937_64 rng(11);
+        for (const std::string sched : {"muon", "polar-express", "you"}) {
+            const ScheduleInfo& info = *find_info(sched);
+            std::map<modc::Precision, modc::Dualizer> dualizers;
+            for (auto precision : {modc::Precision::F32, modc::Precision::BF16}) {
+                modc::CompileOptions options;
+                options.schedule = sched;
+                options.precision = precision;
+                dualizers.emplace(precision, modc::compile_source_text("test.mod", text, options));
+            }
+            const auto& weights = dualizers.at(modc::Precision::F32).weights();
+            std::vector<Vec> grads;
+            for (const auto& w : weights) {
+                int m = int(w.shape[0]), n = int(w.shape[1]);
+                Vec s(static_cast<std::size_t>(std::min(m, n)));
+                for (std::size_t i = 0; i < s.size(); ++i) s[i] = std::pow(double(i + 1), -decay);
+                grads.push_back(with_spectrum(m, n, s, rng));
+            }
+            Result f32 = run(dualizers.at(modc::Precision::F32), grads);
+            Result bf16 = run(dualizers.at(modc::Precision::BF16), grads);
+            for (std::size_t i = 0; i < weights.size(); ++i) {
+                INFO(sched << ", " << spectrum << ", " << weights[i].path);
+                int m = int(weights[i].shape[0]), n = int(weights[i].shape[1]);
+                const Vec& seen = f32.grads[i];
+                double denom = norm2(seen) * info.norm_scale + info.eps;
+                Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
+                double scale = map_factor("rms_to_rms", weights[i].shape) / 3;  // target 1/3
+                double e32 = spectral_norm(minus(scaled(f32.updates[i], 1 / scale), want), m, n);
+                double e16 = spectral_norm(minus(scaled(bf16.updates[i], 1 / scale), want), m, n);
+                double torch = spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n);
+                report(sched + " " + spectrum + " " + weights[i].path + ": f32 " + fmt(e32) + ", bf16 " + fmt(e16) +
+                       ", PyTorch-style bf16 " + fmt(torch));
+                REQUIRE(all_finite(bf16.updates[i]));
+                // f32 as before oneDNN: the direct iteration's rounding on the square matrix, Gram's
+                // on the others (test above; i^-2 reaches below its range: 0.0145 with OpenBLAS).
+                CHECK(e32 <= (weights[i].path == "square" ? 1e-4 : decay == 1 ? 2e-3 : 0.02));
+                CHECK(e16 > 1e-4);     // the inputs really were rounded to bf16
+                CHECK(e16 <= torch);   // and no worse than PyTorch's bf16 iteration
+            }
+        }
+    }
+}
+
 TEST_CASE("cpu: the kernel plan uses Gram Newton-Schulz only where it saves flops", "[cpu]") {
     auto plan_for = [](const std::string& text, const std::string& sched, bool gram = true) {
         auto c = modc::compile_source("t.mod", text, {});

@@ -1,0 +1,119 @@
+#include "runtime/cpu/onednn_matmul.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "support/diagnostics.hpp"
+
+namespace modc::cpu::onednn {
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+
+// OpenMP's thread count in the calling thread for a scope: oneDNN fixes a primitive's thread
+// count from it when the primitive is created.
+class OmpThreads {
+public:
+    explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+    ~OmpThreads() { omp_set_num_threads(saved_); }
+    OmpThreads(const OmpThreads&) = delete;
+    OmpThreads& operator=(const OmpThreads&) = delete;
+
+private:
+    int saved_;
+};
+
+dnnl::matmul::primitive_desc describe(const dnnl::engine& engine, const ProductShape& s, Input input) {
+    const dt in = input == Input::BF16 ? dt::bf16 : dt::f32;
+    dnnl::memory::desc a({s.m, s.k}, in, dnnl::memory::dims{s.lda, 1});
+    dnnl::memory::desc b({s.k, s.n}, in, s.transpose_b ? dnnl::memory::dims{1, s.ldb} : dnnl::memory::dims{s.ldb, 1});
+    dnnl::memory::desc c({s.m, s.n}, dt::f32, dnnl::memory::dims{s.ldc, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // ours, allocated once per thread
+    if (s.accumulate) {
+        dnnl::post_ops sum;
+        sum.append_sum(1.0f);
+        attr.set_post_ops(sum);
+    }
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, engine);
+}
+
+}  // namespace
+
+const dnnl::engine& cpu_engine() {
+    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+
+Product::Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads) : engine_(engine) {
+    std::optional<OmpThreads> scope;
+    if (threads > 0) scope.emplace(threads);
+    desc_ = describe(engine, shape, input);
+    primitive_ = dnnl::matmul(desc_);
+}
+
+Product::Call Product::bind() const {
+    Call call;
+    call.primitive_ = &primitive_;
+    // Memory objects over no buffer yet: each run points them at its operands.
+    call.a_ = dnnl::memory(desc_.src_desc(), engine_, DNNL_MEMORY_NONE);
+    call.b_ = dnnl::memory(desc_.weights_desc(), engine_, DNNL_MEMORY_NONE);
+    call.c_ = dnnl::memory(desc_.dst_desc(), engine_, DNNL_MEMORY_NONE);
+    call.scratchpad_ = dnnl::memory(desc_.scratchpad_desc(), engine_);
+    call.args_ = {dnnl_exec_arg_t{DNNL_ARG_SRC, call.a_.get()}, dnnl_exec_arg_t{DNNL_ARG_WEIGHTS, call.b_.get()},
+                  dnnl_exec_arg_t{DNNL_ARG_DST, call.c_.get()}, dnnl_exec_arg_t{DNNL_ARG_SCRATCHPAD, call.scratchpad_.get()}};
+    return call;
+}
+
+void Product::Call::operator()(const dnnl::stream& stream, const void* a, const void* b, float* c) {
+    // The C API: the C++ wrapper's execute() builds a map of arguments on every call.
+    dnnl_memory_set_data_handle_v2(a_.get(), const_cast<void*>(a), nullptr);
+    dnnl_memory_set_data_handle_v2(b_.get(), const_cast<void*>(b), nullptr);
+    dnnl_memory_set_data_handle_v2(c_.get(), c, nullptr);
+    dnnl_status_t status = dnnl_primitive_execute(primitive_->get(), stream.get(), static_cast<int>(args_.size()), args_.data());
+    MODC_ASSERT(status == dnnl_success, "oneDNN matmul failed with status " + std::to_string(static_cast<int>(status)));
+}
+
+int upper_blocks(std::int64_t m) {
+    // Blocks of at least 192 rows keep oneDNN near its large-GEMM rate (measured: bench/cpu_matmul.cpp).
+    return static_cast<int>(std::clamp<std::int64_t>(m / 192, 1, 4));
+}
+
+UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads)
+    : m_(m), k_(k), element_size_(input == Input::BF16 ? 2 : 4) {
+    const int blocks = upper_blocks(m);
+    for (int i = 0; i < blocks; ++i) {
+        // Block boundaries on multiples of 16 rows (oneDNN's register blocking), the last one m.
+        std::int64_t first = (m * i / blocks) / 16 * 16;
+        first_row_.push_back(first);
+    }
+    first_row_.push_back(m);
+    for (int i = 0; i < blocks; ++i) {
+        std::int64_t first = first_row_[static_cast<std::size_t>(i)], rows = first_row_[static_cast<std::size_t>(i) + 1] - first;
+        // C[rows, first:] = A[rows, :] B[first:, :]^T
+        blocks_.emplace_back(engine, ProductShape{rows, m - first, k, k, k, m, true, false}, input, threads);
+    }
+}
+
+UpperProduct::Call UpperProduct::bind() const {
+    Call call;
+    for (const auto& b : blocks_) call.blocks_.push_back(b.bind());
+    call.first_row_ = first_row_;
+    call.m_ = m_;
+    call.k_ = k_;
+    call.element_size_ = element_size_;
+    return call;
+}
+
+void UpperProduct::Call::operator()(const dnnl::stream& stream, const void* a, const void* b, float* c) {
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+        std::int64_t first = first_row_[i];
+        auto offset = static_cast<std::size_t>(first * k_ * element_size_);
+        blocks_[i](stream, static_cast<const char*>(a) + offset, static_cast<const char*>(b) + offset, c + first * m_ + first);
+    }
+}
+
+}  // namespace modc::cpu::onednn

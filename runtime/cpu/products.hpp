@@ -1,0 +1,80 @@
+// runtime/cpu/products: the matmuls of one orthogonalising group (m x n matrices, m <= n), on
+// OpenBLAS or oneDNN, in the plan's precision.
+//
+// Which library (matmul_library below, from bench/cpu_matmul.cpp's measurements, recorded in
+// docs/performance.md): oneDNN's f32 kernels use AVX-512 where OpenBLAS 0.3.21's run at AVX2
+// speed, and it is the only one of the two with bf16 inputs; OpenBLAS keeps f64, the matrices
+// too small for oneDNN's per-call overhead, and machines where oneDNN has no AVX-512.
+//
+// oneDNN has no syrk or symm: a symmetric result is computed as the upper block triangle of
+// its row blocks (onednn_matmul.hpp, UpperProduct), a symmetric matrix times X as a full product.
+// In bf16 the inputs of every product are rounded to bf16 (nearest even, support/bf16.hpp) into
+// buffers of the thread's own, and the products accumulate in f32.
+//
+// Contract for the callers (runtime/cpu/dualizer.cpp): every matrix passed in is whole (a
+// symmetric one with both triangles); a symmetric result holds its upper triangle only.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "program/kernel_plan.hpp"
+#include "runtime/cpu/onednn_matmul.hpp"
+
+namespace modc::cpu {
+
+enum class MatmulLibrary { OpenBlas, OneDnn };
+const char* to_string(MatmulLibrary library);
+
+// The library for a group's products: bf16 always oneDNN; f32 oneDNN when it has AVX-512 and
+// the Gram side m is at least kOneDnnMinRows; f64 always OpenBLAS.
+inline constexpr std::int64_t kOneDnnMinRows = 32;
+MatmulLibrary matmul_library(std::int64_t m, kp::Precision precision, bool f64);
+
+// A group's oneDNN primitives for one thread count (created once, shared by the threads).
+class OneDnnGroupPrimitives {
+public:
+    OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads);
+
+private:
+    template <class T>
+    friend class Products;
+    onednn::UpperProduct gram_wide_, gram_square_;  // X X^T (k = n) and A B^T (k = m)
+    onednn::Product multiply_;                      // C = A B (m x m)
+    onednn::Product apply_, apply_accumulate_;      // C = A X and C += A X
+};
+
+// One thread's bf16 copies of the operands, shared by its groups (as large as the largest needs).
+struct Bf16Buffers {
+    std::vector<std::uint16_t> left, right;
+    void fit(std::int64_t count);
+};
+
+// One thread's products for one group.
+template <class T>
+class Products {
+public:
+    // OpenBLAS (primitives null, or T = double).
+    Products(std::int64_t m, std::int64_t n);
+    // oneDNN: primitives of the group for the thread count this thread runs it with; bf16: the
+    // thread's buffers when the primitives take bf16 inputs (null for f32).
+    Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, Bf16Buffers* bf16);
+
+    void gram(const T* x, T* c);                  // C = X X^T, X m x n (upper triangle)
+    void square_gram(const T* a, T* c);           // C = A A^T, A m x m (upper triangle)
+    void symmetric(const T* a, const T* b, T* c); // C = A B, A and B m x m symmetric, commuting (upper triangle)
+    void multiply(const T* a, const T* b, T* c);  // C = A B, A m x m symmetric, B m x m (whole)
+    // C (+)= A X, A m x m (symmetric: OpenBLAS reads its upper triangle only), X m x n.
+    void apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric);
+
+private:
+    struct OneDnn;
+    std::int64_t m_, n_;
+    std::shared_ptr<OneDnn> onednn_;  // null: OpenBLAS
+};
+
+extern template class Products<float>;
+extern template class Products<double>;
+
+}  // namespace modc::cpu
