@@ -60,7 +60,9 @@ struct Group {
     // Gram Newton-Schulz: run the steps on m x m matrices only. Every iterate is X_k = Q_k X_0
     // with Q_k a polynomial in G = X_0 X_0^T, so with A_k = X_k X_k^T and P_k = a I + b A_k + c A_k^2:
     //   Q_{k+1} = P_k Q_k,  A_{k+1} = P_k^2 A_k  (all commute),  and at the end X = Q_K X_0.
-    // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps).
+    // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps),
+    // never with bf16 matmul inputs (Precision::BF16): rounding G to bf16 loses its small
+    // eigenvalues, and the iteration diverges on ill-conditioned gradients (schedule.cpp).
     // Its rounding is about 100x the direct iteration's (2e-3 at worst in f32, see
     // tests/unit/test_cpu.cpp): fine where the schedule's own error dwarfs it (polar-express,
     // muon), and restarted once (below) where it does not.
@@ -78,8 +80,9 @@ struct Group {
 };
 
 // The precision of the matmuls' inputs (products always accumulate in at least f32): F32 (or
-// the element type, f64), TF32 (10-bit mantissa, tensor cores) or BF16 (8 bits). Elementwise
-// work and reductions stay in the element type. Which backend supports which: library/modc.cpp.
+// the element type, f64), TF32 (10-bit mantissa, tensor cores) or BF16 (8 bits; on the CPU each
+// product's inputs are rounded to nearest even, the iterate stays in f32). Elementwise work and
+// reductions stay in the element type. Which backend supports which: library/modc.cpp.
 enum class Precision { F32, TF32, BF16 };
 const char* to_string(Precision precision);
 
