@@ -194,10 +194,10 @@ void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*&
         k.symmetrize(w.a.data());
         mm.square_gram(w.a.data(), w.aa.data());  // A A = A A^T, A symmetric
     }
-    k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A
-    k.symmetrize(w.b.data());
-    k.axpy[step](y, x);                  // Y = a X
-    mm.apply(w.b.data(), x, y, true, true);  // Y += B X
+    k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A (upper triangle)
+    k.symmetrize(w.b.data());                           // oneDNN reads all of B
+    k.axpy[step](y, x);                                 // Y = a X
+    mm.apply(w.b.data(), x, y, true, true);             // Y += B X
     std::swap(x, y);
 }
 

@@ -51,30 +51,45 @@ const dnnl::engine& cpu_engine() {
 Product::Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads) : engine_(engine) {
     std::optional<OmpThreads> scope;
     if (threads > 0) scope.emplace(threads);
-    desc_ = describe(engine, shape, input);
-    primitive_ = dnnl::matmul(desc_);
+    const std::int64_t element = input == Input::BF16 ? 2 : 4;
+    const std::int64_t chunk = shape.k_chunk > 0 ? shape.k_chunk : shape.k;
+    for (std::int64_t first = 0; first < shape.k; first += chunk) {
+        ProductShape part = shape;
+        part.k = std::min(chunk, shape.k - first);
+        part.accumulate = shape.accumulate || first > 0;
+        auto desc = describe(engine, part, input);
+        parts_.push_back({desc, dnnl::matmul(desc), first * element, first * (shape.transpose_b ? 1 : shape.ldb) * element});
+    }
 }
 
 Product::Call Product::bind() const {
     Call call;
-    call.primitive_ = &primitive_;
-    // Memory objects over no buffer yet: each run points them at its operands.
-    call.a_ = dnnl::memory(desc_.src_desc(), engine_, DNNL_MEMORY_NONE);
-    call.b_ = dnnl::memory(desc_.weights_desc(), engine_, DNNL_MEMORY_NONE);
-    call.c_ = dnnl::memory(desc_.dst_desc(), engine_, DNNL_MEMORY_NONE);
-    call.scratchpad_ = dnnl::memory(desc_.scratchpad_desc(), engine_);
-    call.args_ = {dnnl_exec_arg_t{DNNL_ARG_SRC, call.a_.get()}, dnnl_exec_arg_t{DNNL_ARG_WEIGHTS, call.b_.get()},
-                  dnnl_exec_arg_t{DNNL_ARG_DST, call.c_.get()}, dnnl_exec_arg_t{DNNL_ARG_SCRATCHPAD, call.scratchpad_.get()}};
+    for (const auto& p : parts_) {
+        Call::Part part;
+        part.primitive = &p.primitive;
+        // Memory objects over no buffer yet: each run points them at its operands.
+        part.a = dnnl::memory(p.desc.src_desc(), engine_, DNNL_MEMORY_NONE);
+        part.b = dnnl::memory(p.desc.weights_desc(), engine_, DNNL_MEMORY_NONE);
+        part.c = dnnl::memory(p.desc.dst_desc(), engine_, DNNL_MEMORY_NONE);
+        part.scratchpad = dnnl::memory(p.desc.scratchpad_desc(), engine_);
+        part.args = {dnnl_exec_arg_t{DNNL_ARG_SRC, part.a.get()}, dnnl_exec_arg_t{DNNL_ARG_WEIGHTS, part.b.get()},
+                     dnnl_exec_arg_t{DNNL_ARG_DST, part.c.get()}, dnnl_exec_arg_t{DNNL_ARG_SCRATCHPAD, part.scratchpad.get()}};
+        part.a_offset = p.a_offset;
+        part.b_offset = p.b_offset;
+        call.parts_.push_back(std::move(part));
+    }
     return call;
 }
 
 void Product::Call::operator()(const dnnl::stream& stream, const void* a, const void* b, float* c) {
-    // The C API: the C++ wrapper's execute() builds a map of arguments on every call.
-    dnnl_memory_set_data_handle_v2(a_.get(), const_cast<void*>(a), nullptr);
-    dnnl_memory_set_data_handle_v2(b_.get(), const_cast<void*>(b), nullptr);
-    dnnl_memory_set_data_handle_v2(c_.get(), c, nullptr);
-    dnnl_status_t status = dnnl_primitive_execute(primitive_->get(), stream.get(), static_cast<int>(args_.size()), args_.data());
-    MODC_ASSERT(status == dnnl_success, "oneDNN matmul failed with status " + std::to_string(static_cast<int>(status)));
+    for (auto& p : parts_) {
+        // The C API: the C++ wrapper's execute() builds a map of arguments on every call.
+        dnnl_memory_set_data_handle_v2(p.a.get(), const_cast<char*>(static_cast<const char*>(a)) + p.a_offset, nullptr);
+        dnnl_memory_set_data_handle_v2(p.b.get(), const_cast<char*>(static_cast<const char*>(b)) + p.b_offset, nullptr);
+        dnnl_memory_set_data_handle_v2(p.c.get(), c, nullptr);
+        dnnl_status_t status = dnnl_primitive_execute(p.primitive->get(), stream.get(), static_cast<int>(p.args.size()), p.args.data());
+        MODC_ASSERT(status == dnnl_success, "oneDNN matmul failed with status " + std::to_string(static_cast<int>(status)));
+    }
 }
 
 int upper_blocks(std::int64_t m) {
@@ -82,7 +97,8 @@ int upper_blocks(std::int64_t m) {
     return static_cast<int>(std::clamp<std::int64_t>(m / 192, 1, 4));
 }
 
-UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads)
+UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads,
+                           std::int64_t k_chunk)
     : m_(m), k_(k), element_size_(input == Input::BF16 ? 2 : 4) {
     const int blocks = upper_blocks(m);
     for (int i = 0; i < blocks; ++i) {
@@ -94,7 +110,7 @@ UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int6
     for (int i = 0; i < blocks; ++i) {
         std::int64_t first = first_row_[static_cast<std::size_t>(i)], rows = first_row_[static_cast<std::size_t>(i) + 1] - first;
         // C[rows, first:] = A[rows, :] B[first:, :]^T
-        blocks_.emplace_back(engine, ProductShape{rows, m - first, k, k, k, m, true, false}, input, threads);
+        blocks_.emplace_back(engine, ProductShape{rows, m - first, k, k, k, m, true, false, k_chunk}, input, threads);
     }
 }
 

@@ -3,7 +3,8 @@
 // so that running one allocates nothing on modc's side.
 //
 // Debian's oneDNN threads with OpenMP, and a primitive keeps the thread count it was created
-// with: a primitive made for one thread runs inline in its caller, which is what items that run
+// with (its primitive cache keys on it too): a primitive made for one thread runs inline in its
+// caller, which is what items that run
 // side by side (one per core) need; one made for all threads runs an item that has the machine
 // to itself.
 #pragma once
@@ -19,11 +20,15 @@ namespace modc::cpu::onednn {
 enum class Input { F32, BF16 };
 
 // C (+)= A op(B): A m x k row-major (row stride lda); B k x n row-major (ldb), or with
-// transpose_b the n x k matrix B^T row-major (ldb); C m x n row-major (ldc).
+// transpose_b the n x k matrix B^T row-major (ldb); C m x n row-major (ldc). With k_chunk > 0
+// the sum over k runs in chunks of k_chunk, each added to C: oneDNN's f32 kernels sum all of k
+// in one chain, whose rounding made Gram Newton-Schulz 1.5x less accurate than OpenBLAS's on
+// 768 x 768 products (bench/bf16_accuracy.py, docs/performance.md).
 struct ProductShape {
     std::int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
     bool transpose_b = false;
     bool accumulate = false;
+    std::int64_t k_chunk = 0;
 };
 
 class Product {
@@ -31,23 +36,31 @@ public:
     // threads: OpenMP threads of the primitive; 0: as many as OpenMP gives the caller.
     Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads);
 
-    // The primitive bound to one thread's memory objects and scratchpad.
+    // The primitives bound to one thread's memory objects and scratchpads.
     class Call {
     public:
         void operator()(const dnnl::stream& stream, const void* a, const void* b, float* c);
 
     private:
         friend class Product;
-        const dnnl::primitive* primitive_ = nullptr;
-        dnnl::memory a_, b_, c_, scratchpad_;
-        std::array<dnnl_exec_arg_t, 4> args_{};
+        struct Part {
+            const dnnl::primitive* primitive = nullptr;
+            dnnl::memory a, b, c, scratchpad;
+            std::array<dnnl_exec_arg_t, 4> args{};
+            std::int64_t a_offset = 0, b_offset = 0;  // bytes
+        };
+        std::vector<Part> parts_;
     };
     Call bind() const;
 
 private:
+    struct Part {  // one chunk of k
+        dnnl::matmul::primitive_desc desc;
+        dnnl::primitive primitive;
+        std::int64_t a_offset = 0, b_offset = 0;  // bytes
+    };
     dnnl::engine engine_;
-    dnnl::matmul::primitive_desc desc_;
-    dnnl::primitive primitive_;
+    std::vector<Part> parts_;
 };
 
 // The upper triangle of the symmetric m x m product C = A B^T (A, B m x k, row-major): one
@@ -55,7 +68,8 @@ private:
 // product's flops; the blocks below the diagonal are left as they were.
 class UpperProduct {
 public:
-    UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads);
+    // k_chunk: as ProductShape's.
+    UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads, std::int64_t k_chunk = 0);
 
     class Call {
     public:

@@ -63,10 +63,13 @@ MatmulLibrary matmul_library(std::int64_t m, kp::Precision precision, bool f64) 
     return onednn_has_avx512() && m >= kOneDnnMinRows ? MatmulLibrary::OneDnn : MatmulLibrary::OpenBlas;
 }
 
+// The m x m products of Gram Newton-Schulz sum over k in chunks (onednn_matmul.hpp, k_chunk).
+constexpr std::int64_t kSquareChunk = 128;
+
 OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads)
     : gram_wide_(onednn::cpu_engine(), m, n, input, threads),
-      gram_square_(onednn::cpu_engine(), m, m, input, threads),
-      multiply_(onednn::cpu_engine(), {m, m, m, m, m, m, false, false}, input, threads),
+      gram_square_(onednn::cpu_engine(), m, m, input, threads, kSquareChunk),
+      multiply_(onednn::cpu_engine(), {m, m, m, m, m, m, false, false, kSquareChunk}, input, threads),
       apply_(onednn::cpu_engine(), {m, n, m, m, n, n, false, false}, input, threads),
       apply_accumulate_(onednn::cpu_engine(), {m, n, m, m, n, n, false, true}, input, threads) {}
 
