@@ -48,10 +48,12 @@ std::vector<Precision> cpu_precisions(DType dtype) {
     return {Precision::F32, Precision::BF16};
 }
 
-// The CUDA backend's precisions (runtime/cuda), the default first.
+// The CUDA backend's precisions (runtime/cuda), the default first: bf16 GEMMs on tensor cores
+// (what Muon and modded-nanogpt run Newton-Schulz in; docs/cuda.md), tf32, or f32 on CUDA cores.
+// f64 gradients run their GEMMs in f64.
 std::vector<Precision> cuda_precisions(DType dtype) {
-    (void)dtype;
-    return {Precision::F32};
+    if (dtype == DType::F64) return {Precision::F32};
+    return {Precision::BF16, Precision::TF32, Precision::F32};
 }
 
 }  // namespace

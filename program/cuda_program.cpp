@@ -15,6 +15,13 @@ const char* to_string(Buffer b) {
         case Buffer::Q: return "Q";
         case Buffer::T: return "T";
         case Buffer::Scratch: return "scratch";
+        case Buffer::Xh: return "Xh";
+        case Buffer::Yh: return "Yh";
+        case Buffer::Ah: return "Ah";
+        case Buffer::AAh: return "AAh";
+        case Buffer::Bh: return "Bh";
+        case Buffer::Qh: return "Qh";
+        case Buffer::Th: return "Th";
         case Buffer::Grad: return "grad";
         case Buffer::Update: return "update";
     }
@@ -26,6 +33,7 @@ std::string CudaKernelNames::sumsq(std::size_t g) { return "g" + std::to_string(
 std::string CudaKernelNames::converged(std::size_t g) { return "g" + std::to_string(g) + "_converged"; }
 std::string CudaKernelNames::maxabs(std::size_t g) { return "g" + std::to_string(g) + "_maxabs"; }
 std::string CudaKernelNames::argmax(std::size_t g) { return "g" + std::to_string(g) + "_argmax"; }
+
 
 namespace {
 
@@ -39,6 +47,7 @@ std::string operand(const Operand& o, std::int64_t size) {
     if (o.buffer == Buffer::Grad || o.buffer == Buffer::Update)
         return std::string(to_string(o.buffer)) + "[" + std::to_string(o.leaf) + "]";
     std::string s = to_string(o.buffer);
+    if (is_bf16(o.buffer)) size = 2;
     if (o.offset != 0) {
         if (o.buffer != Buffer::Scratch && o.offset % size == 0)
             s += " + " + std::to_string(o.offset / size);
@@ -55,7 +64,7 @@ std::string dims(const std::array<unsigned, 3>& d) {
 
 }  // namespace
 
-std::string describe(const Op& op, ElementType type) {
+std::string describe(const Op& op, ElementType type, Storage storage) {
     std::int64_t size = type == ElementType::F32 ? 4 : 8;
     std::string t = type == ElementType::F32 ? "S" : "D";
     std::ostringstream out;
@@ -82,6 +91,16 @@ std::string describe(const Op& op, ElementType type) {
                     << ", ldc=" << m.ldc << ")";
                 break;
             case Matmul::Kind::Gemm:
+                if (m.precision != kp::Precision::F32) {
+                    const char* in = m.precision == kp::Precision::BF16 ? "CUDA_R_16BF" : "CUDA_R_32F";
+                    out << "cublasGemmStridedBatchedEx(" << (m.trans_a ? "T" : "N") << ", " << (m.trans_b ? "T" : "N")
+                        << ", m=" << m.m << ", n=" << m.n << ", k=" << m.k << ", " << num(m.alpha) << ", " << operand(m.a, size)
+                        << ", " << in << ", lda=" << m.lda << ", " << m.stride_a << ", " << operand(m.b, size) << ", " << in
+                        << ", ldb=" << m.ldb << ", " << m.stride_b << ", " << num(m.beta) << ", " << operand(m.c, size)
+                        << (holds_bf16(m.c, storage) ? ", CUDA_R_16BF" : ", CUDA_R_32F") << ", ldc=" << m.ldc << ", " << m.stride_c << ", batch=" << m.batch << ", "
+                        << (m.precision == kp::Precision::BF16 ? "CUBLAS_COMPUTE_32F" : "CUBLAS_COMPUTE_32F_FAST_TF32") << ")";
+                    break;
+                }
                 out << "cublas" << t << "gemmStridedBatched(" << (m.trans_a ? "T" : "N") << ", " << (m.trans_b ? "T" : "N")
                     << ", m=" << m.m << ", n=" << m.n << ", k=" << m.k << ", " << num(m.alpha) << ", " << operand(m.a, size)
                     << ", lda=" << m.lda << ", " << m.stride_a << ", " << operand(m.b, size) << ", ldb=" << m.ldb << ", "

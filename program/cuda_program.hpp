@@ -10,14 +10,18 @@
 #include <vector>
 
 #include "program/cpu_program.hpp"  // ElementType, KernelNames
+#include "program/kernel_plan.hpp"  // kp::Precision
 
 namespace modc::cuda {
 
-// The buffers a program uses. X, Y, A, AA, B, Q, T and Scratch are work buffers the runtime allocates
-// once (sizes in Program::bytes); Grad and Update are weight `leaf`'s tensors.
-enum class Buffer : std::uint8_t { X, Y, A, AA, B, Q, T, Scratch, Grad, Update };
-inline constexpr int kWorkBuffers = 8;  // X .. Scratch (Q and T: Gram Newton-Schulz only)
+// The buffers a program uses. X .. Qh are work buffers the runtime allocates once (sizes in
+// Program::bytes); Grad and Update are weight `leaf`'s tensors. X .. T hold the compute type
+// (Q and T: Gram Newton-Schulz only). Xh .. Th hold what X .. T hold, in bf16, where the GEMMs
+// run in bf16 (precision bf16): Newton-Schulz's state between the GEMMs.
+enum class Buffer : std::uint8_t { X, Y, A, AA, B, Q, T, Scratch, Xh, Yh, Ah, AAh, Bh, Qh, Th, Grad, Update };
+inline constexpr int kWorkBuffers = 15;  // X .. Th
 const char* to_string(Buffer b);
+inline bool is_bf16(Buffer b) { return b >= Buffer::Xh && b <= Buffer::Th; }
 
 struct Operand {
     Buffer buffer = Buffer::X;
@@ -25,11 +29,19 @@ struct Operand {
     int leaf = -1;            // Grad and Update
 };
 
+// What a kernel launch computes and moves, as its generator counts it (the cost listing,
+// program/cuda_cost.hpp): arithmetic on elements, and bytes of global memory each way.
+struct Work {
+    double flops = 0;
+    std::int64_t read = 0, written = 0;
+};
+
 struct Launch {
     std::string kernel;
     std::array<unsigned, 3> grid{1, 1, 1};
     std::array<unsigned, 3> block{1, 1, 1};
     std::vector<Operand> args;  // every kernel parameter is a pointer
+    Work work;
 };
 
 // One cuBLAS call, column-major, with cuBLAS's own parameter names:
@@ -38,6 +50,10 @@ struct Launch {
 //   Gemm: cublas<t>gemmStridedBatched(transa, transb, m, n, k, alpha, A, lda, strideA,
 //                                     B, ldb, strideB, beta, C, ldc, strideC, batch)
 // (a row-major matrix is the column-major matrix of its transpose: see codegen_cuda.cpp).
+// `precision` F32 is the routine of the compute type (S or D). TF32 and BF16 are always Gemm,
+// as cublasGemmStridedBatchedEx (syrk and symm have no such forms) with f32 accumulation:
+// CUBLAS_COMPUTE_32F_FAST_TF32 on f32 A, B and C; CUBLAS_COMPUTE_32F on bf16 A and B
+// (CUDA_R_16BF, the bf16 buffers) and a C in bf16 or f32, as its buffer says.
 struct Matmul {
     enum class Kind { Syrk, Symm, Gemm } kind = Kind::Gemm;
     bool lower = true;        // uplo: CUBLAS_FILL_MODE_LOWER (Syrk, Symm)
@@ -50,6 +66,7 @@ struct Matmul {
     int lda = 0, ldb = 0, ldc = 0;
     std::int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements (Gemm)
     int batch = 1;                                         // Gemm
+    kp::Precision precision = kp::Precision::F32;
 };
 
 // A decision the host makes between ops: once each of `count` matrices has converged (the
@@ -81,6 +98,7 @@ struct Program {
     std::string schedule;
     ElementType type = ElementType::F32;
     Storage storage = Storage::Compute;
+    kp::Precision precision = kp::Precision::F32;  // of the GEMMs (kernel_plan.hpp)
     std::string source;                // CUDA C++
     std::vector<std::string> kernels;  // every kernel the source defines, in order
     std::vector<Op> ops;
@@ -95,7 +113,12 @@ struct Program {
 };
 
 // One line per op: "g0_sumsq<<<(10, 1, 1), (256, 1, 1)>>>(grad[0], Scratch+0)", "cublasSsyrk(...)".
-std::string describe(const Op& op, ElementType type);
+std::string describe(const Op& op, ElementType type, Storage storage = Storage::Compute);
+
+// Whether an operand holds bf16: the bf16 work buffers, and gradients and updates in bf16 storage.
+inline bool holds_bf16(const Operand& o, Storage storage) {
+    return is_bf16(o.buffer) || ((o.buffer == Buffer::Grad || o.buffer == Buffer::Update) && storage == Storage::BF16);
+}
 
 // Kernels whose names are new to CUDA (the rest are KernelNames').
 struct CudaKernelNames {

@@ -56,10 +56,10 @@ std::int64_t Group::elements() const {
     return n;
 }
 
-double newton_schulz_flops(double m, double n, int steps, bool gram, int restart) {
+double newton_schulz_flops(double m, double n, int steps, bool gram, int restart, bool restart_every) {
     if (steps <= 0) return 0;
     if (!gram) return steps * (3 * m * m * n + m * m * m);
-    double runs = restart > 0 ? 2 : 1;
+    double runs = restart <= 0 ? 1 : restart_every ? 1 + (steps - 1 + restart - 1) / restart : 2;
     return runs * 3 * m * m * n + (6.0 * steps - 5 * runs) * m * m * m;
 }
 
@@ -69,8 +69,13 @@ std::vector<GramStep> gram_steps(const Group& group) {
         if (group.steps[s].kind == StepKind::NewtonSchulz) out.push_back({s, false, false});
     const auto restart = static_cast<std::size_t>(group.gram_restart);
     for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i].first = i == 0 || i == restart;
-        out[i].last = i + 1 == out.size() || i + 1 == restart;
+        if (group.gram_restart_every && restart > 0) {  // runs of 1, restart, restart, ... steps
+            out[i].first = i == 0 || (i - 1) % restart == 0;
+            out[i].last = i + 1 == out.size() || i == 0 || i % restart == 0;
+        } else {
+            out[i].first = i == 0 || i == restart;
+            out[i].last = i + 1 == out.size() || i + 1 == restart;
+        }
     }
     return out;
 }
@@ -88,7 +93,7 @@ double matrix_cost(const Group& g) {
     if (!orthogonalizes(g.map)) return 3.0 * static_cast<double>(g.elements());
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
     bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const Step& s) { return s.kind == StepKind::SvdPolar; });
-    return newton_schulz_flops(m, n, svd ? 10 : newton_schulz_steps(g), g.gram, g.gram_restart);
+    return newton_schulz_flops(m, n, svd ? 10 : newton_schulz_steps(g), g.gram, g.gram_restart, g.gram_restart_every);
 }
 
 double member_cost(const Group& g) {
@@ -100,7 +105,7 @@ double flops(const KernelPlan& plan) {
     for (const auto& g : plan.groups) {
         double matrices = static_cast<double>(g.members.size() * g.slices);
         double m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-        total += matrices * newton_schulz_flops(m, n, newton_schulz_steps(g), g.gram, g.gram_restart);
+        total += matrices * newton_schulz_flops(m, n, newton_schulz_steps(g), g.gram, g.gram_restart, g.gram_restart_every);
         total += 3.0 * static_cast<double>(g.elements()) * static_cast<double>(g.members.size());
     }
     return total;
@@ -122,7 +127,9 @@ std::string print(const KernelPlan& plan) {
         if (g.transpose) out << ", transposed to " << g.cols << " x " << g.rows;
         if (!g.schedule.empty()) out << ", schedule " << g.schedule;
         if (g.gram) out << ", Gram Newton-Schulz on " << g.small() << " x " << g.small();
-        if (g.gram_restart > 0) out << ", restarted after step " << g.gram_restart;
+        if (g.gram_restart > 0)
+            out << (g.gram_restart_every ? ", restarted after step 1 and then every " : ", restarted after step ")
+                << g.gram_restart << (g.gram_restart_every ? " steps" : "");
         out << "\n";
         for (const auto& m : g.members) {
             std::snprintf(buf, sizeof buf, "  weight #%d %s scale %.9g\n", m.leaf, m.path.c_str(), m.scale);

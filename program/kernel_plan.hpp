@@ -71,6 +71,13 @@ struct Group {
     // steps and start again from it, which brings the rounding down to within about ten times
     // the direct iteration's (1.3e-4 at worst in f32), for 3 m^2 n more flops (0: no restart).
     int gram_restart = 0;
+    // Restart after the first step and then every gram_restart steps, not once: for the tf32
+    // and bf16 GEMMs of the CUDA backend, whose rounding longer Gram runs amplify past the direct
+    // iteration's. The first step alone: in a Gram run its A update, P^2 A with P up to 8 (the
+    // polar-express's first step), carries errors of 0.1 into A's small eigenvalues, which
+    // diverged on a 32 x 128 gradient with singular values 1/i^2 (1e7); after it, runs of two
+    // steps stay at the direct iteration's error (docs/cuda.md, Precision).
+    bool gram_restart_every = false;
     std::vector<Member> members;
     std::vector<Step> steps;
 
@@ -98,7 +105,7 @@ struct KernelPlan {
 // X X^T and of b A + c A A: directly 3 m^2 n + m^3 per step (math.md section 3); as Gram
 // Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3 per run of steps, one run
 // or two with a restart.
-double newton_schulz_flops(double m, double n, int steps, bool gram, int restart = 0);
+double newton_schulz_flops(double m, double n, int steps, bool gram, int restart = 0, bool restart_every = false);
 
 // The steps of a Gram group as both backends run them: `step` indexes group.steps; `first`
 // starts a run (A = G = X X^T, and Q = P), `last` ends one (X = Q X instead of A = P^2 A).

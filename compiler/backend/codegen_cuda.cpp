@@ -41,6 +41,8 @@ public:
     Generator(const kp::KernelPlan& plan, const CudaOptions& options) : plan_(plan), o_(options) {
         f32_ = o_.type == ElementType::F32;
         bf16_ = o_.storage == Storage::BF16;
+        precision_ = plan.precision;
+        half_ = precision_ == kp::Precision::BF16;
         t_ = f32_ ? "float" : "double";
         storage_t_ = bf16_ ? "unsigned short" : t_;
         size_ = f32_ ? 4 : 8;
@@ -49,6 +51,7 @@ public:
         p_.schedule = plan.schedule;
         p_.type = o_.type;
         p_.storage = o_.storage;
+        p_.precision = precision_;
         p_.leaf_count = plan.leaf_count;
         p_.leaf_elements.assign(plan.leaf_count, 0);
     }
@@ -76,6 +79,9 @@ private:
     Program p_;
     bool f32_ = true;
     bool bf16_ = false;    // gradients and updates stored as bf16
+    kp::Precision precision_ = kp::Precision::F32;  // of the GEMMs
+    bool half_ = false;    // bf16 GEMMs: X, A, A A, P and Q live in the bf16 buffers Xh .. Th
+    Buffer xh_ = Buffer::Xh, yh_ = Buffer::Yh;  // bf16: the current X, and where the next goes
     std::string t_;        // the compute type
     std::string storage_t_;  // the element type of gradients and updates
     std::int64_t size_ = 4;
@@ -145,7 +151,10 @@ private:
              << "// " << o_.block << " threads per block and loops over its elements, whatever the grid; reductions\n"
              << "// accumulate with atomics into a scratch array zeroed by a _clear kernel. The listing at the end\n"
              << "// gives the order of the launches and of the cuBLAS calls between them.\n";
-        if (bf16_)
+        if (precision_ != kp::Precision::F32)
+            src_ << "// The GEMMs run on tensor cores in " << kp::to_string(precision_) << " with f32 accumulation"
+                 << (half_ ? "; X, A, A A, P and Q are held in bf16 (Xh .. Th), the last X in f32" : "") << ".\n";
+        if (bf16_ || half_)
             src_ << "\n// bf16 is held as its bits, the upper half of an f32: widening is exact. Narrowing rounds to\n"
                  << "// nearest, ties to even; a NaN stays a NaN (its payload may sit in the low half, which\n"
                  << "// rounding alone would turn into infinity).\n"
@@ -240,6 +249,8 @@ private:
         return bf16_ ? "modc_bf16_to_f32(grad[" + index + "])" : "grad[" + index + "]";
     }
     std::string narrow(const std::string& value) const { return bf16_ ? "modc_f32_to_bf16(" + value + ")" : value; }
+    // A value of the compute type, rounded to bf16 where `half` (a GEMM input in precision bf16).
+    static std::string to_half(bool half, const std::string& value) { return half ? "modc_f32_to_bf16(" + value + ")" : value; }
 
     // ---- the ops ----
 
@@ -247,25 +258,48 @@ private:
         if (listing_on_) listing_ << "//   " << text << "\n";
     }
     void launch(const std::string& kernel, std::array<unsigned, 3> grid, std::vector<Operand> args,
-                const std::string& what) {
+                const std::string& what, Work work) {
         Launch l;
         l.kernel = kernel;
         l.grid = grid;
         l.block = {o_.block, 1, 1};
         l.args = std::move(args);
+        l.work = work;
         Op op{l, what};
-        if (listing_on_) listing_ << "//   " << describe(op, o_.type) << "\n";
+        if (listing_on_) listing_ << "//   " << describe(op, o_.type, o_.storage) << "\n";
         p_.ops.push_back(std::move(op));
     }
-    void matmul(const Matmul& mm, const std::string& what) {
+    void matmul(Matmul mm, const std::string& what) {
+        mm.precision = precision_;
+        MODC_ASSERT(half_ == (is_bf16(mm.a.buffer) && is_bf16(mm.b.buffer)), "bf16 GEMMs read the bf16 buffers, others not");
+        MODC_ASSERT(half_ || !is_bf16(mm.c.buffer), "only bf16 GEMMs write bf16");
         Op op{mm, what};
-        if (listing_on_) listing_ << "//   " << describe(op, o_.type) << "\n";
+        if (listing_on_) listing_ << "//   " << describe(op, o_.type, o_.storage) << "\n";
         p_.ops.push_back(std::move(op));
     }
-    Operand work(Buffer b, std::int64_t elements) const { return Operand{b, elements * size_, -1}; }
+    Operand work(Buffer b, std::int64_t elements) const { return Operand{b, elements * (is_bf16(b) ? 2 : size_), -1}; }
     Operand bytes(Buffer b, std::int64_t offset) const { return Operand{b, offset, -1}; }
     static Operand grad(int leaf) { return Operand{Buffer::Grad, 0, leaf}; }
     static Operand update(int leaf) { return Operand{Buffer::Update, 0, leaf}; }
+    // Bytes of `n` elements: of the compute type, of a gradient or update, of a bf16 copy.
+    std::int64_t wide_bytes(std::int64_t n) const { return n * size_; }
+    std::int64_t grad_bytes(std::int64_t n) const { return n * (bf16_ ? 2 : size_); }
+    static std::int64_t half_bytes(std::int64_t n) { return n * 2; }
+    std::int64_t bytes_of(Buffer b, std::int64_t n) const { return is_bf16(b) ? half_bytes(n) : wide_bytes(n); }
+    // In bf16, the bf16 buffer that holds what `wide` holds in f32 (Newton-Schulz's state).
+    Buffer h(Buffer wide) const {
+        if (!half_) return wide;
+        switch (wide) {
+            case Buffer::X: return Buffer::Xh;
+            case Buffer::Y: return Buffer::Yh;
+            case Buffer::A: return Buffer::Ah;
+            case Buffer::AA: return Buffer::AAh;
+            case Buffer::B: return Buffer::Bh;
+            case Buffer::Q: return Buffer::Qh;
+            case Buffer::T: return Buffer::Th;
+            default: return wide;
+        }
+    }
     void need(Buffer b, std::int64_t byte_count) {
         auto& slot = p_.bytes[static_cast<std::size_t>(b)];
         slot = std::max(slot, byte_count);
@@ -286,9 +320,12 @@ private:
         if (B > 65535 || m > INT_MAX || n > INT_MAX)
             throw Unsupported("group " + num(static_cast<std::int64_t>(gi)) + " has " + num(B) + " matrices of " + num(m) + " x " +
                               num(n) + ": more than the CUDA backend's launches and cuBLAS calls take");
-        const bool symmetric = o_.matmul == MatmulMode::Symmetric || (o_.matmul == MatmulMode::Auto && B == 1);
+        // syrk and symm have no tf32 or bf16 forms: tensor-core precisions always run GemmEx.
+        const bool symmetric = precision_ == kp::Precision::F32 &&
+                               (o_.matmul == MatmulMode::Symmetric || (o_.matmul == MatmulMode::Auto && B == 1));
         const std::string& origin = g.members.front().origin;
         const std::string G = "g" + num(static_cast<std::int64_t>(gi));
+        group_ = &g;
         bool converge = false;
         const kp::Step* normalize = nullptr;
         for (const auto& s : g.steps) {
@@ -302,10 +339,20 @@ private:
         const std::int64_t sums_bytes = B * slots_ * 8;
         const std::int64_t acc_at = align8(sums_bytes), done_at = align8(acc_at + 2 * B * size_);
         need(Buffer::Scratch, converge ? done_at + 4 * B : sums_bytes);
-        need(Buffer::X, B * MN * size_);
-        need(Buffer::Y, B * MN * size_);
-        need(Buffer::A, B * MM * size_);
-        need(Buffer::B, B * MM * size_);
+        if (!half_ || converge) need(Buffer::X, B * MN * size_);
+        if (!into_updates(g)) need(Buffer::Y, B * MN * size_);
+        if (!half_) {
+            need(Buffer::A, B * MM * size_);
+            need(Buffer::B, B * MM * size_);
+        }
+        if (half_) {  // X in f32 only for the last step's result (and the cubic schedule's test)
+            need(Buffer::Xh, half_bytes(B * MN));
+            need(Buffer::Yh, half_bytes(B * MN));
+            need(Buffer::Ah, half_bytes(B * MM));
+            need(Buffer::Bh, half_bytes(B * MM));
+            xh_ = Buffer::Xh;
+            yh_ = Buffer::Yh;
+        }
 
         std::string shape;
         for (auto d : g.shape) shape += (shape.empty() ? "" : " x ") + num(d);
@@ -332,7 +379,8 @@ private:
             clear_args.push_back(bytes(Buffer::Scratch, acc_at));
             clear_args.push_back(bytes(Buffer::Scratch, done_at));
         }
-        launch(CudaKernelNames::clear(gi), {grid_for(B), 1, 1}, clear_args, "zero the group's scratch");
+        launch(CudaKernelNames::clear(gi), {grid_for(B), 1, 1}, clear_args, "zero the group's scratch",
+               {0, 0, B * slots_ * 8 + (converge ? 2 * B * size_ + 4 * B : 0)});
 
         // g_sumsq
         const std::string slice = S > 1 ? " * " + num(S) + " + slice" : "";
@@ -346,21 +394,33 @@ private:
         src_ << "    modc_ssq_flush(sums" << (S > 1 ? " + " + ssq_at("slice") : "") << ", acc);\n";
         end();
 
-        // g_normalize
+        // g_normalize. In bf16 it writes Xh, which the GEMMs read, and X only for the cubic
+        // schedule, whose convergence test compares f32 iterates.
+        const bool x_wide = !half_ || converge, x_half = half_;
         src_ << "\n// X = G / (||G||_F * " << fmt("%.17g", normalize->norm_scale) << " + " << fmt("%.17g", normalize->eps) << ")"
-             << (g.transpose ? ", transposed: X is " + num(m) + " x " + num(n) : "") << "; a zero gradient gives X = 0.\n";
-        begin(KernelNames::normalize(gi), origin, grad_ptr() + ", " + ptr("x") + ", const double* __restrict__ sums");
-        if (S > 1) src_ << "    const int slice = blockIdx.y;\n    x += " << product("slice", MN, S * MN) << ";\n";
+             << (g.transpose ? ", transposed: X is " + num(m) + " x " + num(n) : "") << "; a zero gradient gives X = 0"
+             << (x_half ? (x_wide ? "; also in bf16 (xh)" : "; in bf16 (xh)") : "") << ".\n";
+        std::string params = grad_ptr();
+        if (x_wide) params += ", " + ptr("x");
+        if (x_half) params += ", unsigned short* __restrict__ xh";
+        begin(KernelNames::normalize(gi), origin, params + ", const double* __restrict__ sums");
+        if (S > 1) {
+            src_ << "    const int slice = blockIdx.y;\n";
+            if (x_wide) src_ << "    x += " << product("slice", MN, S * MN) << ";\n";
+            if (x_half) src_ << "    xh += " << product("slice", MN, S * MN) << ";\n";
+        }
         src_ << "    const double d = modc_ssq_norm(sums" << (S > 1 ? " + " + ssq_at("slice") : "") << ") * "
              << wide(normalize->norm_scale) << " + " << wide(normalize->eps) << ";\n";
         src_ << "    const double inv = d == 0.0 ? 0.0 : 1.0 / d;\n";
         loop("i", E, E * S);
+        std::string at = "i";
         if (g.transpose) {
             src_ << "        const " << index_type(E * S) << " row = i / " << g.cols << ", col = i % " << g.cols << ";\n";
-            src_ << "        x[col * " << g.rows << " + row] = " << from_wide(load_grad("i" + slice) + " * inv") << ";\n";
-        } else {
-            src_ << "        x[i] = " << from_wide(load_grad("i" + slice) + " * inv") << ";\n";
+            at = "col * " + num(g.rows) + " + row";
         }
+        src_ << "        const " << t_ << " v = " << from_wide(load_grad("i" + slice) + " * inv") << ";\n";
+        if (x_wide) src_ << "        x[" << at << "] = v;\n";
+        if (x_half) src_ << "        xh[" << at << "] = modc_f32_to_bf16(v);\n";
         src_ << "    }\n";
         end();
 
@@ -368,19 +428,25 @@ private:
             int leaf = g.members[j].leaf;
             std::int64_t first = static_cast<std::int64_t>(j) * S;
             launch(CudaKernelNames::sumsq(gi), {reduce_grid_for(E), static_cast<unsigned>(S), 1},
-                   {grad(leaf), bytes(Buffer::Scratch, first * slots_ * 8)}, "||G||_F^2 of " + g.members[j].path);
-            launch(KernelNames::normalize(gi), {grid_for(E), static_cast<unsigned>(S), 1},
-                   {grad(leaf), work(Buffer::X, first * MN), bytes(Buffer::Scratch, first * slots_ * 8)}, "X = G / ||G||_F");
+                   {grad(leaf), bytes(Buffer::Scratch, first * slots_ * 8)}, "||G||_F^2 of " + g.members[j].path,
+                   {2.0 * E * S, grad_bytes(E * S), 0});
+            std::vector<Operand> args{grad(leaf)};
+            if (x_wide) args.push_back(work(Buffer::X, first * MN));
+            if (x_half) args.push_back(work(Buffer::Xh, first * MN));
+            args.push_back(bytes(Buffer::Scratch, first * slots_ * 8));
+            launch(KernelNames::normalize(gi), {grid_for(E), static_cast<unsigned>(S), 1}, args,
+                   x_half ? (x_wide ? "X = G / ||G||_F, Xh = bf16(X)" : "Xh = bf16(G / ||G||_F)") : "X = G / ||G||_F",
+                   {1.0 * E * S, grad_bytes(E * S), (x_wide ? wide_bytes(E * S) : 0) + (x_half ? half_bytes(E * S) : 0)});
         }
 
         // Newton-Schulz steps: kernels once per step, ops once per application.
         bool any_square = false;
         for (const auto& s : g.steps) any_square |= (s.kind == kp::StepKind::NewtonSchulz || s.kind == kp::StepKind::IterateToConvergence) && s.coeffs.c != 0;
-        if (any_square) need(Buffer::AA, B * MM * size_);
+        if (any_square) need(half_ ? Buffer::AAh : Buffer::AA, bytes_of(h(Buffer::AA), B * MM));
         // Gram groups need it in every mode: A = P P A is symmetric only in exact arithmetic.
         if ((symmetric && any_square) || g.gram) {
             src_ << "\n// Copy the upper triangle of each A (what syrk wrote) into its lower one.\n";
-            begin(KernelNames::symmetrize(gi), origin, ptr("a"));
+            begin(KernelNames::symmetrize(gi), origin, half_ ? "unsigned short* __restrict__ a" : ptr("a"));
             loop("e", B * MM);
             emit_split(B, MM, m);
             std::string base = B > 1 ? "b * " + num(MM) + " + " : "";
@@ -389,6 +455,9 @@ private:
         }
         Buffer x = Buffer::X, y = Buffer::Y;
         if (g.gram) x = gram_newton_schulz(g, gi, B, m, n, symmetric, origin);
+        std::size_t last_step = 0;  // the last fixed step's index: in bf16 it writes X in f32
+        for (std::size_t si = 0; si < g.steps.size(); ++si)
+            if (g.steps[si].kind == kp::StepKind::NewtonSchulz) last_step = si;
         for (std::size_t si = 0; si < g.steps.size() && !g.gram; ++si) {
             const auto& step = g.steps[si];
             if (step.kind != kp::StepKind::NewtonSchulz && step.kind != kp::StepKind::IterateToConvergence) continue;
@@ -406,13 +475,22 @@ private:
                     listing_on_ = false;
                 }
                 if (iterate && it == 0) iteration_start_ = p_.ops.size();
-                step_ops(gi, si, step, B, m, n, symmetric, iterate, x, y, done_at);
-                std::swap(x, y);
+                if (half_ && !iterate) {  // X in bf16 between steps; the last one writes Y in f32
+                    step_ops(gi, si, step, B, m, n, symmetric, iterate, x, Buffer::Y, done_at, si == last_step);
+                    x = Buffer::Y;
+                } else {
+                    step_ops(gi, si, step, B, m, n, symmetric, iterate, x, y, done_at, si == last_step);
+                    std::swap(x, y);
+                }
                 if (iterate) {
-                    launch(KernelNames::change(gi), {reduce_grid_for(MN), static_cast<unsigned>(B), 1},
-                           {work(x, 0), work(y, 0), bytes(Buffer::Scratch, acc_at)}, "||X' - X||^2 and ||X||^2");
+                    std::vector<Operand> args{work(x, 0), work(y, 0), bytes(Buffer::Scratch, acc_at)};
+                    if (half_) args.push_back(work(Buffer::Xh, 0));
+                    launch(KernelNames::change(gi), {reduce_grid_for(MN), static_cast<unsigned>(B), 1}, args,
+                           half_ ? "||X' - X||^2 and ||X||^2; Xh = bf16(X')" : "||X' - X||^2 and ||X||^2",
+                           {5.0 * B * MN, wide_bytes(2 * B * MN), half_ ? half_bytes(B * MN) : 0});
                     launch(CudaKernelNames::converged(gi), {grid_for(B), 1, 1},
-                           {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little");
+                           {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little",
+                           {4.0 * B, wide_bytes(2 * B), wide_bytes(2 * B) + 4 * B});
                     if ((it + 1) % kConvergedEvery == 0 && it + 1 < times) {
                         checks.push_back(p_.ops.size());
                         p_.ops.push_back(Op{Converged{bytes(Buffer::Scratch, done_at), static_cast<int>(B), 0},
@@ -424,8 +502,8 @@ private:
             listing_on_ = true;
         }
 
-        // g_mJ_finish
-        for (std::size_t j = 0; j < g.members.size(); ++j) {
+        // g_mJ_finish (unless the last GEMM wrote the updates)
+        for (std::size_t j = 0; j < g.members.size() && !into_updates(g); ++j) {
             const auto& member = g.members[j];
             src_ << "\n// update = " << fmt("%.9g", member.scale) << " * X" << (g.transpose ? "^T" : "") << " for weight #"
                  << member.leaf << " " << member.path << ".\n";
@@ -442,10 +520,12 @@ private:
             src_ << "    }\n";
             end();
             launch(KernelNames::finish(gi, j), {grid_for(E), static_cast<unsigned>(S), 1},
-                   {update(member.leaf), work(x, static_cast<std::int64_t>(j) * S * MN)}, "update of " + member.path);
+                   {update(member.leaf), work(x, static_cast<std::int64_t>(j) * S * MN)}, "update of " + member.path,
+                   {1.0 * E * S, wide_bytes(E * S), grad_bytes(E * S)});
         }
     }
     std::size_t iteration_start_ = 0;
+    const kp::Group* group_ = nullptr;  // the orthogonalising group being generated
 
     // b, i, j from a flat index e over B stacked m x m matrices.
     void emit_split(std::int64_t B, std::int64_t MM, std::int64_t m) {
@@ -462,25 +542,34 @@ private:
                            std::int64_t m, std::int64_t n, const std::string& origin, bool iterate) {
         const auto& k = step.coeffs;
         const std::int64_t MM = m * m, MN = m * n;
+        // P = a I + B: Gram Newton-Schulz, and every step in bf16 (X' = P X, one GEMM, where f32
+        // adds a X and B X into Y). In bf16, A and A A are read and P written as bf16.
+        const bool with_identity = g.gram || half_;
         src_ << "\n// Newton-Schulz step " << si << ", (a, b, c) = (" << fmt("%.17g", k.a) << ", " << fmt("%.17g", k.b)
-             << ", " << fmt("%.17g", k.c) << "): " << (g.gram ? "P = a I + b A" : "B = b A") << (k.c != 0 ? " + c A A" : "")
-             << ", both triangles, from the upper triangle of A" << (k.c != 0 ? " and A A" : "")
-             << (iterate ? "; B = 0 for a matrix that has converged" : "") << ".\n";
-        std::string params = ptr("out") + ", " + ptr("a", true);
-        if (k.c != 0) params += ", " + ptr("aa", true);
+             << ", " << fmt("%.17g", k.c) << "): " << (with_identity ? "P = a I + b A" : "B = b A") << (k.c != 0 ? " + c A A" : "")
+             << ", both triangles, from the upper triangle of A" << (k.c != 0 ? " and A A" : "") << (half_ ? ", in bf16" : "")
+             << (iterate ? (half_ ? "; P = I for a matrix that has converged" : "; B = 0 for a matrix that has converged") : "")
+             << ".\n";
+        const std::string in = half_ ? "const unsigned short* __restrict__ " : "const " + t_ + "* __restrict__ ";
+        std::string params = (half_ ? "unsigned short* __restrict__ out" : ptr("out")) + ", " + in + "a";
+        if (k.c != 0) params += ", " + in + "aa";
         if (iterate) params += ", const unsigned int* __restrict__ done";
         begin(KernelNames::poly(gi, si), origin, params);
         loop("e", B * MM);
         emit_split(B, MM, m);
         src_ << "        const " << index_type(B * MM) << " u = " << (B > 1 ? "b * " + num(MM) + " + " : "") << "(i <= j ? i * "
              << m << " + j : j * " << m << " + i);\n";
-        std::string value = real(k.b) + " * a[u]";
-        if (k.c != 0) value += " + " + real(k.c) + " * aa[u]";
-        if (iterate) value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? " + real(0) + " : " + value;
-        if (g.gram) value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
-        src_ << "        out[e] = " << value << ";\n    }\n";
+        auto read = [&](const std::string& name) { return half_ ? "modc_bf16_to_f32(" + name + "[u])" : name + "[u]"; };
+        std::string value = real(k.b) + " * " + read("a");
+        if (k.c != 0) value += " + " + real(k.c) + " * " + read("aa");
+        if (with_identity) value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
+        if (iterate) {
+            std::string stay = half_ ? "(i == j ? " + real(1) + " : " + real(0) + ")" : real(0);
+            value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? " + stay + " : " + value;
+        }
+        src_ << "        out[e] = " << to_half(half_, value) << ";\n    }\n";
         end();
-        if (g.gram) return;  // Gram Newton-Schulz has no Y = a X
+        if (with_identity) return;  // no Y = a X
 
         src_ << "\n// Y = " << fmt("%.17g", k.a) << " X (cuBLAS then adds B X)" << (iterate ? "; Y = X once converged" : "") << ".\n";
         params = ptr("y") + ", " + ptr("x", true);
@@ -497,20 +586,28 @@ private:
     void emit_convergence_kernels(const kp::Group&, std::size_t gi, std::int64_t B, std::int64_t MN,
                                   const std::string& origin, const kp::Step& step) {
         src_ << "\n// acc[2 b] += ||X'_b - X_b||^2, acc[2 b + 1] += ||X_b||^2 (X' the new iterate).\n";
-        begin(KernelNames::change(gi), origin, ptr("x_new", true) + ", " + ptr("x_old", true) + ", " + ptr("acc"));
+        begin(KernelNames::change(gi), origin,
+              ptr("x_new", true) + ", " + ptr("x_old", true) + ", " + ptr("acc") + (half_ ? ", unsigned short* __restrict__ xh" : ""));
         src_ << "    const int b = blockIdx.y;\n";
         src_ << "    x_new += " << product("b", MN, B * MN) << ";\n    x_old += " << product("b", MN, B * MN) << ";\n";
+        if (half_) src_ << "    xh += " << product("b", MN, B * MN) << ";  // the next step's GEMM input\n";
         src_ << "    " << t_ << " diff = " << real(0) << ", norm = " << real(0) << ";\n";
         loop("i", MN);
         src_ << "        const " << t_ << " old = x_old[i];\n";
         src_ << "        const " << t_ << " d = x_new[i] - old;\n";
+        if (half_) src_ << "        xh[i] = modc_f32_to_bf16(x_new[i]);\n";
         src_ << "        diff += d * d;\n        norm += old * old;\n    }\n";
         src_ << "    if (diff != " << real(0) << ") atomicAdd(&acc[2 * b], diff);\n";
         src_ << "    if (norm != " << real(0) << ") atomicAdd(&acc[2 * b + 1], norm);\n";
         end();
 
-        double tolerance = std::max(step.tolerance, 30.0 * (f32_ ? std::numeric_limits<float>::epsilon()
-                                                                  : std::numeric_limits<double>::epsilon()));
+        // tf32 and bf16 GEMMs round X to 11 and 8 bits each step, which moves it by about 2^-12
+        // and 2^-9 relative: the change stalls there, so the test stops a little above (2^-10 and
+        // 2^-8; a looser test stops before small singular values have grown to 1).
+        double tolerance = std::max(step.tolerance, precision_ == kp::Precision::BF16   ? std::ldexp(1.0, -8)
+                                                    : precision_ == kp::Precision::TF32 ? std::ldexp(1.0, -10)
+                                                    : 30.0 * (f32_ ? std::numeric_limits<float>::epsilon()
+                                                                   : std::numeric_limits<double>::epsilon()));
         src_ << "\n// A matrix has converged once ||X' - X||_F / ||X||_F <= " << fmt("%.6g", tolerance)
              << " (at most " << step.max_steps << " steps); then zero acc for the next step.\n";
         begin(CudaKernelNames::converged(gi), origin, ptr("acc") + ", unsigned int* __restrict__ done");
@@ -599,64 +696,139 @@ private:
         matmul(mm, what);
     }
 
+    // In bf16, the last X' = P X (or Q X) of a fixed schedule writes each member's update itself,
+    // scaled (alpha) and in the storage type, transposed by its operands' layout where the group
+    // is (see the top of this file): no f32 X and no finish kernel. Not for Conv2D kernels,
+    // whose slices interleave in the update (no leading dimension describes one).
+    bool into_updates(const kp::Group& g) const {
+        if (!half_ || g.slices != 1) return false;
+        for (const auto& s : g.steps)
+            if (s.kind == kp::StepKind::IterateToConvergence) return false;
+        return true;
+    }
+    // update_j = scale_j * (P_j X_j), P m x m symmetric (bf16), X m x n (bf16); the update is
+    // P X row-major, or (rows > cols) its transpose: column-major, P X itself (ldc = m).
+    void product_into_updates(const kp::Group& g, std::int64_t m, std::int64_t n, Buffer p, Buffer x) {
+        const int M = static_cast<int>(m), N = static_cast<int>(n);
+        for (std::size_t j = 0; j < g.members.size(); ++j) {
+            const auto b = static_cast<std::int64_t>(j);
+            Matmul mm;
+            mm.kind = Matmul::Kind::Gemm;
+            mm.alpha = g.members[j].scale;
+            mm.c = update(g.members[j].leaf);
+            if (g.transpose) {  // C (m x n, col-major) = P (m x m) * op(X), X's bytes are X^T col-major (ld n)
+                mm.trans_b = true;
+                mm.m = M;
+                mm.n = N;
+                mm.k = M;
+                mm.a = work(p, b * m * m);
+                mm.lda = M;
+                mm.b = work(x, b * m * n);
+                mm.ldb = N;
+                mm.ldc = M;
+            } else {  // as symmetric_left_product: C^T (n x m) = X^T P
+                mm.m = N;
+                mm.n = M;
+                mm.k = M;
+                mm.a = work(x, b * m * n);
+                mm.lda = N;
+                mm.b = work(p, b * m * m);
+                mm.ldb = M;
+                mm.ldc = N;
+            }
+            matmul(mm, "update of " + g.members[j].path + " = scale P X" + (g.transpose ? ", transposed" : ""));
+        }
+    }
+
+    // Copies A's upper triangle into its lower one (in bf16, of Ah).
+    void symmetrize(std::size_t gi, std::int64_t B, std::int64_t MM, Buffer a, const std::string& what) {
+        launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, what,
+               {0, bytes_of(a, B * MM / 2), bytes_of(a, B * MM / 2)});
+    }
+    Work poly_work(const kp::Coeffs& k, std::int64_t count, Buffer out) const {
+        return {(k.c != 0 ? 5.0 : 3.0) * count, bytes_of(h(Buffer::A), count) * (k.c != 0 ? 2 : 1), bytes_of(out, count)};
+    }
+
+    // One direct Newton-Schulz step. f32 (and f64): A = X X^T, [A A], B, Y = a X, Y += B X.
+    // bf16: A = X X^T, [A A], P = a I + B, X' = P X, every GEMM reading and writing bf16 but the
+    // one that makes the last X (the cubic schedule's every X), which f32 kernels read.
     void step_ops(std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B, std::int64_t m, std::int64_t n,
-                  bool symmetric, bool iterate, Buffer x, Buffer y, std::int64_t done_at) {
+                  bool symmetric, bool iterate, Buffer x, Buffer y, std::int64_t done_at, bool last) {
         const std::int64_t MM = m * m, MN = m * n;
         const auto& k = step.coeffs;
-        self_product(symmetric, B, m, n, x, Buffer::A, "A = X X^T");
+        const Buffer xs = half_ ? xh_ : x;
+        self_product(symmetric, B, m, n, xs, h(Buffer::A), "A = X X^T");
         if (k.c != 0) {
             if (symmetric)
-                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle");
-            self_product(symmetric, B, m, m, Buffer::A, Buffer::AA, "AA = A A");
+                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(Buffer::A, 0)}, "fill A's lower triangle",
+                       {0, wide_bytes(B * MM / 2), wide_bytes(B * MM / 2)});
+            self_product(symmetric, B, m, m, h(Buffer::A), h(Buffer::AA), "AA = A A");
         }
-        std::vector<Operand> args{work(Buffer::B, 0), work(Buffer::A, 0)};
-        if (k.c != 0) args.push_back(work(Buffer::AA, 0));
+        std::vector<Operand> args{work(h(Buffer::B), 0), work(h(Buffer::A), 0)};
+        if (k.c != 0) args.push_back(work(h(Buffer::AA), 0));
         if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
-        launch(KernelNames::poly(gi, si), {grid_for(B * MM), 1, 1}, args, "B = b A + c A A");
+        launch(KernelNames::poly(gi, si), {grid_for(B * MM), 1, 1}, args, half_ ? "P = a I + b A + c A A" : "B = b A + c A A",
+               poly_work(k, B * MM, h(Buffer::B)));
+        if (half_) {
+            if (last && !iterate && into_updates(*group_)) return product_into_updates(*group_, m, n, Buffer::Bh, xh_);
+            const bool wide_out = iterate || last;
+            symmetric_left_product(false, B, m, n, Buffer::Bh, xh_, 0, wide_out ? y : yh_, "X' = P X");
+            if (!wide_out) std::swap(xh_, yh_);
+            return;
+        }
         args = {work(y, 0), work(x, 0)};
         if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
-        launch(KernelNames::axpy(gi, si), {grid_for(B * MN), 1, 1}, args, "Y = a X");
+        launch(KernelNames::axpy(gi, si), {grid_for(B * MN), 1, 1}, args, "Y = a X", {1.0 * B * MN, wide_bytes(B * MN), wide_bytes(B * MN)});
         symmetric_left_product(symmetric, B, m, n, Buffer::B, x, 1, y, "Y += B X");
     }
 
     // Gram Newton-Schulz (kernel_plan.hpp, Group::gram), as the CPU backend runs it: the steps on
     // m x m matrices, then X' = Q X (once, or twice with a restart). Q and T are two more m x m
-    // work buffers. Returns the buffer holding the result.
+    // work buffers. Returns the buffer holding the result. In bf16 the same ops on the bf16
+    // buffers (h()), every GEMM writing bf16 but the last X' = Q X, which finish reads in f32.
     Buffer gram_newton_schulz(const kp::Group& g, std::size_t gi, std::int64_t B, std::int64_t m, std::int64_t n,
                               bool symmetric, const std::string& origin) {
         const std::int64_t MM = m * m;
-        need(Buffer::Q, B * MM * size_);
-        need(Buffer::T, B * MM * size_);
+        need(h(Buffer::Q), bytes_of(h(Buffer::Q), B * MM));
+        need(h(Buffer::T), bytes_of(h(Buffer::T), B * MM));
         const auto steps = kp::gram_steps(g);
         for (const auto& s : steps) emit_step_kernels(g, gi, s.step, g.steps[s.step], B, m, n, origin, false);
 
-        Buffer x = Buffer::X, y = Buffer::Y, a = Buffer::A, q = Buffer::Q, spare = Buffer::T;
-        for (const auto& [step, first, last] : steps) {
+        Buffer x = h(Buffer::X), y = h(Buffer::Y), a = h(Buffer::A), q = h(Buffer::Q), spare = h(Buffer::T);
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            const auto& [step, first, last] = steps[i];
             if (first) {
                 self_product(symmetric, B, m, n, x, a, "A = G = X X^T");
-                if (symmetric)
-                    launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, "fill A's lower triangle");
+                if (symmetric) symmetrize(gi, B, MM, a, "fill A's lower triangle");
             }
-            self_product(symmetric, B, m, m, a, Buffer::AA, "AA = A A");
+            self_product(symmetric, B, m, m, a, h(Buffer::AA), "AA = A A");
             // The first P of a run is Q itself; later ones go to B and multiply Q.
-            const Buffer p = first ? q : Buffer::B;
-            launch(KernelNames::poly(gi, step), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(Buffer::AA, 0)},
-                   "P = a I + b A + c A A");
+            const Buffer p = first ? q : h(Buffer::B);
+            launch(KernelNames::poly(gi, step), {grid_for(B * MM), 1, 1}, {work(p, 0), work(a, 0), work(h(Buffer::AA), 0)},
+                   "P = a I + b A + c A A", poly_work(g.steps[step].coeffs, B * MM, p));
             if (!first) {
                 symmetric_left_product(symmetric, B, m, m, p, q, 0, spare, "Q = P Q");
                 std::swap(q, spare);
             }
             if (!last) {
-                self_product(symmetric, B, m, m, p, Buffer::AA, "AA = P P");
-                symmetric_left_product(symmetric, B, m, m, Buffer::AA, a, 0, spare, "A = P P A");
+                self_product(symmetric, B, m, m, p, h(Buffer::AA), "AA = P P");
+                symmetric_left_product(symmetric, B, m, m, h(Buffer::AA), a, 0, spare, "A = P P A");
                 std::swap(a, spare);
                 // Symmetric only in exact arithmetic: the next A A (syrk, or a transposed gemm)
                 // computes A A^T, so an asymmetry would grow every step (as the CPU backend, keep
                 // the upper triangle).
-                launch(KernelNames::symmetrize(gi), {grid_for(B * MM), 1, 1}, {work(a, 0)}, "make A symmetric");
+                symmetrize(gi, B, MM, a, "make A symmetric");
             } else {
-                symmetric_left_product(symmetric, B, m, n, q, x, 0, y, "X' = Q X");
-                std::swap(x, y);
+                // In bf16 the final X goes to Y in f32, or into the updates; one before a restart
+                // stays bf16.
+                if (i + 1 == steps.size() && into_updates(g)) {
+                    product_into_updates(g, m, n, q, x);
+                    break;
+                }
+                const Buffer out = half_ && i + 1 == steps.size() ? Buffer::Y : y;
+                symmetric_left_product(symmetric, B, m, n, q, x, 0, out, "X' = Q X");
+                if (out == y) std::swap(x, y);
+                else x = out;
             }
         }
         return x;
@@ -695,7 +867,8 @@ private:
             else
                 src_ << "        sums[i] = 0.0;\n    }\n";
             end();
-            launch(CudaKernelNames::clear(gi), {grid_for(M * per_member), 1, 1}, {bytes(Buffer::Scratch, 0)}, "zero the group's scratch");
+            launch(CudaKernelNames::clear(gi), {grid_for(M * per_member), 1, 1}, {bytes(Buffer::Scratch, 0)}, "zero the group's scratch",
+                   {0, 0, M * per_member * 8});
         }
         if (g.map == MapKind::NormalizeRows) {
             const std::int64_t lanes = std::min<std::int64_t>(32, cols);
@@ -755,14 +928,16 @@ private:
             if (g.map == MapKind::NormalizeRows || g.map == MapKind::Normalize)
                 launch(CudaKernelNames::sumsq(gi),
                        {reduce_grid_for(g.map == MapKind::NormalizeRows ? rows * std::min<std::int64_t>(32, cols) : E), 1, 1},
-                       {grad(leaf), bytes(Buffer::Scratch, at * 8)}, "sums of squares of " + member.path);
+                       {grad(leaf), bytes(Buffer::Scratch, at * 8)}, "sums of squares of " + member.path,
+                       {2.0 * E, grad_bytes(E), 0});
             if (g.map == MapKind::NormalizeRows)
-                launch(rownorm_name(gi), {grid_for(rows), 1, 1}, {bytes(Buffer::Scratch, at * 8)}, "1 / ||row||_2 of each row");
+                launch(rownorm_name(gi), {grid_for(rows), 1, 1}, {bytes(Buffer::Scratch, at * 8)}, "1 / ||row||_2 of each row",
+                       {2.0 * rows, rows * slots_ * 8, rows * 8});
             if (keys) {
                 launch(CudaKernelNames::maxabs(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
-                       "largest |g| of " + member.path);
+                       "largest |g| of " + member.path, {1.0 * E, grad_bytes(E), 0});
                 launch(CudaKernelNames::argmax(gi), {reduce_grid_for(E), 1, 1}, {grad(leaf), bytes(Buffer::Scratch, at * 8)},
-                       "where it is");
+                       "where it is", {1.0 * E, grad_bytes(E), 0});
             }
             std::string what;
             switch (g.map) {
@@ -826,7 +1001,10 @@ private:
             std::vector<Operand> args{update(leaf), grad(leaf)};
             if (per_member > 0) args.push_back(bytes(Buffer::Scratch, at * 8));
             std::int64_t count = g.map == MapKind::NormalizeColumns ? cols : E;
-            launch(KernelNames::closed(gi, j), {grid_for(count), 1, 1}, args, "update of " + member.path);
+            // NormalizeColumns reads each column twice (its norm, then the update).
+            launch(KernelNames::closed(gi, j), {grid_for(count), 1, 1}, args, "update of " + member.path,
+                   {(g.map == MapKind::NormalizeColumns ? 3.0 : 1.0) * E,
+                    grad_bytes(E) * (g.map == MapKind::NormalizeColumns ? 2 : 1), grad_bytes(E)});
         }
     }
 };
@@ -838,6 +1016,8 @@ Program codegen_cuda(const kp::KernelPlan& plan, const CudaOptions& options) {
                 "bad CUDA launch options");
     if (options.storage == Storage::BF16 && options.type != ElementType::F32)
         throw Unsupported("bf16 gradients and updates are computed in f32, not f64");
+    if (plan.precision != kp::Precision::F32 && options.type != ElementType::F32)
+        throw Unsupported(std::string("precision ") + kp::to_string(plan.precision) + " is for f32 compute; f64 runs its GEMMs in f64");
     return Generator(plan, options).run();
 }
 

@@ -99,11 +99,16 @@ void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options
         steps += s.kind == StepKind::NewtonSchulz;
     }
     int restart = scalar_error(schedule) >= 0.05 ? 0 : 2;
+    // tf32 and bf16 GEMMs (the CUDA backend): restart every two steps, which keeps the error at
+    // the direct iteration's (docs/cuda.md, Precision), and take any saving of a tenth or more.
+    const bool reduced = options.precision != Precision::F32;
+    if (reduced) restart = 2;
     if (steps < 2 || (restart > 0 && steps <= restart)) return;
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-    if (newton_schulz_flops(m, n, steps, true, restart) <= 0.75 * newton_schulz_flops(m, n, steps, false)) {
+    if (newton_schulz_flops(m, n, steps, true, restart, reduced) <= (reduced ? 0.9 : 0.75) * newton_schulz_flops(m, n, steps, false)) {
         g.gram = true;
         g.gram_restart = restart;
+        g.gram_restart_every = reduced;
     }
 }
 

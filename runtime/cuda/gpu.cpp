@@ -28,6 +28,12 @@ namespace modc::cuda {
 
 struct Cublas {
     MODC_CUBLAS_FUNCTIONS(MODC_DECLARE)
+    // Overloaded in C++ by the header (an inline form taking cudaDataType as the compute type),
+    // so its type is spelled out: the C symbol's.
+    cublasStatus_t (*cublasGemmStridedBatchedEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                                 const void*, const void*, cudaDataType, int, long long, const void*,
+                                                 cudaDataType, int, long long, const void*, void*, cudaDataType, int, long long,
+                                                 int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
 };
 
 #undef MODC_DECLARE
@@ -71,6 +77,7 @@ const Loaded& loaded() {
     b->f = reinterpret_cast<decltype(b->f)>(::dlsym(lib, MODC_STR(f)));          \
     if (!b->f) missing += std::string(missing.empty() ? "" : ", ") + MODC_STR(f);
             MODC_CUBLAS_FUNCTIONS(MODC_LOAD)
+            MODC_LOAD(cublasGemmStridedBatchedEx)
 #undef MODC_LOAD
             if (missing.empty())
                 out.cublas = std::move(b);
@@ -283,8 +290,24 @@ struct GpuDualizer::Impl {
         }
     }
 
+    // tf32 and bf16: tensor cores, f32 accumulation (cuda_program.hpp, Matmul).
+    void matmul_ex(const Matmul& m) const {
+        MODC_ASSERT(m.kind == Matmul::Kind::Gemm && program.type == ElementType::F32, "GemmEx is an f32 gemm");
+        const float alpha = static_cast<float>(m.alpha), beta = static_cast<float>(m.beta);
+        const bool bf16 = m.precision == kp::Precision::BF16;
+        const cudaDataType in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+        check(bl.cublasGemmStridedBatchedEx(handle, m.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, m.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            m.m, m.n, m.k, &alpha, reinterpret_cast<const void*>(address(m.a)), in, m.lda,
+                                            m.stride_a, reinterpret_cast<const void*>(address(m.b)), in, m.ldb, m.stride_b, &beta,
+                                            reinterpret_cast<void*>(address(m.c)), holds_bf16(m.c, program.storage) ? CUDA_R_16BF : CUDA_R_32F,
+                                            m.ldc, m.stride_c, m.batch,
+                                            bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+              "cublasGemmStridedBatchedEx");
+    }
+
     template <class T>
     void matmul(const Matmul& m) const {
+        if (m.precision != kp::Precision::F32) return matmul_ex(m);
         constexpr bool f32 = std::is_same_v<T, float>;
         const T alpha = static_cast<T>(m.alpha), beta = static_cast<T>(m.beta);
         auto p = [&](const Operand& o) { return reinterpret_cast<T*>(address(o)); };

@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor_cores.h"
+
 namespace {
 
 using Call = std::function<void()>;
@@ -405,3 +407,24 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
 }
 
 }  // extern "C"
+
+// tf32 and bf16 GEMMs on tensor cores: tensor_cores.h rounds the inputs as the GPU does.
+extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                                     int k, const void* alpha, const void* a, cudaDataType at, int lda,
+                                                     long long sa, const void* b, cudaDataType bt, int ldb, long long sb,
+                                                     const void* beta, void* c, cudaDataType ct, int ldc, long long sc,
+                                                     int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
+    // Only what modc asks for: f32 accumulation; f32 inputs and C (tf32), or bf16 inputs and C in bf16 or f32.
+    const bool bf16 = at == CUDA_R_16BF && bt == CUDA_R_16BF && compute == CUBLAS_COMPUTE_32F &&
+                      (ct == CUDA_R_16BF || ct == CUDA_R_32F);
+    const bool tf32 = at == CUDA_R_32F && bt == CUDA_R_32F && ct == CUDA_R_32F && compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+    if (!(bf16 || tf32)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const bool c_bf16 = ct == CUDA_R_16BF;
+    float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+    auto in = bf16 ? modc_fake::Inputs::BF16 : modc_fake::Inputs::TF32;
+    issue([=] {
+        modc_fake::gemm_ex(op(ta) == CblasTrans, op(tb) == CblasTrans, m, n, k, al, a, lda, sa, b, ldb, sb, be, c, c_bf16, ldc,
+                           sc, batch, in);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -14,6 +14,7 @@
 
 #include "cuda_host_build.hpp"
 #include "spectra.hpp"
+#include "../cuda_host/tensor_cores.h"
 #include "support.hpp"
 #include <cblas.h>
 #include <lapacke.h>
@@ -28,6 +29,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iomanip>
+#include <iostream>
+#include <map>
 #include <limits>
 #include <random>
 #include <set>
@@ -42,6 +46,7 @@
 #include "library/modc.h"
 #include "library/modc.hpp"
 #include "support/bf16.hpp"
+#include "program/cuda_cost.hpp"
 #include "runtime/cuda/cache.hpp"
 #include "runtime/tensor_io.hpp"
 #ifdef MODC_WITH_CUDA
@@ -113,9 +118,10 @@ std::vector<DualPlan> dual_plans(const Net& net) {
     return c->plans;
 }
 
-kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule, bool gram = true) {
+kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule, bool gram = true,
+                           kp::Precision precision = kp::Precision::F32) {
     for (std::size_t i = 0; i < plan.leaves.size(); ++i) REQUIRE(plan.leaves[i].index == static_cast<int>(i));
-    return kp::lower(plan, *kp::find_schedule(schedule), {}, {.gram = gram});
+    return kp::lower(plan, *kp::find_schedule(schedule), {}, {.gram = gram, .precision = precision});
 }
 
 const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};
@@ -169,8 +175,8 @@ std::size_t run_on_host(const cuda::Program& p, const HostKernels& k, const std:
     std::array<std::vector<std::uint64_t>, cuda::kWorkBuffers> work;
     for (int b = 0; b < cuda::kWorkBuffers; ++b) {
         work[static_cast<std::size_t>(b)].resize(static_cast<std::size_t>(p.bytes[static_cast<std::size_t>(b)] + 7) / 8 + 1);
-        T* base = reinterpret_cast<T*>(work[static_cast<std::size_t>(b)].data());
-        std::fill(base, base + work[static_cast<std::size_t>(b)].size() * 8 / sizeof(T), nan);
+        // All bits set: NaN in f32, f64 and bf16 alike.
+        std::memset(work[static_cast<std::size_t>(b)].data(), 0xff, work[static_cast<std::size_t>(b)].size() * 8);
     }
     updates.assign(grads.size(), {});
     for (std::size_t i = 0; i < grads.size(); ++i) updates[i].assign(grads[i].size(), nan_of<S>());
@@ -202,6 +208,19 @@ std::size_t run_on_host(const cuda::Program& p, const HostKernels& k, const std:
             continue;
         }
         const auto& m = std::get<cuda::Matmul>(op.what);
+        // Every matrix a cuBLAS call reads or writes lies inside its buffer.
+        auto inside = [&](const cuda::Operand& o, std::int64_t rows, std::int64_t cols, int ld, std::int64_t stride) {
+            if (o.buffer == cuda::Buffer::Grad || o.buffer == cuda::Buffer::Update) return;
+            const std::int64_t size = cuda::is_bf16(o.buffer) ? 2 : sizeof(T);
+            const std::int64_t last = o.offset + size * ((m.batch - 1) * stride + std::int64_t(ld) * (cols - 1) + rows);
+            if (last > p.bytes[static_cast<std::size_t>(o.buffer)])
+                throw std::logic_error("op " + std::to_string(i) + " reaches past buffer " + cuda::to_string(o.buffer));
+        };
+        if (m.kind == cuda::Matmul::Kind::Gemm) {
+            inside(m.a, m.trans_a ? m.k : m.m, m.trans_a ? m.m : m.k, m.lda, m.stride_a);
+            inside(m.b, m.trans_b ? m.n : m.k, m.trans_b ? m.k : m.n, m.ldb, m.stride_b);
+            inside(m.c, m.m, m.n, m.ldc, m.stride_c);
+        }
         const T alpha = static_cast<T>(m.alpha), beta = static_cast<T>(m.beta);
         switch (m.kind) {
             case cuda::Matmul::Kind::Syrk: {
@@ -216,6 +235,13 @@ std::size_t run_on_host(const cuda::Program& p, const HostKernels& k, const std:
                 symm(m.right, m.lower, m.m, m.n, alpha, t(m.a), m.lda, t(m.b), m.ldb, beta, t(m.c), m.ldc);
                 break;
             case cuda::Matmul::Kind::Gemm:
+                if (m.precision != kp::Precision::F32) {  // cublasGemmStridedBatchedEx: f32 C, f32 alpha and beta
+                    modc_fake::gemm_ex(m.trans_a, m.trans_b, m.m, m.n, m.k, static_cast<float>(m.alpha), address(m.a), m.lda,
+                                       m.stride_a, address(m.b), m.ldb, m.stride_b, static_cast<float>(m.beta), address(m.c),
+                                       cuda::holds_bf16(m.c, p.storage), m.ldc, m.stride_c, m.batch,
+                                       m.precision == kp::Precision::BF16 ? modc_fake::Inputs::BF16 : modc_fake::Inputs::TF32);
+                    break;
+                }
                 for (int b = 0; b < m.batch; ++b)
                     gemm(m.trans_a, m.trans_b, m.m, m.n, m.k, alpha, t(m.a) + b * m.stride_a, m.lda, t(m.b) + b * m.stride_b,
                          m.ldb, beta, t(m.c) + b * m.stride_c, m.ldc);
@@ -258,6 +284,7 @@ struct HostCase {
     bool bf16 = false;                      // gradients and updates in bf16 (f32 compute)
     double magnitude = 0;                   // gradients scaled to about this largest entry (0: as drawn)
     Spectrum spectrum = Spectrum::Gaussian; // singular values of each matrix gradient
+    kp::Precision precision = kp::Precision::F32;  // of the GEMMs: tf32 and bf16 run every spectrum
 };
 
 // Scales each gradient by a power of two (exact) so that its largest entry is about `magnitude`,
@@ -394,6 +421,87 @@ void compare_bf16(const HostCase& c, const cuda::Program& program, const HostKer
     }
 }
 
+const Spectrum kSpectra[] = {Spectrum::Gaussian, Spectrum::Decay1, Spectrum::Decay2, Spectrum::LowRankNoise,
+                             Spectrum::RankDeficient};
+const char* to_string(Spectrum s) {
+    switch (s) {
+        case Spectrum::Gaussian: return "Gaussian";
+        case Spectrum::Decay1: return "1/i";
+        case Spectrum::Decay2: return "1/i^2";
+        case Spectrum::LowRankNoise: return "rank 3 + noise";
+        case Spectrum::RankDeficient: return "rank-deficient";
+    }
+    return "?";
+}
+
+// Relative Frobenius error of `got` against `ref`, both scaled by ref's largest entry first.
+double relative_error(const std::vector<double>& got, const std::vector<double>& ref) {
+    double unit = 0;
+    for (double r : ref) unit = std::max(unit, std::fabs(r));
+    if (unit == 0) unit = 1;
+    double d = 0, n = 0;
+    for (std::size_t e = 0; e < ref.size(); ++e) {
+        d += (got[e] - ref[e]) / unit * ((got[e] - ref[e]) / unit);
+        n += ref[e] / unit * (ref[e] / unit);
+    }
+    return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
+}
+
+// A tf32 or bf16 program run on the host (tensor_cores.h rounding the GEMMs' inputs as the GPU
+// does) against the CPU backend in f64 with the same schedule: what the precision costs, apart
+// from the schedule's own error. Returns each weight's relative error.
+std::vector<double> compare_precision(const HostCase& c, const cuda::Program& program, const HostKernels& kernels,
+                                      Spectrum spectrum, bool check = true) {
+    CompileOptions options;
+    options.schedule = c.schedule;
+    options.set = c.net.set;
+    options.dtype = DType::F64;
+    Dualizer cpu = compile_source_text(c.net.name, c.net.text, options);
+    REQUIRE(cpu.weights().size() == program.leaf_count);
+    auto grads = random_grads<float>(cpu.weights(), 7);
+    std::mt19937 noise(11);
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        const auto& shape = cpu.weights()[i].shape;
+        if (shape.size() >= 2) give_spectrum(grads[i], shape[0], cpu.weights()[i].elements() / shape[0], spectrum, noise);
+    }
+    if (const char* dump = std::getenv("MODC_DUMP_GRADS")) {
+        std::vector<rt::Tensor> t;
+        for (std::size_t i = 0; i < grads.size(); ++i) t.push_back(rt::Tensor::from("w" + std::to_string(i), cpu.weights()[i].shape, grads[i]));
+        rt::write_tensors(std::string(dump) + "/" + to_string(spectrum)[0] + std::to_string(grads.size()) + "/", t);
+    }
+    std::vector<std::vector<double>> wide(grads.size()), expected(grads.size());
+    std::vector<const double*> in;
+    std::vector<double*> out;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        wide[i].assign(grads[i].begin(), grads[i].end());
+        expected[i].assign(grads[i].size(), 0.0);
+        in.push_back(wide[i].data());
+        out.push_back(expected[i].data());
+    }
+    cpu.run(in.data(), out.data());
+    std::vector<std::vector<float>> got;
+    run_on_host<float>(program, kernels, grads, got);
+    std::vector<double> errors;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        std::vector<double> g(got[i].begin(), got[i].end());
+        bool finite = std::all_of(g.begin(), g.end(), [](double v) { return std::isfinite(v); });
+        double error = relative_error(g, expected[i]);
+        errors.push_back(error);
+        if (!check) continue;
+        INFO(c.net.name << ", " << c.schedule << ", " << kp::to_string(c.precision) << ", " << to_string(spectrum)
+                        << " gradients: weight " << cpu.weights()[i].path << ", relative error " << error);
+        CHECK(finite);
+        // Where the gradient has (nearly) zero singular values, its polar factor there is made of
+        // rounding noise, at any precision that rounds: bounded (no divergence), not close.
+        const bool deficient = spectrum == Spectrum::LowRankNoise || spectrum == Spectrum::RankDeficient;
+        CHECK(error <= (deficient ? 1.5 : c.tolerance));
+    }
+    return errors;
+}
+
+// Worst relative errors against f64 allowed for tensor-core precisions (measured: docs/cuda.md).
+const std::map<std::string, double> kPrecisionTolerance{{"tf32", 0.04}, {"bf16", 0.3}, {"bf16 cubic", 0.4}};
+
 // Generates every case's program, compiles them for the host two at a time, and compares.
 void check_on_host(const std::vector<HostCase>& cases) {
     std::vector<cuda::Program> programs;
@@ -407,7 +515,7 @@ void check_on_host(const std::vector<HostCase>& cases) {
         co.matmul = c.mode;
         co.block = c.block;
         co.max_grid = co.max_reduce_grid = c.max_grid;
-        kp::KernelPlan plan = kernel_plan(plans.front(), c.schedule);
+        kp::KernelPlan plan = kernel_plan(plans.front(), c.schedule, true, c.precision);
         gram_leaves.emplace_back();
         for (const auto& g : plan.groups)
             for (const auto& m : g.members)
@@ -428,7 +536,9 @@ void check_on_host(const std::vector<HostCase>& cases) {
         auto build = builds[i].get();
         HostKernels kernels(*build, programs[i]);
         const auto& gram = gram_leaves[i];
-        if (cases[i].bf16) {
+        if (cases[i].precision != kp::Precision::F32) {
+            for (Spectrum s : kSpectra) compare_precision(cases[i], programs[i], kernels, s);
+        } else if (cases[i].bf16) {
             compare_bf16(cases[i], programs[i], kernels, false, gram);
             compare_bf16(cases[i], programs[i], kernels, true, gram);
         } else if (cases[i].f64) {
@@ -549,6 +659,161 @@ TEST_CASE("the emitted CUDA, on ill-conditioned gradients, gives the CPU backend
     check_on_host(cases);
 }
 
+// Issue 14: tf32 and bf16 GEMMs on tensor cores. Each case runs on every spectrum; the
+// tolerance is against f64 (compare_precision). Measured worst errors, with their margins, are in
+// docs/cuda.md ("Precision").
+TEST_CASE("tf32 and bf16 GEMMs, run on the host as the GPU rounds them, against f64", "[cuda][host][precision]") {
+    using M = cuda::MatmulMode;
+    using P = kp::Precision;
+    const Net kinds{"kinds.mod", kKinds, {}};
+    auto with = [](HostCase c, P p) {
+        c.precision = p;
+        return c;
+    };
+    check_on_host({
+        with({kinds, "polar-express", M::Auto, false, kPrecisionTolerance.at("tf32")}, P::TF32),
+        with({kinds, "polar-express", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),
+        with({kinds, "muon", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),
+        with({kinds, "you", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),  // Gram with a restart
+        with({kinds, "cubic", M::Auto, false, kPrecisionTolerance.at("bf16 cubic")}, P::BF16),
+        with({small_gpt(), "polar-express", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),
+    });
+}
+
+TEST_CASE("bf16 and tf32 programs: GemmEx everywhere, the listing says each op's precision", "[cuda][precision]") {
+    const DualPlan plan = dual_plans(example("gpt.mod")).front();
+    for (auto precision : {kp::Precision::TF32, kp::Precision::BF16}) {
+        cuda::Program p = cuda::codegen_cuda(kernel_plan(plan, "polar-express", true, precision));
+        CHECK(p.precision == precision);
+        int matmuls = 0;
+        for (const auto& op : p.ops)
+            if (const auto* m = std::get_if<cuda::Matmul>(&op.what)) {
+                ++matmuls;
+                CHECK(m->kind == cuda::Matmul::Kind::Gemm);  // no syrk or symm: no tensor-core forms
+                CHECK(m->precision == precision);
+                if (precision == kp::Precision::BF16) CHECK(m->beta == 0);  // no Y += B X
+                CHECK(cuda::is_bf16(m->a.buffer) == (precision == kp::Precision::BF16));
+                CHECK(cuda::is_bf16(m->b.buffer) == (precision == kp::Precision::BF16));
+                CHECK_THAT(cuda::describe(op, p.type), Contains("cublasGemmStridedBatchedEx("));
+                CHECK_THAT(cuda::describe(op, p.type), Contains(precision == kp::Precision::BF16 ? "CUBLAS_COMPUTE_32F)"
+                                                                                                 : "CUBLAS_COMPUTE_32F_FAST_TF32)"));
+            }
+        CHECK(matmuls > 0);
+        // bf16: no f32 copies of A, A A or P at all; X in f32 only for the last step's result.
+        const bool bf16 = precision == kp::Precision::BF16;
+        for (auto b : {cuda::Buffer::A, cuda::Buffer::AA, cuda::Buffer::B, cuda::Buffer::Q, cuda::Buffer::X})
+            CHECK((p.bytes[static_cast<std::size_t>(b)] == 0) == bf16);
+        CHECK((p.bytes[static_cast<std::size_t>(cuda::Buffer::Xh)] > 0) == bf16);
+        if (bf16) CHECK_THAT(p.source, Contains("out[e] = modc_f32_to_bf16("));
+    }
+    // f64 has no tensor-core precision in modc.
+    cuda::CudaOptions f64;
+    f64.type = ElementType::F64;
+    CHECK_THROWS_AS(cuda::codegen_cuda(kernel_plan(plan, "polar-express", true, kp::Precision::BF16), f64), cuda::Unsupported);
+}
+
+// Issue 14's done-when: GPT-2 small's dualizer in bf16 is modelled at most 3 ms on an H100.
+TEST_CASE("the cost listing: every op, totals that add up, GPT-2 small in bf16 within 3 ms", "[cuda][cost]") {
+    auto run = run_modc("emit " + quote(std::string(MODC_SOURCE_DIR) + "/examples/gpt.mod") +
+                        " --emit cost --json --precision bf16");
+    INFO(run.err);
+    REQUIRE(run.status == 0);
+    const auto j = nlohmann::json::parse(run.out);
+    const DualPlan plan = dual_plans(example("gpt.mod")).front();
+    const cuda::Program p = cuda::codegen_cuda(kernel_plan(plan, "polar-express", true, kp::Precision::BF16));
+    REQUIRE(j["ops"].size() == p.ops.size());
+    double flops = 0, us = 0, read = 0, written = 0;
+    std::size_t kernels = 0;
+    for (std::size_t i = 0; i < p.ops.size(); ++i) {
+        const auto& op = j["ops"][i];
+        CHECK(op["op"] == i);
+        if (std::holds_alternative<cuda::Launch>(p.ops[i].what))
+            CHECK(op["kind"] == "kernel");
+        else
+            CHECK((op["kind"] == "gemm" || op["kind"] == "batched gemm"));
+        kernels += op["kind"] == "kernel";
+        flops += op["flops"].get<double>();
+        us += op["modelled_us"].get<double>();
+        read += op["bytes_read"].get<double>();
+        written += op["bytes_written"].get<double>();
+        CHECK(op["modelled_us"].get<double>() >= 0);
+    }
+    CHECK(j["total"]["kernels"] == kernels);
+    CHECK(j["total"]["flops"].get<double>() == Approx(flops));
+    CHECK(j["total"]["bytes_read"].get<double>() == Approx(read));
+    CHECK(j["total"]["bytes_written"].get<double>() == Approx(written));
+    CHECK(j["total"]["modelled_ms"].get<double>() == Approx(us / 1e3));
+    WARN("GPT-2 small, bf16: modelled " << j["total"]["modelled_ms"].get<double>() << " ms on an H100");
+    CHECK(j["total"]["modelled_ms"].get<double>() <= 3.0);
+    // A gemm's flops are 2 m n k per matrix.
+    for (const auto& op : p.ops)
+        if (const auto* m = std::get_if<cuda::Matmul>(&op.what)) {
+            auto c = cuda::cost(cuda::Program{.type = ElementType::F32, .ops = {op}});
+            CHECK(c.flops == 2.0 * m->m * m->n * m->k * m->batch);
+        }
+}
+
+// What tf32 and bf16 cost against f64, printed (not a check): `unit_tests "[.precision_table]"`.
+TEST_CASE("the table of tf32 and bf16 errors", "[.precision_table]") {
+    const Net kinds = std::getenv("MODC_TABLE_GPT") ? small_gpt() : Net{"kinds.mod", kKinds, {}};
+    for (const char* schedule : {"polar-express", "muon", "you", "cubic"})
+        for (auto p : {kp::Precision::TF32, kp::Precision::BF16}) {
+            HostCase c{kinds, schedule};
+            c.precision = p;
+            auto plan = kernel_plan(dual_plans(c.net).front(), schedule, !std::getenv("MODC_TABLE_NO_GRAM"), p);
+            cuda::Program program = cuda::codegen_cuda(plan);
+            auto build = build_for_host(program.source);
+            HostKernels kernels(*build, program);
+            for (Spectrum s : kSpectra) {
+                auto errors = compare_precision(c, program, kernels, s, false);
+                std::ostringstream line;
+                line << schedule << " " << kp::to_string(p) << " " << to_string(s) << ":";
+                for (double e : errors) line << " " << std::setprecision(2) << e;
+                std::cout << line.str() << "\n";  // one line a row, unwrapped
+            }
+        }
+}
+
+// The accuracy of tf32 and bf16 on GPT-2 small's matrix shapes (768 x 768 directly, 3072 x 768 and
+// 768 x 3072 by Gram Newton-Schulz), for bench/precision_accuracy.py, which sets
+// MODC_ACCURACY_OUT, runs PyTorch's bf16 Muon iteration on the same gradients and prints the
+// table of docs/cuda.md. Writes OUT/<spectrum>/*.npy (the gradients) and OUT/modc.json.
+TEST_CASE("accuracy of tensor-core precisions on GPT-2 shapes", "[.accuracy]") {
+    const char* out = std::getenv("MODC_ACCURACY_OUT");
+    REQUIRE(out != nullptr);
+    const Net net{"gpt2_shapes.mod", "network gpt2_shapes = Linear(768, 3072) @ Linear(3072, 768) @ Linear(768, 768)\n", {}};
+    const DualPlan plan = dual_plans(net).front();
+    nlohmann::json results = nlohmann::json::array();
+    for (Spectrum s : {Spectrum::Gaussian, Spectrum::Decay1, Spectrum::Decay2}) {
+        std::string name = s == Spectrum::Gaussian ? "gaussian" : s == Spectrum::Decay1 ? "decay1" : "decay2";
+        CompileOptions options;
+        Dualizer shapes = compile_source_text(net.name, net.text, options);
+        auto grads = random_grads<float>(shapes.weights(), 7);
+        std::mt19937 noise(11);
+        std::vector<rt::Tensor> tensors;
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            const auto& w = shapes.weights()[i];
+            give_spectrum(grads[i], w.shape[0], w.shape[1], s, noise);
+            tensors.push_back(rt::Tensor::from(w.path, w.shape, grads[i]));
+        }
+        rt::write_tensors((fs::path(out) / name).string() + "/", tensors);
+        for (const char* schedule : {"polar-express", "muon", "you", "cubic"})
+            for (auto p : {kp::Precision::TF32, kp::Precision::BF16}) {
+                HostCase c{net, schedule};
+                c.precision = p;
+                cuda::Program program = cuda::codegen_cuda(kernel_plan(plan, schedule, true, p));
+                auto build = build_for_host(program.source);
+                HostKernels kernels(*build, program);
+                auto errors = compare_precision(c, program, kernels, s, false);
+                for (std::size_t i = 0; i < errors.size(); ++i)
+                    results.push_back({{"spectrum", name}, {"schedule", schedule}, {"precision", kp::to_string(p)},
+                                       {"weight", shapes.weights()[i].path}, {"error", errors[i]}});
+                WARN(name << " " << schedule << " " << kp::to_string(p) << ": " << errors[0] << " " << errors[1] << " " << errors[2]);
+            }
+    }
+    std::ofstream(fs::path(out) / "modc.json") << results.dump(1) << "\n";
+}
+
 TEST_CASE("bf16 storage: the CUDA source loads bf16, computes in f32 and stores bf16", "[cuda][bf16]") {
     Net net = example("mlp.mod");
     auto plans = dual_plans(net);
@@ -559,7 +824,7 @@ TEST_CASE("bf16 storage: the CUDA source loads bf16, computes in f32 and stores 
     CHECK(p.tensor_element_size() == 2);
     CHECK_THAT(p.source, Contains("f32 (gradients and updates in bf16)"));
     CHECK_THAT(p.source, Contains("g0_sumsq(const unsigned short* __restrict__ grad, double* __restrict__ sums)"));
-    CHECK_THAT(p.source, Contains("x[i] = (float)(modc_bf16_to_f32(grad[i]) * inv);"));
+    CHECK_THAT(p.source, Contains("const float v = (float)(modc_bf16_to_f32(grad[i]) * inv);"));
     CHECK_THAT(p.source, Contains("g0_m0_finish(unsigned short* __restrict__ update, const float* __restrict__ x)"));
     CHECK_THAT(p.source, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
     CHECK_THAT(p.source, Contains("cublasSsyrk(lower, T, n=256, k=784"));  // the work stays f32
@@ -704,6 +969,14 @@ TEST_CASE("every kernel of every example compiles with NVRTC for sm_80 and sm_90
     for (const char* file : {"mlp.mod", "cnn.mod", "gpt.mod"})
         programs.emplace_back(cuda::codegen_cuda(kernel_plan(dual_plans(example(file)).front(), "polar-express"), bf16),
                               std::string(file) + ", polar-express, bf16");
+    // bf16 GEMMs (their kernels read and write bf16; tf32's are f32's): every kernel kind, the
+    // cubic schedule and a Gram restart, and GPT-2 small.
+    for (const char* schedule : {"polar-express", "cubic", "you"})
+        programs.emplace_back(cuda::codegen_cuda(kernel_plan(kinds, schedule, true, kp::Precision::BF16)),
+                              std::string("kinds.mod, ") + schedule + ", bf16 GEMMs");
+    programs.emplace_back(cuda::codegen_cuda(kernel_plan(dual_plans(example("gpt.mod")).front(), "polar-express", true,
+                                                         kp::Precision::BF16)),
+                          "gpt.mod, polar-express, bf16 GEMMs");
     auto start = std::chrono::steady_clock::now();
     int cached = 0;
     for (const auto& [program, what] : programs) {
@@ -897,10 +1170,14 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     CHECK_THAT(last.out, Contains("__global__"));
     CHECK(run("--emit cuda --schedule svd") == 1);
     CHECK_THAT(last.err, Contains("svd"));
-    CHECK(run("--emit cuda --dtype bf16") == 0);
+    CHECK(run("--emit cuda --dtype bf16 --precision f32") == 0);
     CHECK_THAT(last.out, Contains("update[i] = modc_f32_to_bf16(0.190476194f * x[i]);"));
     CHECK(run("--emit llvm --dtype bf16") == 1);
     CHECK_THAT(last.err, Contains("--dtype bf16 is the CUDA backend's storage"));
+    // The default precision (bf16): the last GEMM writes the bf16 updates, no finish kernel.
+    CHECK(run("--emit cuda --dtype bf16") == 0);
+    CHECK_THAT(last.out, Contains("CUDA_R_16BF, ldc=256, 65536, batch=1, CUBLAS_COMPUTE_32F)    // A = X X^T"));
+    CHECK_THAT(last.out, Contains("update[0], CUDA_R_16BF, ldc=784"));
 #ifdef MODC_WITH_CUDA
     if (!cuda::load_nvrtc(nullptr)) return;
     CHECK(run("--emit ptx") == 0);
@@ -908,7 +1185,7 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     CHECK_THAT(last.out, Contains(".entry g0_normalize"));
     CHECK(run("--emit ptx --arch sm_80") == 0);
     CHECK_THAT(last.out, Contains(".target sm_80"));
-    CHECK(run("--emit ptx --arch sm_80 --dtype bf16") == 0);
+    CHECK(run("--emit ptx --arch sm_80 --dtype bf16 --precision f32") == 0);
     CHECK_THAT(last.out, Contains(".param .u64 g0_m0_finish_param_0"));
     CHECK(run("--emit ptx --arch sm_8") == 1);
     CHECK_THAT(last.err, Contains("--arch"));
@@ -935,10 +1212,11 @@ std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
 }
 
 // The fake kernels of a plan as the API compiles it: f32 arithmetic, bf16 storage or not.
-std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string& schedule, bool bf16) {
+std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string& schedule, bool bf16,
+                                        kp::Precision precision = kp::Precision::F32) {
     cuda::CudaOptions co;
     co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule), co));
+    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule, true, precision), co));
     INFO(build->log);
     REQUIRE(build->status == 0);
     return build;
@@ -947,8 +1225,9 @@ std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string&
 using modc::test::fake_env;
 
 // T: float, double, or std::uint16_t for bf16 gradients (random f32 values rounded to bf16).
+// `precision`: of the GPU's GEMMs (--precision); the CPU runs f32 (or f64).
 template <class T>
-void check_fake_gpu(const Net& net, const std::string& schedule, double tolerance) {
+void check_fake_gpu(const Net& net, const std::string& schedule, double tolerance, kp::Precision precision = kp::Precision::F32) {
     auto plans = dual_plans(net);
     REQUIRE(plans.size() == 1);
     const DualPlan& plan = plans.front();
@@ -956,7 +1235,7 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
     cuda::CudaOptions co;
     co.type = std::is_same_v<T, double> ? ElementType::F64 : ElementType::F32;
     co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule), co));
+    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule, true, precision), co));
     INFO(build->log);
     REQUIRE(build->status == 0);
 
@@ -983,6 +1262,7 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
         REQUIRE(result.status == 0);
     };
     run("", "cpu");
+    args += std::string(" --precision ") + kp::to_string(precision);
     run(fake_env(*build, dir.path / "cache"), "cuda");
     auto cpu = rt::read_tensors((dir.path / "cpu.safetensors").string());
     auto gpu = rt::read_tensors((dir.path / "cuda.safetensors").string());
@@ -1023,6 +1303,11 @@ TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on
     std::ofstream(kinds) << kKinds;
     check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
     check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
+    // Tensor cores: runtime/cuda calls cublasGemmStridedBatchedEx, with bf16 or f32 inputs, a
+    // bf16 or f32 C (the fake rounds as the GPU does); the CPU runs f32.
+    check_fake_gpu<float>(small_gpt(), "polar-express", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
+    check_fake_gpu<float>(small_gpt(), "muon", kPrecisionTolerance.at("tf32"), kp::Precision::TF32);
+    check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
 }
 
 // `modc bench --backend cuda` on the fake driver: every field of the JSON report, against the
@@ -1045,7 +1330,8 @@ TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on t
     for (bool bf16 : {false, true}) {
         auto build = fake_kernels(plan, "muon", bf16);
         const std::string env = fake_env(*build, dir.path / (bf16 ? "cache_bf16" : "cache_f32"));
-        const std::string cuda_args = args + " --backend cuda" + (bf16 ? " --dtype bf16" : "");
+        // f32 GEMMs: the same plan as the CPU's (tf32 and bf16 restart Gram Newton-Schulz).
+        const std::string cuda_args = args + " --backend cuda --precision f32" + (bf16 ? " --dtype bf16" : "");
         // The second run finds the kernels in the NVRTC cache the first one filled.
         for (bool cached : {false, true}) {
             auto run = run_modc(cuda_args + " --json", env);
@@ -1165,7 +1451,8 @@ TEST_CASE("(in a process of its own) the C++ and C APIs with Backend::Cuda on th
         }
         double error = norm(ref) > 0 ? norm(diff) / norm(ref) : norm(diff);
         INFO(type << ": weight " << gpu.weights()[i].path << ", relative error " << error);
-        CHECK(error <= (bf16 ? kBf16 / 4 : 3e-5));
+        // The GPU's default precision is bf16 GEMMs (the C API's too), the CPU's f32.
+        CHECK(error <= kPrecisionTolerance.at("bf16"));
     }
 }
 
@@ -1176,7 +1463,7 @@ TEST_CASE("the C++ and C APIs with Backend::Cuda on a fake driver that runs the 
     const DualPlan plan = dual_plans(Net{kinds.string(), kKinds, {}}).front();
     const fs::path self = fs::read_symlink("/proc/self/exe");
     for (bool bf16 : {false, true}) {
-        auto build = fake_kernels(plan, "you", bf16);
+        auto build = fake_kernels(plan, "you", bf16, kp::Precision::BF16);  // the CUDA backend's default
         fs::path log = dir.path / "log";
         std::string cmd = fake_env(*build, dir.path / "cache") + " MODC_FAKE_API_NET=" + quote(kinds.string()) +
                           " MODC_FAKE_API_DTYPE=" + (bf16 ? "bf16" : "f32") + " " + quote(self.string()) +

@@ -18,6 +18,7 @@
 #include "compiler/analysis/step.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
 #include "compiler/backend/codegen_cuda_step.hpp"
+#include "program/cuda_cost.hpp"
 #include "compiler/backend/codegen_llvm.hpp"
 #include "compiler/analysis/explain.hpp"
 #include "compiler/backend/schedule.hpp"
@@ -189,7 +190,28 @@ std::unique_ptr<cuda::DiskCache> kernel_cache() {
 }
 #endif
 
-// `--emit cuda` (text, always) and `--emit ptx` (NVRTC, for --arch).
+// `--emit cost --json`: the GPU program's cost listing (program/cuda_cost.hpp).
+std::string cost_json(const cuda::Program& program) {
+    const cuda::Cost c = cuda::cost(program);
+    nlohmann::json ops = nlohmann::json::array();
+    for (const auto& op : c.ops)
+        ops.push_back({{"op", op.op}, {"kind", op.kind}, {"name", op.name}, {"shape", op.shape}, {"precision", op.precision},
+                       {"flops", op.flops}, {"bytes_read", op.read}, {"bytes_written", op.written},
+                       {"modelled_us", op.seconds * 1e6}});
+    nlohmann::json j = {{"network", program.network},
+                        {"schedule", program.schedule},
+                        {"precision", kp::to_string(program.precision)},
+                        {"peaks", {{"device", c.peaks.name}, {"bf16_flops", c.peaks.bf16}, {"tf32_flops", c.peaks.tf32},
+                                   {"f32_flops", c.peaks.f32}, {"f64_flops", c.peaks.f64}, {"f64_cuda_core_flops", c.peaks.f64_cuda},
+                                   {"bytes_per_second", c.peaks.bandwidth}}},
+                        {"ops", ops},
+                        {"total", {{"ops", c.ops.size()}, {"kernels", c.launches}, {"cublas_calls", c.matmuls},
+                                   {"host_checks", c.checks}, {"flops", c.flops}, {"bytes_read", c.read},
+                                   {"bytes_written", c.written}, {"modelled_ms", c.seconds * 1e3}}}};
+    return j.dump(1) + "\n";
+}
+
+// `--emit cuda` (text, always), `--emit cost` and `--emit ptx` (NVRTC, for --arch).
 int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::function<int(const std::string&)>& write) {
     cuda::CudaOptions co;
     co.type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
@@ -201,6 +223,7 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
         return fail(e.what());
     }
     if (o.emit == "cuda") return write(cuda::print_cuda(program));
+    if (o.emit == "cost") return write(o.json ? cost_json(program) : cuda::print_cost(cuda::cost(program)));
 #ifdef MODC_WITH_CUDA
     std::string arch = cuda::normalize_arch(o.arch);
     if (arch.empty()) return fail("--arch expects an architecture such as sm_80 or sm_90, got '" + o.arch + "'");
@@ -381,15 +404,17 @@ int run(const Options& o) {
             return fail(e.what());
         }
     }
-    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm" || o.emit == "cuda" || o.emit == "ptx")) {
+    if (o.command == "emit" && (o.emit == "plan" || o.emit == "llvm" || o.emit == "cuda" || o.emit == "ptx" || o.emit == "cost")) {
         CompileOptions co;
         if (!parse_schedules(o.schedules, co)) return 1;
         std::map<std::string, const kp::Schedule*> per_leaf;
         for (const auto& [path, name] : co.leaf_schedules) per_leaf[path] = kp::find_schedule(name);
         const DType dtype = o.dtype == "f64" ? DType::F64 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
-        const bool gpu = o.emit == "cuda" || o.emit == "ptx";
+        const bool gpu = o.emit == "cuda" || o.emit == "ptx" || o.emit == "cost";
         if (o.emit != "plan" && !check_emit_precision(o, gpu ? Backend::Cuda : Backend::Cpu, dtype)) return 1;
-        const Precision precision = parse_precision(o.precision);
+        // No --precision: the backend's default (the plan: the CPU's).
+        const Precision precision = o.precision.empty() ? backend_precisions(gpu ? Backend::Cuda : Backend::Cpu, dtype).front()
+                                                        : parse_precision(o.precision);
         kp::KernelPlan kernel_plan =
             kp::lower(*plan, *kp::find_schedule(co.schedule), per_leaf,
                       {.gram = !o.no_gram,
@@ -397,7 +422,7 @@ int run(const Options& o) {
                                     : precision == Precision::BF16 ? kp::Precision::BF16
                                                                    : kp::Precision::F32});
         if (o.emit == "plan") return write(kp::print(kernel_plan));
-        if (o.emit == "cuda" || o.emit == "ptx") return emit_cuda(o, kernel_plan, write);
+        if (gpu) return emit_cuda(o, kernel_plan, write);
         if (o.dtype == "bf16")
             return fail("--dtype bf16 is the CUDA backend's storage of gradients and updates: it goes with --emit cuda "
                         "or ptx (the CPU backend computes bf16 in f32: --dtype f32)");
@@ -447,9 +472,11 @@ int main(int argc, char** argv) {
     auto* emit = app.add_subcommand("emit", "print a stage of the compilation");
     common(emit);
     emit->add_option("--emit", o.emit,
-                     "the stage: ast, ir, dual, plan, llvm, cuda or ptx; or an optimizer's step: step-plan, step "
-                     "(LLVM IR) or step-cuda")
-        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx", "step-plan", "step", "step-cuda"}));
+                     "the stage: ast, ir, dual, plan, llvm, cuda, ptx or cost (the GPU program's ops, what each "
+                     "computes and moves, and a modelled H100 time); or an optimizer's step: step-plan, step (LLVM IR) "
+                     "or step-cuda")
+        ->check(CLI::IsMember({"ast", "ir", "dual", "plan", "llvm", "cuda", "ptx", "cost", "step-plan", "step", "step-cuda"}));
+    emit->add_flag("--json", o.json, "--emit cost: as JSON");
     emit->add_option("--optimizer", o.optimizer, "the optimizer block for --emit step*, when the file has several");
     emit->add_option("--arch", o.arch, "GPU architecture for --emit ptx: sm_90 (default), sm_80, ...");
     emit->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
