@@ -12,8 +12,10 @@
 # runs after 3 warm-up runs, on its own random gradients).
 #
 # Settings (environment): CASES (default "mlp:polar-express cnn:polar-express gpt:polar-express
-# gpt:muon gpt:cubic"), RUNS (20), DTYPE (f32 or f64), TOLERANCE (1e-3 for f32, 1e-9 for f64),
-# SET (extra --set
+# gpt:muon gpt:cubic"), RUNS (20), DTYPE (f32 or f64), PRECISION of the GPU's GEMMs (bf16, the
+# CUDA backend's default, tf32 or f32; f64: f32), TOLERANCE (against the CPU in f32 or f64:
+# 0.3 for bf16 and 0.04 for tf32, the bounds tests/unit/test_cuda.cpp holds the host runs of
+# those programs to against f64; 1e-3 for f32; 1e-9 for f64), SET (extra --set
 # arguments for every case, e.g. "--set L=2"). Needs python3 with numpy, and a GPU.
 # The NVRTC cache is the usual one ($MODC_CACHE_DIR, else ~/.cache/modc): a second run of
 # this script does not compile the kernels again.
@@ -24,7 +26,13 @@ modc=${1:-$root/build/modc}
 cases=${CASES:-"mlp:polar-express cnn:polar-express gpt:polar-express gpt:muon gpt:cubic"}
 runs=${RUNS:-20}
 dtype=${DTYPE:-f32}
-if [ "$dtype" = f64 ]; then tolerance=${TOLERANCE:-1e-9}; else tolerance=${TOLERANCE:-1e-3}; fi
+if [ "$dtype" = f64 ]; then precision=${PRECISION:-f32}; else precision=${PRECISION:-bf16}; fi
+case "$dtype:$precision" in
+    f64:*) tolerance=${TOLERANCE:-1e-9} ;;
+    *:bf16) tolerance=${TOLERANCE:-0.3} ;;
+    *:tf32) tolerance=${TOLERANCE:-0.04} ;;
+    *) tolerance=${TOLERANCE:-1e-3} ;;
+esac
 set_args=${SET:-}
 
 [ -x "$modc" ] || { echo "bench/gpu.sh: no modc at $modc (build it, or pass its path)" >&2; exit 1; }
@@ -88,7 +96,7 @@ for case in $cases; do
     t1=$(now)
     # shellcheck disable=SC2086
     MODC_CUDA_TIMING=$runs "$modc" dualize "$file" $set_args --schedule "$schedule" --in "$work/grads" \
-        --out "$work/cuda/" --backend cuda 2>"$work/cuda.log" || { cat "$work/cuda.log" >&2; failed=1; continue; }
+        --out "$work/cuda/" --backend cuda --precision "$precision" 2>"$work/cuda.log" || { cat "$work/cuda.log" >&2; failed=1; continue; }
     t2=$(now)
     gpu_ms=$(sed -n 's/.*dualization \([0-9.]*\) ms.*/\1/p' "$work/cuda.log")
     if ! worst=$(python3 "$work/compare.py" "$work/cpu" "$work/cuda" "$tolerance"); then
@@ -96,7 +104,7 @@ for case in $cases; do
         worst="$worst  FAILED"
     fi
     # shellcheck disable=SC2086
-    bench_ms=$("$modc" bench "$file" $set_args --schedule "$schedule" --dtype "$dtype" --backend cuda \
+    bench_ms=$("$modc" bench "$file" $set_args --schedule "$schedule" --dtype "$dtype" --precision "$precision" --backend cuda \
         --runs "$runs" --json 2>"$work/bench.log" |
         python3 -c 'import json, sys; print("%.3f" % (json.load(sys.stdin)["gpu_median_seconds"] * 1e3))' 2>/dev/null) ||
         { cat "$work/bench.log" >&2; failed=1; bench_ms="?"; }
@@ -108,4 +116,12 @@ if [ "$failed" != 0 ]; then
     echo "bench/gpu.sh: some updates differ from the CPU's, or a run failed (above)" >&2
     exit 1
 fi
-echo "bench/gpu.sh: every update within $tolerance of the CPU's"
+echo "bench/gpu.sh: every update ($precision GEMMs) within $tolerance of the CPU's"
+# The modelled time of the same program at the H100's stated peaks, for comparison with the
+# measured GPU time above (docs/cuda.md, "What the program costs").
+for case in $cases; do
+    net=${case%%:*}
+    # shellcheck disable=SC2086
+    "$modc" emit "$root/examples/$net.mod" $set_args --schedule "${case#*:}" --emit cost --precision "$precision" \
+        --dtype "$dtype" | sed -n "s/^total: .*modelled \([0-9.]*\) ms.*/$case: modelled \1 ms on an H100 (stated peaks)/p"
+done

@@ -30,6 +30,11 @@
 //     it unchanged (B = 0, Y = X), and every few steps a Converged op lets the host skip the
 //     rest of the group's steps once all of its matrices have converged.
 //   closed forms: per member g_m_map with its scale, after reductions where the map needs them.
+//
+// The GEMMs' precision is the kernel plan's (KernelPlan::precision): f32 (the compute type) as
+// above; tf32, the same ops with every matmul a GemmEx; bf16, Newton-Schulz's state in bf16
+// buffers between GemmEx calls, each step A = X X^T, A A, g_s_poly (P = a I + b A + c A A) and
+// X' = P X, and the last GEMM writing the updates (docs/cuda.md, "Precision").
 #pragma once
 #include <array>
 #include <cstdint>
