@@ -20,7 +20,7 @@ namespace {
 
 CompileOptions options_from(const std::string& network, const std::map<std::string, std::string>& set,
                             const std::string& schedule, const std::string& backend, const std::string& dtype, bool gram,
-                            unsigned threads) {
+                            unsigned threads, const std::string& precision = "") {
     CompileOptions o;
     o.network = network;
     o.set = set;
@@ -32,6 +32,12 @@ CompileOptions options_from(const std::string& network, const std::map<std::stri
     o.dtype = dtype == "f64" ? DType::F64 : dtype == "bf16" ? DType::BF16 : DType::F32;
     o.gram = gram;
     o.threads = threads;
+    if (!precision.empty() && precision != "f32" && precision != "tf32" && precision != "bf16")
+        throw CompileError("precision must be 'f32', 'tf32' or 'bf16', not '" + precision + "'");
+    o.precision = precision == "f32"    ? Precision::F32
+                  : precision == "tf32" ? Precision::TF32
+                  : precision == "bf16" ? Precision::BF16
+                                        : Precision::Default;
     return o;
 }
 
@@ -128,11 +134,11 @@ PYBIND11_MODULE(_modc, m) {
         "compile",
         [](const std::string& name, const std::string& text, const std::string& network,
            const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
-           const std::string& dtype, bool gram, unsigned threads) {
-            return compile_source_text(name, text, options_from(network, set, schedule, backend, dtype, gram, threads));
+           const std::string& dtype, bool gram, unsigned threads, const std::string& precision) {
+            return compile_source_text(name, text, options_from(network, set, schedule, backend, dtype, gram, threads, precision));
         },
         py::arg("name"), py::arg("text"), py::arg("network"), py::arg("set"), py::arg("schedule"), py::arg("backend"),
-        py::arg("dtype"), py::arg("gram"), py::arg("threads"));
+        py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("precision") = "");
 
     m.def(
         "explain_json",
@@ -183,15 +189,17 @@ PYBIND11_MODULE(_modc, m) {
         "compile_optimizer",
         [](const std::string& name, const std::string& text, const std::string& optimizer, const std::string& network,
            const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
-           const std::string& dtype, bool gram, unsigned threads, const std::vector<std::string>& owned) {
+           const std::string& dtype, bool gram, unsigned threads, const std::vector<std::string>& owned,
+           const std::string& precision) {
             OptimizerOptions o;
-            static_cast<CompileOptions&>(o) = options_from(network, set, schedule, backend, dtype, gram, threads);
+            static_cast<CompileOptions&>(o) = options_from(network, set, schedule, backend, dtype, gram, threads, precision);
             o.optimizer = optimizer;
             o.owned = owned;
             return compile_optimizer_text(name, text, o);
         },
         py::arg("name"), py::arg("text"), py::arg("optimizer"), py::arg("network"), py::arg("set"), py::arg("schedule"),
-        py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("owned") = std::vector<std::string>{});
+        py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("owned") = std::vector<std::string>{},
+        py::arg("precision") = "");
 
     m.def(
         "partition",

@@ -58,13 +58,14 @@ class Optimizer(torch.optim.Optimizer):
     """The optimizer block of a .mod file, as a torch.optim.Optimizer (see the module's doc).
 
     params: {path: parameter} or named parameters (with `rename`); mod: a .mod path or text;
-    optimizer: the block (when the file has several); network, set, schedule, gram, threads: as
+    optimizer: the block (when the file has several); network, set, schedule, gram, threads, precision: as
     modc.compile; fallback: a function from the left-over parameters to an optimizer for them
     (without one, leftovers are an error); **hyper: values for the block's parameters.
     """
 
     def __init__(self, params, mod, *, optimizer=None, network=None, set=None, schedule="polar-express",
-                 backend=None, rename=None, fallback=None, gram=True, threads=0, process_group=None, **hyper):
+                 backend=None, rename=None, fallback=None, gram=True, threads=0, process_group=None, precision=None,
+                 **hyper):
         mapped, leftover, origin = map_parameters(params, rename)
         name, text = read_source(mod)
         dtypes = {p.dtype for p in mapped.values()}
@@ -86,7 +87,7 @@ class Optimizer(torch.optim.Optimizer):
             self._shards = Shards(name, text, process_group, network or "", _sets(set), schedule, gram)
             owned = [self._shards.paths[i] for i in self._shards.mine] or self._shards.paths[:1]
         self._native = _modc.compile_optimizer(name, text, optimizer or "", network or "", _sets(set), schedule,
-                                               backend, dtype, gram, threads, owned)
+                                               backend, dtype, gram, threads, owned, precision or "")
         self._weights = self._shards.weights if self._shards else [w for w in self._native.weights]
         paths = [w["path"] for w in self._weights]
         missing = [p for p in paths if p not in mapped]

@@ -52,7 +52,7 @@ def decay1(rng, shape):
 
 def main(mod):
     rng = np.random.default_rng(3)
-    gpu = modc.compile(mod, backend="cuda")
+    gpu = modc.compile(mod, backend="cuda", precision="f32")  # f32 GEMMs: the kernels the fake runs
     # dualize: "CUDA" tensors through run_device, NumPy arrays through the host run: the same bits.
     grads = {w.path: decay1(rng, w.shape).astype(np.float32) for w in gpu.weights}
     host = gpu.dualize(grads)
@@ -80,7 +80,7 @@ def main(mod):
     start = {w.path: (0.2 * rng.standard_normal(w.shape)).astype(np.float32) for w in gpu.weights}
     params = {p: on("cuda:0", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
     ref = {p: torch.nn.Parameter(torch.from_numpy(v.copy())) for p, v in start.items()}
-    opt = modc.torch.Optimizer(params, mod, lr=0.05)
+    opt = modc.torch.Optimizer(params, mod, lr=0.05, precision="f32")
     ref_opt = modc.torch.Optimizer(ref, mod, lr=0.05)
     assert opt._native.backend == "cuda" and ref_opt._native.backend == "cpu"
     del streams[:]

@@ -464,11 +464,6 @@ std::vector<double> compare_precision(const HostCase& c, const cuda::Program& pr
         const auto& shape = cpu.weights()[i].shape;
         if (shape.size() >= 2) give_spectrum(grads[i], shape[0], cpu.weights()[i].elements() / shape[0], spectrum, noise);
     }
-    if (const char* dump = std::getenv("MODC_DUMP_GRADS")) {
-        std::vector<rt::Tensor> t;
-        for (std::size_t i = 0; i < grads.size(); ++i) t.push_back(rt::Tensor::from("w" + std::to_string(i), cpu.weights()[i].shape, grads[i]));
-        rt::write_tensors(std::string(dump) + "/" + to_string(spectrum)[0] + std::to_string(grads.size()) + "/", t);
-    }
     std::vector<std::vector<double>> wide(grads.size()), expected(grads.size());
     std::vector<const double*> in;
     std::vector<double*> out;
@@ -662,7 +657,7 @@ TEST_CASE("the emitted CUDA, on ill-conditioned gradients, gives the CPU backend
 // Issue 14: tf32 and bf16 GEMMs on tensor cores. Each case runs on every spectrum; the
 // tolerance is against f64 (compare_precision). Measured worst errors, with their margins, are in
 // docs/cuda.md ("Precision").
-TEST_CASE("tf32 and bf16 GEMMs, run on the host as the GPU rounds them, against f64", "[cuda][host][precision]") {
+TEST_CASE("cuda precision: tf32 and bf16 GEMMs, run on the host as the GPU rounds them, against f64", "[cuda][host][precision]") {
     using M = cuda::MatmulMode;
     using P = kp::Precision;
     const Net kinds{"kinds.mod", kKinds, {}};
@@ -680,7 +675,7 @@ TEST_CASE("tf32 and bf16 GEMMs, run on the host as the GPU rounds them, against 
     });
 }
 
-TEST_CASE("bf16 and tf32 programs: GemmEx everywhere, the listing says each op's precision", "[cuda][precision]") {
+TEST_CASE("cuda precision: bf16 and tf32 programs, GemmEx everywhere, the listing says each op's precision", "[cuda][precision]") {
     const DualPlan plan = dual_plans(example("gpt.mod")).front();
     for (auto precision : {kp::Precision::TF32, kp::Precision::BF16}) {
         cuda::Program p = cuda::codegen_cuda(kernel_plan(plan, "polar-express", true, precision));
@@ -713,7 +708,7 @@ TEST_CASE("bf16 and tf32 programs: GemmEx everywhere, the listing says each op's
 }
 
 // Issue 14's done-when: GPT-2 small's dualizer in bf16 is modelled at most 3 ms on an H100.
-TEST_CASE("the cost listing: every op, totals that add up, GPT-2 small in bf16 within 3 ms", "[cuda][cost]") {
+TEST_CASE("cuda cost listing: every op, totals that add up, GPT-2 small in bf16 within 3 ms", "[cuda][cost]") {
     auto run = run_modc("emit " + quote(std::string(MODC_SOURCE_DIR) + "/examples/gpt.mod") +
                         " --emit cost --json --precision bf16");
     INFO(run.err);

@@ -154,6 +154,7 @@ void device_path(const std::string& mod, const std::string& schedule, double tol
     options.optimizer = "full";
     options.threads = 1;
     options.backend = Backend::Cuda;
+    options.precision = Precision::F32;  // the device path against the CPU's f32 (bf16 GEMMs: test_cuda.cpp)
     std::mt19937 rng(5);
 
     // The dualizer: run_device against run, bit for bit, on Gaussian and ill-conditioned gradients.
