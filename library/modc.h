@@ -45,6 +45,8 @@ typedef struct modc_dualizer modc_dualizer;
 typedef enum { MODC_F32 = 0, MODC_F64 = 1, MODC_BF16 = 2 } modc_dtype;
 /* Where the dualizer runs: the CPU, or GPU 0 through CUDA (docs/cuda.md). */
 typedef enum { MODC_CPU = 0, MODC_CUDA = 1 } modc_backend;
+/* The matmuls' precision (docs/cuda.md, Precision); DEFAULT: the backend's (CUDA: bf16). */
+typedef enum { MODC_PRECISION_DEFAULT = 0, MODC_PRECISION_F32 = 1, MODC_PRECISION_TF32 = 2, MODC_PRECISION_BF16 = 3 } modc_precision;
 
 typedef struct {
     const char* network;  /* NULL: the only network of the file */
@@ -58,6 +60,7 @@ typedef struct {
     const char* const* set_names;
     const char* const* set_values;
     size_t set_count;
+    modc_precision precision; /* last, so that zeroed structs of older callers mean the default */
 } modc_compile_options;
 
 /* NULL on failure, with *error (if error is not NULL) set to a message to free with modc_free_string.

@@ -84,6 +84,13 @@ modc::CompileOptions compile_options(const modc_compile_options* options) {
     }
     o.gram = options->no_gram == 0;
     o.threads = options->threads;
+    switch (const int precision = enum_value(options->precision)) {
+        case MODC_PRECISION_DEFAULT: o.precision = modc::Precision::Default; break;
+        case MODC_PRECISION_F32: o.precision = modc::Precision::F32; break;
+        case MODC_PRECISION_TF32: o.precision = modc::Precision::TF32; break;
+        case MODC_PRECISION_BF16: o.precision = modc::Precision::BF16; break;
+        default: throw modc::CompileError("unknown precision " + std::to_string(precision));
+    }
     if (options->set_count && (!options->set_names || !options->set_values))
         throw modc::CompileError("set_count is " + std::to_string(options->set_count) +
                                  " but set_names or set_values is NULL");

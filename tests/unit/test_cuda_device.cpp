@@ -233,6 +233,7 @@ void device_path(const std::string& mod, const std::string& schedule, double tol
     c_options.dtype = std::is_same_v<T, double> ? MODC_F64 : MODC_F32;
     c_options.backend = MODC_CUDA;
     c_options.threads = 1;
+    c_options.precision = MODC_PRECISION_F32;  // as the C++ side above
     char* error = nullptr;
     modc_dualizer* d = modc_compile_file_with(mod.c_str(), &c_options, &error);
     INFO((error ? error : ""));
