@@ -452,7 +452,10 @@ kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options) {
         if (!known) throw CompileError("network '" + plan.network + "' has no weight '" + path + "'");
         per_leaf[path] = found;
     }
-    return kp::lower(plan, *schedule, per_leaf, kp::LowerOptions{.gram = options.gram, .precision = plan_precision(options)});
+    return kp::lower(plan, *schedule, per_leaf,
+                     kp::LowerOptions{.gram = options.gram,
+                                      .precision = plan_precision(options),
+                                      .gram_restart_every = options.backend == Backend::Cuda});
 }
 
 DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths) {

@@ -91,7 +91,7 @@ namespace {
 // its first step (errors 9 to 2e5 against f64 for muon, you and polar-express, where the direct
 // iteration stays at 0.01-0.02: bench/bf16_accuracy.py, docs/performance.md).
 void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options) {
-    if (!options.gram || options.precision == Precision::BF16) return;
+    if (!options.gram || (options.precision == Precision::BF16 && !options.gram_restart_every)) return;
     int steps = 0;
     for (const auto& s : g.steps) {
         if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return;
@@ -99,9 +99,10 @@ void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options
         steps += s.kind == StepKind::NewtonSchulz;
     }
     int restart = scalar_error(schedule) >= 0.05 ? 0 : 2;
-    // tf32 and bf16 GEMMs (the CUDA backend): restart every two steps, which keeps the error at
-    // the direct iteration's (docs/cuda.md, Precision), and take any saving of a tenth or more.
-    const bool reduced = options.precision != Precision::F32;
+    // tf32 and bf16 GEMMs of the CUDA backend: restart after step 1 and then every two steps,
+    // which keeps the error near the direct iteration's (docs/cuda.md, Precision), and take any
+    // saving of a tenth or more.
+    const bool reduced = options.precision != Precision::F32 && options.gram_restart_every;
     if (reduced) restart = 2;
     if (steps < 2 || (restart > 0 && steps <= restart)) return;
     auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());

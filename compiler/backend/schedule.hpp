@@ -34,6 +34,9 @@ struct LowerOptions {
     bool gram = true;
     // The matmuls' input precision, recorded in the plan for the backends (KernelPlan::precision).
     Precision precision = Precision::F32;
+    // tf32 and bf16 GEMMs that run Gram Newton-Schulz restarted after step 1 and then every 2
+    // steps (the CUDA backend: Group::gram_restart_every). Without it, bf16 has no Gram (the CPU).
+    bool gram_restart_every = false;
 };
 
 // Groups leaves by (map, shape, schedule) and lays out the steps of each group. `per_leaf`

@@ -121,7 +121,7 @@ std::vector<DualPlan> dual_plans(const Net& net) {
 kp::KernelPlan kernel_plan(const DualPlan& plan, const std::string& schedule, bool gram = true,
                            kp::Precision precision = kp::Precision::F32) {
     for (std::size_t i = 0; i < plan.leaves.size(); ++i) REQUIRE(plan.leaves[i].index == static_cast<int>(i));
-    return kp::lower(plan, *kp::find_schedule(schedule), {}, {.gram = gram, .precision = precision});
+    return kp::lower(plan, *kp::find_schedule(schedule), {}, {.gram = gram, .precision = precision, .gram_restart_every = true});
 }
 
 const std::vector<std::string> kGpuSchedules{"polar-express", "muon", "you", "cubic"};

@@ -420,7 +420,8 @@ int run(const Options& o) {
                       {.gram = !o.no_gram,
                        .precision = precision == Precision::TF32   ? kp::Precision::TF32
                                     : precision == Precision::BF16 ? kp::Precision::BF16
-                                                                   : kp::Precision::F32});
+                                                                   : kp::Precision::F32,
+                       .gram_restart_every = gpu});
         if (o.emit == "plan") return write(kp::print(kernel_plan));
         if (gpu) return emit_cuda(o, kernel_plan, write);
         if (o.dtype == "bf16")
