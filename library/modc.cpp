@@ -92,6 +92,7 @@ struct Dualizer::Impl {
     std::string network;
     std::string schedule;
     DType dtype = DType::F32;
+    Precision precision = Precision::F32;
     Backend backend = Backend::Cpu;
     std::vector<WeightInfo> weights;
     double flops = 0;
@@ -167,6 +168,7 @@ Dualizer::~Dualizer() = default;
 const std::string& Dualizer::network() const { return impl_->network; }
 const std::string& Dualizer::schedule() const { return impl_->schedule; }
 DType Dualizer::dtype() const { return impl_->dtype; }
+Precision Dualizer::precision() const { return impl_->precision; }
 Backend Dualizer::backend() const { return impl_->backend; }
 const std::vector<WeightInfo>& Dualizer::weights() const { return impl_->weights; }
 double Dualizer::flops() const { return impl_->flops; }
@@ -483,6 +485,9 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, doub
     impl->network = plan.network;
     impl->schedule = kernel_plan.schedule;
     impl->dtype = options.dtype;
+    impl->precision = kernel_plan.precision == kp::Precision::BF16   ? Precision::BF16
+                      : kernel_plan.precision == kp::Precision::TF32 ? Precision::TF32
+                                                                     : Precision::F32;
     impl->backend = options.backend;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});
     // A machine without a GPU says so first, whatever else is asked (setup_cuda).

@@ -31,7 +31,7 @@ enum class Backend { Cpu, Cuda };
 
 // The precision of the matmuls' inputs, apart from the storage dtype (products accumulate in
 // at least f32; elementwise work stays in the dtype's compute type). Default: the backend's
-// default (F32 on both today). Which backend offers which: backend_precisions().
+// default (F32 on the CPU, BF16 on CUDA). Which backend offers which: backend_precisions().
 enum class Precision { Default, F32, TF32, BF16 };
 
 struct CompileOptions {
@@ -97,6 +97,7 @@ public:
     const std::string& network() const;
     const std::string& schedule() const;
     DType dtype() const;
+    Precision precision() const;  // of the matmuls' inputs, as compiled (never Default)
     Backend backend() const;
     const std::vector<WeightInfo>& weights() const;  // in weight order
     double flops() const;                            // per run

@@ -89,6 +89,7 @@ std::string run_bench(Dualizer& dualizer, double compile_seconds, const BenchOpt
         nlohmann::json j = {{"network", dualizer.network()},
                             {"schedule", dualizer.schedule()},
                             {"dtype", dtype_name(dualizer.dtype())},
+                            {"precision", to_string(dualizer.precision())},
                             {"backend", cuda ? "cuda" : "cpu"},
                             {"device", dualizer.device_name()},
                             {"weights", dualizer.weights().size()},
@@ -112,8 +113,9 @@ std::string run_bench(Dualizer& dualizer, double compile_seconds, const BenchOpt
         return j.dump(1) + "\n";
     }
     std::string s;
-    s += fmt::format("network {} ({} weights, {:.3g} parameters), schedule {}, {}\n", dualizer.network(),
-                     dualizer.weights().size(), parameters, dualizer.schedule(), dtype_name(dualizer.dtype()));
+    s += fmt::format("network {} ({} weights, {:.3g} parameters), schedule {}, {}, matmul inputs in {}\n",
+                     dualizer.network(), dualizer.weights().size(), parameters, dualizer.schedule(),
+                     dtype_name(dualizer.dtype()), to_string(dualizer.precision()));
     if (cuda)
         s += fmt::format("  device        {}; kernels {}\n", dualizer.device_name(),
                          dualizer.kernels_from_cache() ? "from the NVRTC cache" : "compiled by NVRTC");
