@@ -31,8 +31,10 @@ DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& path
 // allocates besides: an optimizer's weights and state) against options.memory_limit; throws
 // CompileError naming both when it would not fit.
 Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, double extra_bytes = 0);
-// A Cuda dualizer's GPU runtime and its NVRTC cache (null on the CPU, or without the toolkit).
+// A Cuda (or CudaSim) dualizer's GPU runtime, its NVRTC cache and its cache of host builds
+// (null on the CPU, or without the toolkit).
 cuda::GpuDualizer* gpu_dualizer(Dualizer& d);
 const cuda::DiskCache* nvrtc_cache(const Dualizer& d);
+const cuda::DiskCache* host_build_cache(const Dualizer& d);
 
 }  // namespace modc

@@ -30,13 +30,27 @@ std::int64_t WeightInfo::elements() const {
     return n;
 }
 
+const char* to_string(Backend backend) {
+    switch (backend) {
+        case Backend::Cpu: return "cpu";
+        case Backend::Cuda: return "cuda";
+        case Backend::CudaSim: return "cuda-sim";
+    }
+    return "?";
+}
+
 std::string backend_unavailable(Backend backend) {
     if (backend == Backend::Cpu) return "";
 #ifdef MODC_WITH_CUDA
-    return cuda::gpu_unavailable();
+    return backend == Backend::CudaSim ? cuda::sim_unavailable() : cuda::gpu_unavailable();
 #else
-    return "this modc was built without NVRTC (no CUDA toolkit was found when it was built)";
+    return std::string("this modc was built without the CUDA toolkit (none was found when it was built)");
 #endif
+}
+
+// "the CUDA backend cannot run here: <why>" (the cuda-sim backend: "the cuda-sim backend ...").
+std::string unavailable_message(Backend backend, const std::string& why) {
+    return std::string(backend == Backend::CudaSim ? "the cuda-sim backend" : "the CUDA backend") + " cannot run here: " + why;
 }
 
 namespace {
@@ -59,7 +73,7 @@ std::vector<Precision> cuda_precisions(DType dtype) {
 }  // namespace
 
 std::vector<Precision> backend_precisions(Backend backend, DType dtype) {
-    return backend == Backend::Cuda ? cuda_precisions(dtype) : cpu_precisions(dtype);
+    return runs_cuda(backend) ? cuda_precisions(dtype) : cpu_precisions(dtype);
 }
 
 const char* to_string(Precision precision) {
@@ -82,7 +96,7 @@ kp::Precision plan_precision(const CompileOptions& options) {
         for (Precision o : offered) names += std::string(names.empty() ? "" : ", ") + to_string(o);
         static const char* dtypes[] = {"f32", "f64", "bf16"};
         throw CompileError(std::string("precision ") + to_string(p) + " is not available on the " +
-                           (options.backend == Backend::Cuda ? "cuda" : "cpu") + " backend for " +
+                           to_string(options.backend) + " backend for " +
                            dtypes[static_cast<int>(options.dtype)] + " gradients; it offers " + names);
     }
     return p == Precision::TF32 ? kp::Precision::TF32 : p == Precision::BF16 ? kp::Precision::BF16 : kp::Precision::F32;
@@ -102,6 +116,7 @@ struct Dualizer::Impl {
     std::vector<std::vector<float>> wide_grads, wide_updates;  // BF16 on the CPU, allocated once
 #ifdef MODC_WITH_CUDA
     std::unique_ptr<cuda::DiskCache> cache;
+    std::unique_ptr<cuda::DiskCache> host_cache;  // cuda-sim: the kernels' host builds
     std::unique_ptr<cuda::GpuDualizer> gpu;
 #endif
 
@@ -126,7 +141,7 @@ struct Dualizer::Impl {
     }
 
     void run_gpu_device(const void* const* grads, void* const* updates, void* stream) {
-        if (backend != Backend::Cuda)
+        if (!runs_cuda(backend))
             throw std::invalid_argument("run_device needs the CUDA backend: this dualizer runs on the CPU; "
                                         "use run() with host pointers, or compile with Backend::Cuda");
 #ifdef MODC_WITH_CUDA
@@ -229,7 +244,7 @@ void Dualizer::run(const double* const* grads, double* const* updates, const Wei
 
 void Dualizer::run(const std::uint16_t* const* grads, std::uint16_t* const* updates, const WeightDone& weight_done) {
     impl_->check_dtype(DType::BF16);
-    if (impl_->backend == Backend::Cuda)
+    if (runs_cuda(impl_->backend))
         impl_->run_gpu(reinterpret_cast<const void* const*>(grads), reinterpret_cast<void* const*>(updates));
     else
         impl_->run_cpu_bf16(grads, updates);
@@ -262,6 +277,15 @@ const cuda::DiskCache* nvrtc_cache(const Dualizer& d) {
 #endif
 }
 
+const cuda::DiskCache* host_build_cache(const Dualizer& d) {
+#ifdef MODC_WITH_CUDA
+    return DualizerAccess::of(d).host_cache.get();
+#else
+    (void)d;
+    return nullptr;
+#endif
+}
+
 std::string read_source(const std::string& path) {
     std::string text, error;
     if (!read_source_file(path, text, error)) throw CompileError(error);
@@ -277,8 +301,8 @@ namespace {
 // The CUDA program of a kernel plan, loaded on GPU 0 with every buffer allocated.
 void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
     // Checked first: a machine without a GPU says so, whatever else is asked.
-    if (std::string why = backend_unavailable(Backend::Cuda); !why.empty())
-        throw BackendUnavailable("the CUDA backend cannot run here: " + why);
+    if (std::string why = backend_unavailable(impl.backend); !why.empty())
+        throw BackendUnavailable(unavailable_message(impl.backend, why));
 #ifdef MODC_WITH_CUDA
     cuda::CudaOptions co;
     co.type = impl.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
@@ -289,9 +313,14 @@ void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
     } catch (const cuda::Unsupported& e) {  // the svd schedule
         throw CompileError(e.what());
     }
-    if (auto dir = cuda::DiskCache::default_dir(); !dir.empty()) impl.cache = std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+    if (auto dir = cuda::DiskCache::default_dir(); !dir.empty()) {
+        impl.cache = std::make_unique<cuda::DiskCache>(dir / "nvrtc");
+        impl.host_cache = std::make_unique<cuda::DiskCache>(dir / "cuda-sim");
+    }
     cuda::GpuOptions go;
     go.cache = impl.cache.get();
+    go.simulate = impl.backend == Backend::CudaSim;
+    go.host_cache = impl.host_cache.get();
     try {
         impl.gpu = std::make_unique<cuda::GpuDualizer>(std::move(program), go);
     } catch (const cuda::GpuError& e) {
@@ -491,12 +520,12 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, doub
     impl->backend = options.backend;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});
     // A machine without a GPU says so first, whatever else is asked (setup_cuda).
-    if (options.backend == Backend::Cuda)
-        if (std::string why = backend_unavailable(Backend::Cuda); !why.empty())
-            throw BackendUnavailable("the CUDA backend cannot run here: " + why);
+    if (runs_cuda(options.backend))
+        if (std::string why = backend_unavailable(options.backend); !why.empty())
+            throw BackendUnavailable(unavailable_message(options.backend, why));
     check_memory(kernel_plan, impl->weights, options, extra_bytes);
     impl->flops = kp::flops(kernel_plan);
-    if (options.backend == Backend::Cuda) {
+    if (runs_cuda(options.backend)) {
         setup_cuda(*impl, kernel_plan);
     } else if (options.dtype == DType::F64) {
         impl->cpu64 = std::make_unique<cpu::Dualizer<double>>(kernel_plan, codegen_llvm(kernel_plan, ElementType::F64), options.threads);

@@ -43,8 +43,9 @@ extern "C" {
 
 typedef struct modc_dualizer modc_dualizer;
 typedef enum { MODC_F32 = 0, MODC_F64 = 1, MODC_BF16 = 2 } modc_dtype;
-/* Where the dualizer runs: the CPU, or GPU 0 through CUDA (docs/cuda.md). */
-typedef enum { MODC_CPU = 0, MODC_CUDA = 1 } modc_backend;
+/* Where the dualizer runs: the CPU, or GPU 0 through CUDA (docs/cuda.md), or the CUDA program on
+ * a simulated GPU, no GPU needed (modc::Backend::CudaSim; "device pointers" are host pointers). */
+typedef enum { MODC_CPU = 0, MODC_CUDA = 1, MODC_CUDA_SIM = 2 } modc_backend;
 /* The matmuls' precision (docs/cuda.md, Precision); DEFAULT: the backend's (CUDA: bf16). */
 typedef enum { MODC_PRECISION_DEFAULT = 0, MODC_PRECISION_F32 = 1, MODC_PRECISION_TF32 = 2, MODC_PRECISION_BF16 = 3 } modc_precision;
 

@@ -27,7 +27,15 @@ enum class DType { F32, F64, BF16 };
 // Where the dualizer runs. Cpu: LLVM ORC JIT + OpenBLAS. Cuda: CUDA kernels compiled by NVRTC,
 // cuBLAS and the driver API on GPU 0 (docs/cuda.md); run() copies host gradients to the GPU and
 // the updates back, run_device() takes device pointers and a stream. Cuda has no `svd` schedule.
-enum class Backend { Cpu, Cuda };
+// CudaSim: the Cuda backend's very program (the CUDA source NVRTC compiles, the op listing) on a
+// simulated GPU: the kernels compiled for the host by a C++ compiler (MODC_HOST_CXX, else the one
+// modc was built with, else `c++`), CBLAS for cuBLAS; no GPU needed. Its "device pointers" are
+// host pointers. For checking the GPU program on one's own gradients, not for speed.
+enum class Backend { Cpu, Cuda, CudaSim };
+// "cpu", "cuda", "cuda-sim".
+const char* to_string(Backend backend);
+// Cuda or CudaSim: the backends that run the CUDA program.
+inline bool runs_cuda(Backend backend) { return backend != Backend::Cpu; }
 
 // The precision of the matmuls' inputs, apart from the storage dtype (products accumulate in
 // at least f32; elementwise work stays in the dtype's compute type). Default: the backend's
@@ -68,8 +76,9 @@ struct CompileError : std::runtime_error {
 };
 
 // The backend asked for cannot run here: for Cuda, no CUDA driver, no device, no cuBLAS, no
-// NVRTC, or a modc built without the CUDA toolkit. what(): "the CUDA backend cannot run here:
-// <why>".
+// NVRTC, or a modc built without the CUDA toolkit; for CudaSim, no host C++ compiler or no CUDA
+// toolkit at build time. what(): "the CUDA backend cannot run here: <why>" ("the cuda-sim
+// backend ...").
 struct BackendUnavailable : CompileError {
     using CompileError::CompileError;
 };

@@ -80,6 +80,7 @@ modc::CompileOptions compile_options(const modc_compile_options* options) {
     switch (const int backend = enum_value(options->backend)) {
         case MODC_CPU: o.backend = modc::Backend::Cpu; break;
         case MODC_CUDA: o.backend = modc::Backend::Cuda; break;
+        case MODC_CUDA_SIM: o.backend = modc::Backend::CudaSim; break;
         default: throw modc::CompileError("unknown backend " + std::to_string(backend));
     }
     o.gram = options->no_gram == 0;

@@ -219,13 +219,15 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
     std::vector<std::int64_t> elements;
     for (const auto& w : impl->dualizer->weights()) elements.push_back(w.elements());
     Dualizer* dualizer = impl->dualizer.get();
-    if (options.backend == Backend::Cuda) {  // make_dualizer has checked that it can run here
+    if (runs_cuda(options.backend)) {  // make_dualizer has checked that it can run here
 #ifdef MODC_WITH_CUDA
         cuda::CudaOptions co;
         co.type = options.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
         cuda::StepProgram program = cuda::codegen_cuda_step(*plan, elements, co);
         cuda::GpuOptions go;
         go.cache = nvrtc_cache(*dualizer);
+        go.simulate = options.backend == Backend::CudaSim;
+        go.host_cache = host_build_cache(*dualizer);
         Optimizer::Impl::on_device([&] {
             impl->gpu = std::make_unique<cuda::GpuStepper>(std::move(program), std::move(*plan), elements,
                                                            *gpu_dualizer(*dualizer), go);

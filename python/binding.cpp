@@ -25,8 +25,9 @@ CompileOptions options_from(const std::string& network, const std::map<std::stri
     o.network = network;
     o.set = set;
     o.schedule = schedule;
-    if (backend != "cpu" && backend != "cuda") throw CompileError("backend must be 'cpu' or 'cuda', not '" + backend + "'");
-    o.backend = backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+    if (backend != "cpu" && backend != "cuda" && backend != "cuda-sim")
+        throw CompileError("backend must be 'cpu', 'cuda' or 'cuda-sim', not '" + backend + "'");
+    o.backend = backend == "cuda" ? Backend::Cuda : backend == "cuda-sim" ? Backend::CudaSim : Backend::Cpu;
     if (dtype != "f32" && dtype != "f64" && dtype != "bf16")
         throw CompileError("dtype must be 'f32', 'f64' or 'bf16', not '" + dtype + "'");
     o.dtype = dtype == "f64" ? DType::F64 : dtype == "bf16" ? DType::BF16 : DType::F32;
@@ -110,7 +111,7 @@ PYBIND11_MODULE(_modc, m) {
         .def_property_readonly("network", &Dualizer::network)
         .def_property_readonly("schedule", &Dualizer::schedule)
         .def_property_readonly("dtype", [](const Dualizer& d) { return dtype_name(d.dtype()); })
-        .def_property_readonly("backend", [](const Dualizer& d) { return d.backend() == Backend::Cuda ? "cuda" : "cpu"; })
+        .def_property_readonly("backend", [](const Dualizer& d) { return to_string(d.backend()); })
         .def_property_readonly("device", &Dualizer::device)
         .def_property_readonly("flops", &Dualizer::flops)
         .def_property_readonly("weights", [](const Dualizer& d) { return weights_of(d.weights()); })
@@ -155,7 +156,7 @@ PYBIND11_MODULE(_modc, m) {
         .def_property_readonly("name", &Optimizer::name)
         .def_property_readonly("dtype", [](const Optimizer& o) { return dtype_name(o.dualizer().dtype()); })
         .def_property_readonly("backend",
-                               [](const Optimizer& o) { return o.dualizer().backend() == Backend::Cuda ? "cuda" : "cpu"; })
+                               [](const Optimizer& o) { return to_string(o.dualizer().backend()); })
         .def_property_readonly("weights", [](const Optimizer& o) { return weights_of(o.weights()); })
         .def_property_readonly("hyperparameters", &Optimizer::hyperparameters)
         .def_property_readonly("state_names", &Optimizer::state_names)

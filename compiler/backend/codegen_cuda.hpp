@@ -4,7 +4,7 @@
 //   - `source`: one CUDA C++ translation unit of `extern "C" __global__` kernels, every shape,
 //     stride and constant a literal, each kernel preceded by a `#line` directive naming the
 //     atom in the .mod file it serves. It includes no header: NVRTC compiles it as it is, and
-//     the host tests compile the very same text with tests/cuda_host/cuda_host.h.
+//     the cuda-sim backend compiles the very same text with runtime/cuda/sim/cuda_host.h.
 //   - `ops`: the run, in order, on one stream: kernel launches (name, grid, block, arguments)
 //     and cuBLAS calls (syrk, symm, strided-batched gemm) with their column-major parameters
 //     exactly as cuBLAS takes them. runtime/cuda executes it on a GPU; the host test executes

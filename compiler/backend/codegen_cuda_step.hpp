@@ -21,8 +21,8 @@
 // then every assigned buffer once. The step plan has no source locations, so unlike
 // codegen_cuda's kernels these carry no #line; a comment before each kernel gives its statements.
 // Like codegen_cuda's source it includes no header (it uses pow besides what that uses): NVRTC
-// compiles it as it is, and the host tests compile the very same text with
-// tests/cuda_host/cuda_host.h.
+// compiles it as it is, and the cuda-sim backend compiles the very same text with
+// runtime/cuda/sim/cuda_host.h.
 #pragma once
 #include <cstdint>
 #include <string>

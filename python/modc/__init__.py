@@ -99,9 +99,10 @@ def compile(path_or_source, *, network=None, set=None, schedule="polar-express",
     """Compiles a .mod file (a path) or .mod text into a Dualizer.
 
     set: network parameters ({"width": 512}); schedule: polar-express, muon, you, cubic or svd;
-    backend: "cpu" or "cuda"; dtype: "f32", "f64" or "bf16"; gram: Gram Newton-Schulz for wide
-    matrices; threads: matrices dualized at once on the CPU (0: one per core); precision: of the
-    matmuls, "f32", "tf32" or "bf16" (None: the backend's default, bf16 tensor cores on CUDA).
+    backend: "cpu", "cuda" or "cuda-sim" (the CUDA program on a simulated GPU, on the host); dtype:
+    "f32", "f64" or "bf16"; gram: Gram Newton-Schulz for wide matrices; threads: matrices
+    dualized at once on the CPU (0: one per core); precision: of the matmuls, "f32", "tf32" or
+    "bf16" (None: the backend's default, bf16 tensor cores on CUDA and cuda-sim).
     """
     name, text = read_source(path_or_source)
     native = _modc.compile(name, text, network or "", _sets(set), schedule, backend, dtype, gram, threads, precision or "")

@@ -44,8 +44,9 @@ def placement(devices, backend, what):
     if not device.startswith("cuda"):
         raise ValueError(f"{what} on {device}: modc takes CPU tensors, or CUDA tensors (on cuda:0) with the CUDA "
                          "backend")
-    if backend != "cuda":
-        raise ValueError(f"{what} on {device}: this was compiled for the CPU backend; compile with "
+    if backend != "cuda":  # cuda-sim included: its device pointers are host pointers
+        name = "CPU" if backend == "cpu" else backend
+        raise ValueError(f"{what} on {device}: this was compiled for the {name} backend; compile with "
                          "backend='cuda', or pass CPU tensors")
     if device != "cuda:0":
         raise ValueError(f"{what} on {device}: modc's CUDA backend runs on GPU 0 (cuda:0)")

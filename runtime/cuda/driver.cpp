@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "runtime/cuda/nvrtc.hpp"
+#include "runtime/cuda/sim/host_build.hpp"
+#include "runtime/cuda/sim/sim.hpp"
 
 namespace modc::cuda {
 
@@ -86,27 +88,39 @@ std::string probe_driver(const Driver& d, int* count) {
 }
 
 LoadedModule load_module(const Driver& d, CUdevice device, const std::string& source, const std::string& name,
-                         const DiskCache* cache) {
+                         const std::vector<std::string>& kernels, const GpuOptions& options) {
     int major = 0, minor = 0;
     check(d, d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), "cuDeviceGetAttribute");
     check(d, d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), "cuDeviceGetAttribute");
     std::string why;
     const Nvrtc* nvrtc = load_nvrtc(&why);
-    if (!nvrtc) throw GpuError(why);
-    int arch = major * 10 + minor, best = 0;
-    for (int a : nvrtc_archs(*nvrtc))
-        if (a <= arch) best = std::max(best, a);
-    if (best == 0) throw GpuError("NVRTC " + nvrtc_version(*nvrtc) + " cannot compile for sm_" + std::to_string(arch));
-    CompileRequest request;
-    request.source = source;
-    request.name = name;
-    request.arch = (best == arch ? "sm_" : "compute_") + std::to_string(best);
-    Compiled compiled = compile(*nvrtc, request, cache);
-    if (!compiled.ok)
-        throw GpuError("NVRTC could not compile the generated CUDA code for " + request.arch + ":\n" + compiled.log);
+    if (!nvrtc && !d.simulated) throw GpuError(why);
+    Compiled compiled;
+    compiled.from_cache = true;  // on a simulator without NVRTC, only the host build counts
+    if (nvrtc) {
+        int arch = major * 10 + minor, best = 0;
+        for (int a : nvrtc_archs(*nvrtc))
+            if (a <= arch) best = std::max(best, a);
+        if (best == 0) throw GpuError("NVRTC " + nvrtc_version(*nvrtc) + " cannot compile for sm_" + std::to_string(arch));
+        CompileRequest request;
+        request.source = source;
+        request.name = name;
+        request.arch = (best == arch ? "sm_" : "compute_") + std::to_string(best);
+        compiled = compile(*nvrtc, request, options.cache);
+        if (!compiled.ok)
+            throw GpuError("NVRTC could not compile the generated CUDA code for " + request.arch + ":\n" + compiled.log);
+    }
     LoadedModule out;
     out.from_cache = compiled.from_cache;
-    const std::string& image = compiled.cubin.empty() ? compiled.ptx : compiled.cubin;
+    std::string image = compiled.cubin.empty() ? compiled.ptx : compiled.cubin;
+    if (d.simulated) {
+        const sim::HostCompiler cxx = sim::find_host_compiler(&why);
+        if (!why.empty()) throw GpuError(why);
+        sim::HostBuild host = sim::build_for_host(cxx, source, kernels, options.host_cache);
+        if (!host.ok) throw GpuError(cxx.path + " could not compile the generated CUDA code for the host:\n" + host.log);
+        out.from_cache = out.from_cache && host.from_cache;
+        image = sim::module_image(host.library);
+    }
     check(d, d.cuModuleLoadData(&out.module, image.c_str()), "cuModuleLoadData");
     return out;
 }

@@ -5,6 +5,7 @@
 #include <cuda.h>
 
 #include <string>
+#include <vector>
 
 #include "runtime/cuda/gpu.hpp"  // GpuError
 
@@ -27,6 +28,7 @@ struct Driver {
     // cuEventElapsedTime is cuEventElapsedTime_v2 in CUDA 13 headers; older drivers have only the
     // first, with the same signature.
     decltype(&::cuEventElapsedTime) eventElapsedTime = nullptr;
+    bool simulated = false;  // the cuda-sim backend's (sim/sim.hpp): modules are host builds
 };
 #undef MODC_DECLARE_CU
 
@@ -39,15 +41,18 @@ std::string cu_error(const Driver& d, CUresult r);
 // GPU cannot be used.
 std::string probe_driver(const Driver& d, int* count);
 
-// CUDA C++ compiled by NVRTC for `device` (through `cache` when not null) and loaded into the
-// current context: a cubin for the device's architecture, or PTX for the newest one NVRTC knows
-// below it (the driver then compiles it) when NVRTC does not know the device. Throws GpuError.
+// CUDA C++ compiled by NVRTC for `device` (through options.cache when not null) and loaded into
+// the current context: a cubin for the device's architecture, or PTX for the newest one NVRTC
+// knows below it (the driver then compiles it) when NVRTC does not know the device. On the
+// simulator, NVRTC still compiles the source (where it can be loaded), so that what runs is what a
+// GPU would get, and the module loaded is the source's host build (sim/host_build.hpp, through
+// options.host_cache), with an entry for each of `kernels`. Throws GpuError.
 struct LoadedModule {
     CUmodule module = nullptr;
     bool from_cache = false;  // the compilation came from the disk cache
 };
 LoadedModule load_module(const Driver& d, CUdevice device, const std::string& source, const std::string& name,
-                         const DiskCache* cache);
+                         const std::vector<std::string>& kernels, const GpuOptions& options);
 
 // Throws GpuError("<what> failed: <the driver's error>") unless r is CUDA_SUCCESS.
 inline void check(const Driver& d, CUresult r, const char* what) {

@@ -12,6 +12,8 @@
 #include "support/diagnostics.hpp"
 #include "runtime/cuda/driver.hpp"
 #include "runtime/cuda/nvrtc.hpp"
+#include "runtime/cuda/sim/host_build.hpp"
+#include "runtime/cuda/sim/sim.hpp"
 
 namespace modc::cuda {
 
@@ -38,7 +40,28 @@ struct Cublas {
 
 #undef MODC_DECLARE
 
+namespace sim {
+MODC_CUBLAS_FUNCTIONS(MODC_SIM_DECLARE)
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                                          const void*, cudaDataType, int, long long, const void*, cudaDataType, int,
+                                          long long, const void*, void*, cudaDataType, int, long long, int,
+                                          cublasComputeType_t, cublasGemmAlgo_t);
+}  // namespace sim
+
 namespace {
+
+// The simulator's cuBLAS, as a table like the library's.
+const Cublas& sim_cublas() {
+    static const Cublas b = [] {
+        Cublas t;
+#define MODC_SIM_TAKE(f) t.f = &sim::f;
+        MODC_CUBLAS_FUNCTIONS(MODC_SIM_TAKE)
+#undef MODC_SIM_TAKE
+        t.cublasGemmStridedBatchedEx = &sim::cublasGemmStridedBatchedEx;
+        return t;
+    }();
+    return b;
+}
 
 void* open_first(const std::vector<std::string>& names, std::string& error) {
     for (const auto& n : names) {
@@ -101,6 +124,12 @@ std::string gpu_unavailable() {
     std::string why;
     if (!load_nvrtc(&why)) return why;
     return "";
+}
+
+std::string sim_unavailable() {
+    std::string why;
+    sim::find_host_compiler(&why);
+    return why;
 }
 
 struct GpuDualizer::Impl {
@@ -180,7 +209,7 @@ struct GpuDualizer::Impl {
         check(cu.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
         check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 
-        LoadedModule kernels = load_module(cu, device, program.source, program.network + ".cu", options.cache);
+        LoadedModule kernels = load_module(cu, device, program.source, program.network + ".cu", program.kernels, options);
         module = kernels.module;
         cached = kernels.from_cache;
         name = std::string(buffer) + ", sm_" + std::to_string(major * 10 + minor);
@@ -423,6 +452,11 @@ struct GpuDualizer::Impl {
 };
 
 GpuDualizer::GpuDualizer(Program program, const GpuOptions& options) {
+    if (options.simulate) {
+        impl_ = std::make_unique<Impl>(std::move(program), options, sim::driver(), sim_cublas());
+        impl_->setup();
+        return;
+    }
     const Loaded& l = loaded();
     if (!l.driver) throw GpuError(l.driver_error);
     if (!l.cublas) throw GpuError(l.cublas_error);

@@ -32,11 +32,17 @@ struct GpuError : std::runtime_error {
 // Empty when the CUDA backend can run here; else why not, as a sentence (no driver, no device,
 // no cuBLAS, no NVRTC).
 std::string gpu_unavailable();
+// The same for the cuda-sim backend: it needs a host C++ compiler only.
+std::string sim_unavailable();
 
 struct GpuOptions {
     bool graph = true;                  // capture the run as one CUDA graph
     const DiskCache* cache = nullptr;   // for the NVRTC compilation
     int device = 0;
+    // The cuda-sim backend: the simulator (sim/sim.hpp) in place of the driver and cuBLAS, and
+    // the kernels built for the host (through host_cache when not null). Needs no GPU.
+    bool simulate = false;
+    const DiskCache* host_cache = nullptr;
 };
 
 class GpuDualizer {

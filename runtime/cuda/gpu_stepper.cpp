@@ -5,6 +5,7 @@
 #include <set>
 
 #include "runtime/cuda/driver.hpp"
+#include "runtime/cuda/sim/sim.hpp"
 #include "support/diagnostics.hpp"
 
 namespace modc::cuda {
@@ -62,7 +63,7 @@ struct GpuStepper::Impl {
         check(cu.cuDeviceGet(&device, options.device), "cuDeviceGet");
         check(cu.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
         check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
-        module = load_module(cu, device, program.source, program.optimizer + "_step.cu", options.cache).module;
+        module = load_module(cu, device, program.source, program.optimizer + "_step.cu", program.kernels, options).module;
         for (std::int64_t n : std::vector<std::int64_t>(elements))
             if (!kernels.count(n))
                 for (std::size_t k = 0; k < plan.segments.size(); ++k) {
@@ -139,7 +140,7 @@ struct GpuStepper::Impl {
 GpuStepper::GpuStepper(StepProgram program, step::StepPlan plan, std::vector<std::int64_t> elements, GpuDualizer& dualizer,
                        const GpuOptions& options) {
     std::string why;
-    const Driver* driver = load_driver(&why);
+    const Driver* driver = options.simulate ? &sim::driver() : load_driver(&why);
     if (!driver) throw GpuError(why);
     MODC_ASSERT(program.kernels.size() == plan.segments.size() * std::set<std::int64_t>(elements.begin(), elements.end()).size(),
                 "a step program generated for other weights");

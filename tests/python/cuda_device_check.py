@@ -1,9 +1,9 @@
-"""Run by test_cuda_device.py in a process of its own, with MODC_LIBCUDA and MODC_LIBCUBLAS naming
-tests/cuda_host/fake_cuda.cpp (device memory = host memory) and MODC_FAKE_KERNELS its kernels:
-the device path of modc.compile(...).dualize and modc.torch.Optimizer, with CPU torch tensors
-standing in for CUDA ones. modc._tensors.device_of and cuda_stream, the only places modc asks
-torch where a tensor lives, are replaced: a tensor with a `fake_device` attribute is on that
-device, and the current stream of cuda:0 is STREAM.
+"""Run by test_cuda_device.py in a process of its own: the device path of modc.compile(...).dualize
+and modc.torch.Optimizer on the cuda-sim backend (device memory = host memory), with CPU torch
+tensors standing in for CUDA ones. modc._tensors.device_of and cuda_stream, the only places modc
+asks torch where a tensor lives, are replaced: a tensor with a `fake_device` attribute is on that
+device, and the current stream of cuda:0 is STREAM; and placement takes cuda-sim for cuda (on
+its own it refuses real CUDA tensors: the simulator's device pointers are host pointers).
 
     python3 cuda_device_check.py NET.mod
 """
@@ -28,6 +28,8 @@ def _stream(device):
 
 
 tensors.cuda_stream = _stream
+_placement = tensors.placement
+tensors.placement = lambda devices, backend, what: _placement(devices, "cuda" if backend == "cuda-sim" else backend, what)
 
 
 def on(device, t):
@@ -52,7 +54,8 @@ def decay1(rng, shape):
 
 def main(mod):
     rng = np.random.default_rng(3)
-    gpu = modc.compile(mod, backend="cuda", precision="f32")  # f32 GEMMs: the kernels the fake runs
+    gpu = modc.compile(mod, backend="cuda-sim", precision="f32")  # f32 GEMMs: compared with the CPU's f32
+    assert gpu.backend == "cuda-sim"
     # dualize: "CUDA" tensors through run_device, NumPy arrays through the host run: the same bits.
     grads = {w.path: decay1(rng, w.shape).astype(np.float32) for w in gpu.weights}
     host = gpu.dualize(grads)
@@ -80,9 +83,9 @@ def main(mod):
     start = {w.path: (0.2 * rng.standard_normal(w.shape)).astype(np.float32) for w in gpu.weights}
     params = {p: on("cuda:0", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
     ref = {p: torch.nn.Parameter(torch.from_numpy(v.copy())) for p, v in start.items()}
-    opt = modc.torch.Optimizer(params, mod, lr=0.05, precision="f32")
+    opt = modc.torch.Optimizer(params, mod, lr=0.05, backend="cuda-sim", precision="f32")
     ref_opt = modc.torch.Optimizer(ref, mod, lr=0.05)
-    assert opt._native.backend == "cuda" and ref_opt._native.backend == "cpu"
+    assert opt._native.backend == "cuda-sim" and ref_opt._native.backend == "cpu"
     del streams[:]
     for step in range(3):
         for o in (opt, ref_opt):
@@ -112,7 +115,7 @@ def main(mod):
     params[gpu.weights[0].path].grad = torch.zeros(gpu.weights[0].shape)
     expect_error(ValueError, "is on cpu, its parameter on cuda:0", opt.step)
     other = {p: on("cuda:1", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
-    expect_error(ValueError, "runs on GPU 0", lambda: modc.torch.Optimizer(other, mod))
+    expect_error(ValueError, "runs on GPU 0", lambda: modc.torch.Optimizer(other, mod, backend="cuda-sim"))
     expect_error(ValueError, "compiled for the CPU backend", lambda: modc.torch.Optimizer(params, mod, backend="cpu"))
     print("device path ok")
 

@@ -1,20 +1,20 @@
 // The CUDA backend without a GPU (issue 6):
 //   - every kernel of every example compiles with NVRTC for sm_80 and sm_90, without errors
 //     and without register spills (ptxas's own report, --ptxas-options=-v);
-//   - the emitted CUDA text, compiled for the host with tests/cuda_host/cuda_host.h and run
+//   - the emitted CUDA text, compiled for the host (runtime/cuda/sim/host_build.hpp) and run
 //     by the program's op list (CBLAS in column-major mode standing in for cuBLAS, with the
 //     very parameters cuBLAS would get), gives the CPU backend's updates;
 //   - the NVRTC disk cache: hits, two writers at once, corrupted entries;
 //   - `modc dualize --backend cuda` on a machine without a GPU says so and exits 1, and the
 //     API with Backend::Cuda throws BackendUnavailable with the same reason;
 //   - bf16 storage: the kernels, their conversions (from the emitted text), the host runs;
-//   - runtime/cuda end to end on a fake driver (tests/cuda_host/fake_cuda.cpp), through the
-//     CLI and through the C++ and C APIs.
+//   - runtime/cuda end to end on the cuda-sim backend's simulated driver (runtime/cuda/sim),
+//     through the CLI and through the C++ and C APIs.
 #include <catch2/catch.hpp>
 
 #include "cuda_host_build.hpp"
 #include "spectra.hpp"
-#include "../cuda_host/tensor_cores.h"
+#include "runtime/cuda/sim/tensor_cores.h"
 #include "support.hpp"
 #include <cblas.h>
 #include <lapacke.h>
@@ -521,15 +521,15 @@ void check_on_host(const std::vector<HostCase>& cases) {
     std::size_t next = 0;
     auto start_one = [&] {
         if (next < programs.size()) {
-            const std::string& source = programs[next++].source;
-            builds.push_back(std::async(std::launch::async, [&source] { return build_for_host(source); }));
+            const cuda::Program& program = programs[next++];
+            builds.push_back(std::async(std::launch::async, [&program] { return build_for_host(program.source, program.kernels); }));
         }
     };
     start_one();
     for (std::size_t i = 0; i < cases.size(); ++i) {
         start_one();  // the next build runs while this case is compared
         auto build = builds[i].get();
-        HostKernels kernels(*build, programs[i]);
+        HostKernels kernels(*build, programs[i].kernels);
         const auto& gram = gram_leaves[i];
         if (cases[i].precision != kp::Precision::F32) {
             for (Spectrum s : kSpectra) compare_precision(cases[i], programs[i], kernels, s);
@@ -1190,49 +1190,24 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
 #endif
 }
 
-#ifdef MODC_FAKE_CUDA
+#ifdef MODC_WITH_CUDA
 
 namespace {
 
-// `modc dualize --backend cuda` with MODC_LIBCUDA and MODC_LIBCUBLAS pointing at
-// tests/cuda_host/fake_cuda.cpp, which runs the host build of the same source: the whole of
-// runtime/cuda/gpu.cpp (loading, buffers, launches, cuBLAS calls, graph capture and replay)
-// and the CLI path, against `--backend cpu`.
-// The kernels of a program compiled for the host, with the parameter counts fake_cuda wants
-// beside them ($MODC_FAKE_KERNELS.params).
-std::unique_ptr<HostBuild> fake_kernels(const cuda::Program& program) {
-    auto build = build_for_host(program.source);
-    std::ofstream(build->so.string() + ".params") << modc::test::fake_params(program);
-    return build;
-}
-
-// The fake kernels of a plan as the API compiles it: f32 arithmetic, bf16 storage or not.
-std::unique_ptr<HostBuild> fake_kernels(const DualPlan& plan, const std::string& schedule, bool bf16,
-                                        kp::Precision precision = kp::Precision::F32) {
-    cuda::CudaOptions co;
-    co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule, true, precision), co));
-    INFO(build->log);
-    REQUIRE(build->status == 0);
-    return build;
-}
-
-using modc::test::fake_env;
+// `modc dualize --backend cuda-sim`: the CUDA program on the simulator (runtime/cuda/sim), which
+// runs the host build of the same source: the whole of runtime/cuda/gpu.cpp (loading, buffers,
+// launches, cuBLAS calls, graph capture and replay) and the CLI path, against `--backend cpu`.
+// The simulator's caches (NVRTC and host builds) survive between test runs.
+std::string sim_env() { return "MODC_CACHE_DIR=" + quote(MODC_TEST_CACHE_DIR); }
 
 // T: float, double, or std::uint16_t for bf16 gradients (random f32 values rounded to bf16).
 // `precision`: of the GPU's GEMMs (--precision); the CPU runs f32 (or f64).
 template <class T>
-void check_fake_gpu(const Net& net, const std::string& schedule, double tolerance, kp::Precision precision = kp::Precision::F32) {
+void check_sim(const Net& net, const std::string& schedule, double tolerance, kp::Precision precision = kp::Precision::F32) {
     auto plans = dual_plans(net);
     REQUIRE(plans.size() == 1);
     const DualPlan& plan = plans.front();
     constexpr bool bf16 = std::is_same_v<T, std::uint16_t>;
-    cuda::CudaOptions co;
-    co.type = std::is_same_v<T, double> ? ElementType::F64 : ElementType::F32;
-    co.storage = bf16 ? cuda::Storage::BF16 : cuda::Storage::Compute;
-    auto build = fake_kernels(cuda::codegen_cuda(kernel_plan(plan, schedule, true, precision), co));
-    INFO(build->log);
-    REQUIRE(build->status == 0);
 
     TempDir dir;
     std::mt19937 rng(11);
@@ -1258,9 +1233,9 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
     };
     run("", "cpu");
     args += std::string(" --precision ") + kp::to_string(precision);
-    run(fake_env(*build, dir.path / "cache"), "cuda");
+    run(sim_env(), "cuda-sim");
     auto cpu = rt::read_tensors((dir.path / "cpu.safetensors").string());
-    auto gpu = rt::read_tensors((dir.path / "cuda.safetensors").string());
+    auto gpu = rt::read_tensors((dir.path / "cuda-sim.safetensors").string());
     REQUIRE(cpu.size() == gpu.size());
     for (std::size_t i = 0; i < cpu.size(); ++i) {
         REQUIRE(cpu[i].name == gpu[i].name);
@@ -1286,29 +1261,29 @@ void check_fake_gpu(const Net& net, const std::string& schedule, double toleranc
 
 }  // namespace
 
-TEST_CASE("modc dualize --backend cuda on a fake driver that runs the kernels on the host", "[cuda][gpu]") {
-    check_fake_gpu<float>(example("mlp.mod", {{"width", "64"}}), "polar-express", 3e-5);
-    check_fake_gpu<double>(example("cnn.mod", {{"width", "8"}}), "cubic", 1e-11);
-    check_fake_gpu<float>(small_gpt(), "muon", 3e-5);
+TEST_CASE("modc dualize --backend cuda-sim gives the CPU backend's updates", "[cuda][sim]") {
+    check_sim<float>(example("mlp.mod", {{"width", "64"}}), "polar-express", 3e-5);
+    check_sim<double>(example("cnn.mod", {{"width", "8"}}), "cubic", 1e-11);
+    check_sim<float>(small_gpt(), "muon", 3e-5);
     // bf16 on both sides: the CPU widens, runs f32 and rounds; the GPU kernels do the same. The
     // f32 results differ by rounding, so a few elements round to neighbouring bf16 values.
-    check_fake_gpu<std::uint16_t>(small_gpt(), "polar-express", kBf16 / 4);
+    check_sim<std::uint16_t>(small_gpt(), "polar-express", kBf16 / 4);
     TempDir dir;
     fs::path kinds = dir.path / "kinds.mod";
     std::ofstream(kinds) << kKinds;
-    check_fake_gpu<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
-    check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
+    check_sim<double>(Net{kinds.string(), kKinds, {}}, "you", 1e-11);
+    check_sim<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kBf16 / 4);
     // Tensor cores: runtime/cuda calls cublasGemmStridedBatchedEx, with bf16 or f32 inputs, a
-    // bf16 or f32 C (the fake rounds as the GPU does); the CPU runs f32.
-    check_fake_gpu<float>(small_gpt(), "polar-express", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
-    check_fake_gpu<float>(small_gpt(), "muon", kPrecisionTolerance.at("tf32"), kp::Precision::TF32);
-    check_fake_gpu<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
+    // bf16 or f32 C (the simulator rounds as the GPU does); the CPU runs f32.
+    check_sim<float>(small_gpt(), "polar-express", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
+    check_sim<float>(small_gpt(), "muon", kPrecisionTolerance.at("tf32"), kp::Precision::TF32);
+    check_sim<std::uint16_t>(Net{kinds.string(), kKinds, {}}, "you", kPrecisionTolerance.at("bf16"), kp::Precision::BF16);
 }
 
-// `modc bench --backend cuda` on the fake driver: every field of the JSON report, against the
-// CPU's report for the same network and schedule (both run the same kernel plan, Gram
-// Newton-Schulz for the wide input matrix included, so they count the same flops).
-TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on the host", "[cuda][gpu][bench]") {
+// `modc bench --backend cuda-sim`: every field of the JSON report, against the CPU's report for
+// the same network and schedule (both run the same kernel plan, Gram Newton-Schulz for the wide
+// input matrix included, so they count the same flops).
+TEST_CASE("modc bench --backend cuda-sim", "[cuda][sim][bench]") {
     const Net net = example("mlp.mod", {{"width", "64"}});
     const DualPlan plan = dual_plans(net).front();
     const std::string args = "bench " + quote(net.name) + " --set width=64 --schedule muon --runs 5 --warmup 1";
@@ -1323,19 +1298,18 @@ TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on t
 
     TempDir dir;
     for (bool bf16 : {false, true}) {
-        auto build = fake_kernels(plan, "muon", bf16);
-        const std::string env = fake_env(*build, dir.path / (bf16 ? "cache_bf16" : "cache_f32"));
+        const std::string env = "MODC_CACHE_DIR=" + quote(dir.path / (bf16 ? "cache_bf16" : "cache_f32"));
+        const std::string cuda_args = args + " --backend cuda-sim --precision f32" + (bf16 ? " --dtype bf16" : "");
         // f32 GEMMs: the same plan as the CPU's (tf32 and bf16 restart Gram Newton-Schulz).
-        const std::string cuda_args = args + " --backend cuda --precision f32" + (bf16 ? " --dtype bf16" : "");
-        // The second run finds the kernels in the NVRTC cache the first one filled.
+        // The second run finds the kernels (NVRTC's and the host build) in the cache the first one filled.
         for (bool cached : {false, true}) {
             auto run = run_modc(cuda_args + " --json", env);
             INFO((bf16 ? "bf16" : "f32") << (cached ? ", cached" : ", compiled") << "\n" << run.err << run.out);
             REQUIRE(run.status == 0);
             auto j = nlohmann::json::parse(run.out);
-            CHECK(j["backend"] == "cuda");
+            CHECK(j["backend"] == "cuda-sim");
             CHECK(j["dtype"] == (bf16 ? "bf16" : "f32"));
-            CHECK(j["device"] == "modc fake GPU (the host), sm_90");
+            CHECK(j["device"] == "modc CUDA simulator (the host), sm_90");
             CHECK(j["kernels_from_cache"] == cached);
             for (const char* same : {"network", "schedule", "weights", "parameters", "runs", "flops"}) {
                 INFO(same);
@@ -1362,30 +1336,26 @@ TEST_CASE("modc bench --backend cuda on a fake driver that runs the kernels on t
         auto text = run_modc(cuda_args, env);
         INFO(text.err);
         REQUIRE(text.status == 0);
-        CHECK_THAT(text.out, Contains("device        modc fake GPU (the host), sm_90; kernels from the NVRTC cache"));
+        CHECK_THAT(text.out, Contains("device        modc CUDA simulator (the host), sm_90; kernels from the NVRTC cache"));
         CHECK_THAT(text.out, Contains("run (wall)    median "));
         CHECK_THAT(text.out, Contains("run (GPU)     median "));
         CHECK_THAT(text.out, Contains("GFLOP/s on the GPU time"));
     }
 }
 
-// Run by the test after it, in a process of its own: runtime/cuda opens the driver once per
-// process, and this one must open fake_cuda (named by the environment).
-TEST_CASE("(in a process of its own) the C++ and C APIs with Backend::Cuda on the fake driver", "[.fake_cuda_api]") {
-    const char* net = std::getenv("MODC_FAKE_API_NET");
-    const char* type = std::getenv("MODC_FAKE_API_DTYPE");
-    REQUIRE(net != nullptr);
-    REQUIRE(type != nullptr);
-    const bool bf16 = std::string(type) == "bf16";
+namespace {
+
+void check_sim_api(const char* net, bool bf16) {
+    const char* type = bf16 ? "bf16" : "f32";
     CompileOptions options;
     options.schedule = "you";
     options.dtype = bf16 ? DType::BF16 : DType::F32;
     Dualizer cpu = compile_file(net, options);
-    options.backend = Backend::Cuda;
+    options.backend = Backend::CudaSim;
     Dualizer gpu = compile_file(net, options);
-    CHECK(gpu.backend() == Backend::Cuda);
+    CHECK(gpu.backend() == Backend::CudaSim);
     CHECK(gpu.dtype() == options.dtype);
-    CHECK_THAT(gpu.device(), Contains("modc fake GPU (the host), sm_90"));
+    CHECK_THAT(gpu.device(), Contains("modc CUDA simulator (the host), sm_90"));
     CHECK_THAT(gpu.device(), Contains("one CUDA graph"));
     REQUIRE(gpu.weights().size() == cpu.weights().size());
 
@@ -1421,8 +1391,8 @@ TEST_CASE("(in a process of its own) the C++ and C APIs with Backend::Cuda on th
                 a[i].push_back(bf16_to_f32(n_cpu[i][e]));
                 b[i].push_back(bf16_to_f32(n_gpu[i][e]));
             }
-        // The C API, on the same fake GPU, gives the same bits.
-        modc_compile_options c_options{nullptr, "you", MODC_BF16, MODC_CUDA};
+        // The C API, on the same simulator, gives the same bits.
+        modc_compile_options c_options{nullptr, "you", MODC_BF16, MODC_CUDA_SIM};
         char* error = nullptr;
         modc_dualizer* d = modc_compile_file_with(net, &c_options, &error);
         INFO((error ? error : ""));
@@ -1451,24 +1421,16 @@ TEST_CASE("(in a process of its own) the C++ and C APIs with Backend::Cuda on th
     }
 }
 
-TEST_CASE("the C++ and C APIs with Backend::Cuda on a fake driver that runs the kernels on the host", "[cuda][gpu][api]") {
+}  // namespace
+
+// The C++ and C APIs with Backend::CudaSim, f32 and bf16 (in one process: the simulator is part
+// of modc, opened by nothing).
+TEST_CASE("the C++ and C APIs with Backend::CudaSim", "[cuda][sim][api]") {
+    ::setenv("MODC_CACHE_DIR", MODC_TEST_CACHE_DIR, 1);
     TempDir dir;
-    fs::path kinds = dir.path / "kinds.mod";
+    const fs::path kinds = dir.path / "kinds.mod";
     std::ofstream(kinds) << kKinds;
-    const DualPlan plan = dual_plans(Net{kinds.string(), kKinds, {}}).front();
-    const fs::path self = fs::read_symlink("/proc/self/exe");
-    for (bool bf16 : {false, true}) {
-        auto build = fake_kernels(plan, "you", bf16, kp::Precision::BF16);  // the CUDA backend's default
-        fs::path log = dir.path / "log";
-        std::string cmd = fake_env(*build, dir.path / "cache") + " MODC_FAKE_API_NET=" + quote(kinds.string()) +
-                          " MODC_FAKE_API_DTYPE=" + (bf16 ? "bf16" : "f32") + " " + quote(self.string()) +
-                          " '[.fake_cuda_api]' >" + quote(log.string()) + " 2>&1";
-        int status = std::system(cmd.c_str());
-        INFO(cmd << "\n" << read(log));
-        REQUIRE(WIFEXITED(status));
-        CHECK(WEXITSTATUS(status) == 0);
-        CHECK_THAT(read(log), Contains("All tests passed"));
-    }
+    for (bool bf16 : {false, true}) check_sim_api(kinds.c_str(), bf16);
 }
 
 #endif

@@ -1,7 +1,7 @@
 // The CUDA backend's device path (Dualizer::run_device, Optimizer::step_device, their C forms)
-// without a GPU: tests/cuda_host/fake_cuda.cpp stands in for the driver and cuBLAS, and its
-// device memory is host memory, so host vectors serve as device tensors. Checked, in a process
-// of its own per dtype (the driver is opened once per process):
+// without a GPU, on the cuda-sim backend: its simulated driver and cuBLAS (runtime/cuda/sim) run
+// the very runtime/cuda code, and its device memory is host memory, so host vectors serve as
+// device tensors. Checked, per dtype:
 //   - run_device gives the host run's updates bit for bit, on the caller's stream, without
 //     synchronising it (the cubic schedule's convergence checks excepted);
 //   - four steps of an optimizer with state, weight decay and two dualize calls on the GPU
@@ -9,11 +9,9 @@
 //     Gaussian and ill-conditioned (singular values 1/i) gradients, with the hyperparameters
 //     changed and the state read, compared and rewritten between steps;
 //   - the C API's device functions; the host step() and step_device agree bit for bit;
-// and, without the fake, that the CPU backend refuses the device entry points clearly.
+// and that the CPU backend refuses the device entry points clearly.
 #include <catch2/catch.hpp>
 
-#include <dlfcn.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -21,14 +19,11 @@
 #include <fstream>
 #include <random>
 
-#include "compiler/analysis/compilation.hpp"
-#include "compiler/analysis/step.hpp"
-#include "compiler/backend/codegen_cuda.hpp"
-#include "compiler/backend/codegen_cuda_step.hpp"
-#include "compiler/backend/schedule.hpp"
-#include "cuda_host_build.hpp"
 #include "library/modc.h"
 #include "library/modc.hpp"
+#ifdef MODC_WITH_CUDA
+#include "runtime/cuda/sim/sim.hpp"
+#endif
 #include "spectra.hpp"
 #include "support.hpp"
 
@@ -126,20 +121,15 @@ Tensors<T> state_of(const Optimizer& o) {
     return m;
 }
 
-#ifdef MODC_FAKE_CUDA
+#ifdef MODC_WITH_CUDA
 
-// What fake_cuda counted on a stream: work enqueued, synchronisations.
+// What the simulator counted on a stream: work enqueued, synchronisations.
 struct Counts {
     long enqueued = 0, synchronized = 0;
 };
 Counts counts(void* stream) {
-    void* fake = ::dlopen(MODC_FAKE_CUDA, RTLD_NOW | RTLD_NOLOAD);
-    REQUIRE(fake != nullptr);
-    auto f = reinterpret_cast<void (*)(void*, long*, long*)>(::dlsym(fake, "modc_fake_stream_counts"));
-    REQUIRE(f != nullptr);
     Counts c;
-    f(stream, &c.enqueued, &c.synchronized);
-    ::dlclose(fake);
+    cuda::sim::stream_counts(static_cast<CUstream>(stream), &c.enqueued, &c.synchronized);
     return c;
 }
 
@@ -153,7 +143,7 @@ void device_path(const std::string& mod, const std::string& schedule, double tol
     options.dtype = std::is_same_v<T, double> ? DType::F64 : DType::F32;
     options.optimizer = "full";
     options.threads = 1;
-    options.backend = Backend::Cuda;
+    options.backend = Backend::CudaSim;
     options.precision = Precision::F32;  // the device path against the CPU's f32 (bf16 GEMMs: test_cuda.cpp)
     std::mt19937 rng(5);
 
@@ -231,7 +221,7 @@ void device_path(const std::string& mod, const std::string& schedule, double tol
     modc_compile_options c_options{};
     c_options.schedule = schedule.c_str();
     c_options.dtype = std::is_same_v<T, double> ? MODC_F64 : MODC_F32;
-    c_options.backend = MODC_CUDA;
+    c_options.backend = MODC_CUDA_SIM;
     c_options.threads = 1;
     c_options.precision = MODC_PRECISION_F32;  // as the C++ side above
     char* error = nullptr;
@@ -247,7 +237,7 @@ void device_path(const std::string& mod, const std::string& schedule, double tol
 
     modc_optimizer* o = modc_optimizer_compile_file(mod.c_str(), "full", &c_options, &error);
     REQUIRE(o != nullptr);
-    options.backend = Backend::Cuda;
+    options.backend = Backend::CudaSim;
     Optimizer fresh = compile_optimizer_file(mod, options);
     Tensors<T> w_c = start, w_cpp = start;
     REQUIRE(modc_optimizer_step_device(o, out(w_c).data(), in(grads).data(), nullptr, &error) == 0);
@@ -304,86 +294,16 @@ TEST_CASE("run_device and step_device on the CPU backend are clear errors", "[ap
                          }));
 }
 
-#ifdef MODC_FAKE_CUDA
+#ifdef MODC_WITH_CUDA
 
-TEST_CASE("(in a process of its own) the device path on the fake driver", "[.fake_cuda_device]") {
-    const char* mod = std::getenv("MODC_FAKE_DEVICE_MOD");
-    const char* type = std::getenv("MODC_FAKE_DEVICE_DTYPE");
-    const char* schedule = std::getenv("MODC_FAKE_DEVICE_SCHEDULE");
-    REQUIRE(mod != nullptr);
-    REQUIRE(type != nullptr);
-    REQUIRE(schedule != nullptr);
-    if (std::string(type) == "f64")
-        device_path<double>(mod, schedule, 1e-12);
-    else
-        device_path<float>(mod, schedule, 3e-5);
-}
-
-namespace {
-
-// The fake driver's kernels for a .mod file's network and its one optimizer: the dualizer's and
-// the step's, compiled for the host into one library, with its .params beside it.
-std::unique_ptr<test::HostBuild> fake_kernels(const std::string& name, const std::string& text, ElementType type,
-                                             const std::string& schedule) {
-    auto c = compile_source(name, text);
-    INFO(c->diags.render());
-    REQUIRE_FALSE(c->diags.has_errors());
-    const DualPlan& plan = c->plans.front();
-    auto step_plan = lower_step(c->file.optimizers.front(), c->diags);
-    REQUIRE(step_plan);
-    std::vector<std::int64_t> elements;
-    for (const auto& l : plan.leaves) {
-        std::int64_t n = 1;
-        for (auto d : l.shape) n *= d;
-        elements.push_back(n);
-    }
-    cuda::CudaOptions co;
-    co.type = type;
-    const cuda::Program dualizer = cuda::codegen_cuda(kp::lower(plan, *kp::find_schedule(schedule), {}, {}), co);
-    const cuda::StepProgram step = cuda::codegen_cuda_step(*step_plan, elements, co);
-    const int buffers = step_plan->buffer_count();
-    auto build = test::build_for_host(dualizer.source + step.source + test::step_wrappers(step, buffers, step_plan->hypers.size()));
-    INFO(build->log);
-    REQUIRE(build->status == 0);
-    std::ofstream(build->so.string() + ".params")
-        << test::fake_params(dualizer) << test::fake_params(step, buffers, step_plan->hypers.size());
-    return build;
-}
-
-}  // namespace
-
-TEST_CASE("run_device and step_device on a fake driver that runs the kernels on the host", "[cuda][gpu][device]") {
+TEST_CASE("run_device and step_device on the cuda-sim backend", "[cuda][sim][device]") {
+    ::setenv("MODC_CACHE_DIR", MODC_TEST_CACHE_DIR, 1);
     test::TempDir dir;
     const std::filesystem::path mod = dir.path / "net.mod";
     std::ofstream(mod) << kText;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
     // f32 under the default schedule; f64 under cubic, whose convergence checks wait on the stream.
-    for (auto [type, schedule] : {std::pair{ElementType::F32, "polar-express"}, std::pair{ElementType::F64, "cubic"}}) {
-        auto build = fake_kernels(mod.string(), kText, type, schedule);
-        const std::filesystem::path log = dir.path / "log";
-        const std::string cmd = test::fake_env(*build, dir.path / "cache") + " MODC_FAKE_DEVICE_MOD=" + test::quote(mod.string()) +
-                                " MODC_FAKE_DEVICE_DTYPE=" + to_string(type) + " MODC_FAKE_DEVICE_SCHEDULE=" + schedule + " " +
-                                test::quote(self.string()) + " '[.fake_cuda_device]' >" + test::quote(log.string()) + " 2>&1";
-        const int status = std::system(cmd.c_str());
-        INFO(cmd << "\n" << test::read(log));
-        REQUIRE(WIFEXITED(status));
-        CHECK(WEXITSTATUS(status) == 0);
-        CHECK_THAT(test::read(log), Contains("All tests passed"));
-    }
-}
-
-// For tests/python/test_cuda_device.py: the fake kernels of $MODC_FAKE_DEVICE_MOD (f32, the
-// default schedule) written to $MODC_FAKE_KERNELS_OUT/kernels.so and kernels.so.params.
-TEST_CASE("(for the Python tests) the fake driver's kernels of a .mod file", "[.fake_kernels]") {
-    const char* mod = std::getenv("MODC_FAKE_DEVICE_MOD");
-    const char* out = std::getenv("MODC_FAKE_KERNELS_OUT");
-    REQUIRE(mod != nullptr);
-    REQUIRE(out != nullptr);
-    auto build = fake_kernels(mod, test::read(mod), ElementType::F32, "polar-express");
-    const std::filesystem::path so = std::filesystem::path(out) / "kernels.so";
-    std::filesystem::copy_file(build->so, so, std::filesystem::copy_options::overwrite_existing);
-    std::filesystem::copy_file(build->so.string() + ".params", so.string() + ".params",
-                               std::filesystem::copy_options::overwrite_existing);
+    SECTION("f32, polar-express") { device_path<float>(mod.string(), "polar-express", 3e-5); }
+    SECTION("f64, cubic") { device_path<double>(mod.string(), "cubic", 1e-12); }
 }
 
 #endif

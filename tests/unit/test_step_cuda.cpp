@@ -114,17 +114,6 @@ void stand_in(const std::vector<std::int64_t>& elements, const T* const* in, T* 
         for (std::int64_t j = 0; j < elements[i]; ++j) out[i][j] = T(0.5) * in[i][j];
 }
 
-// The source, then for each kernel an exported wrapper modc_host_launch can run.
-std::string with_wrappers(const cuda::StepProgram& p, const step::StepPlan& plan) {
-    return p.source + modc::test::step_wrappers(p, plan.buffer_count(), plan.hypers.size());
-}
-
-std::vector<std::string> wrapper_names(const cuda::StepProgram& p) {
-    std::vector<std::string> out;
-    for (const auto& k : p.kernels) out.push_back("modc_host_" + k);
-    return out;
-}
-
 // Buffers carry kGuard elements past the weight's end, set to a sentinel: a kernel that writes
 // past n shows.
 constexpr std::int64_t kGuard = 8;
@@ -166,8 +155,12 @@ public:
                     buffers[static_cast<std::size_t>(plan_.dual_out_buffer(d))] = out[static_cast<std::size_t>(d)][i].data();
                 }
                 const std::int64_t blocks = std::clamp<std::int64_t>((n + program_.block - 1) / program_.block, 1, program_.max_grid);
-                kernels_.launch("modc_host_" + KernelNames::step(k, n), {static_cast<unsigned>(blocks), 1, 1},
-                                {program_.block, 1, 1}, {buffers.data(), hypers.data()});
+                // As cuLaunchKernel takes them: a pointer to each argument, the buffers then the hyperparameters.
+                std::vector<void*> params;
+                for (auto& b : buffers) params.push_back(&b);
+                for (std::size_t h = 0; h + 1 < hypers.size(); ++h) params.push_back(&hypers[h]);
+                kernels_.launch_params(KernelNames::step(k, n), {static_cast<unsigned>(blocks), 1, 1}, {program_.block, 1, 1},
+                                       params);
             }
             for (const auto& d : plan_.segments[k].duals) {
                 std::vector<const T*> ins;
@@ -472,8 +465,7 @@ TEST_CASE("step-cuda: the host build gives the CPU backend's step, f32 and f64, 
     auto start_one = [&] {
         if (next < runs.size()) {
             Run& r = runs[next++];
-            std::string source = with_wrappers(r.program, built[r.optimizer].plan);
-            r.build = std::async(std::launch::async, [source] { return build_for_host(source); });
+            r.build = std::async(std::launch::async, [&r] { return build_for_host(r.program.source, r.program.kernels); });
         }
     };
     start_one();
@@ -481,7 +473,7 @@ TEST_CASE("step-cuda: the host build gives the CPU backend's step, f32 and f64, 
         start_one();
         Run& r = runs[i];
         auto host = r.build.get();
-        HostKernels kernels(*host, wrapper_names(r.program));
+        HostKernels kernels(*host, r.program.kernels);
         const Built& b = built[r.optimizer];
         if (r.type == ElementType::F32) {
             compare_with_cpu<float>(b, r.program, kernels, 1e-6, r.what);

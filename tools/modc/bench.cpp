@@ -51,7 +51,7 @@ RunTimes time_runs(Dualizer& d, const BenchOptions& o) {
         auto start = std::chrono::steady_clock::now();
         d.run(in.data(), out.data());
         t.wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        if (d.backend() == Backend::Cuda) t.gpu.push_back(d.last_run_ms() / 1e3);
+        if (runs_cuda(d.backend())) t.gpu.push_back(d.last_run_ms() / 1e3);
     }
     return t;
 }
@@ -78,7 +78,7 @@ std::string run_bench(Dualizer& dualizer, double compile_seconds, const BenchOpt
     RunTimes t = dualizer.dtype() == DType::F32   ? time_runs<float>(dualizer, o)
                  : dualizer.dtype() == DType::F64 ? time_runs<double>(dualizer, o)
                                                   : time_runs<std::uint16_t>(dualizer, o);
-    const bool cuda = dualizer.backend() == Backend::Cuda;
+    const bool cuda = runs_cuda(dualizer.backend());
     const Spread wall(t.wall);
     std::optional<Spread> gpu;
     if (cuda) gpu.emplace(t.gpu);
@@ -90,7 +90,7 @@ std::string run_bench(Dualizer& dualizer, double compile_seconds, const BenchOpt
                             {"schedule", dualizer.schedule()},
                             {"dtype", dtype_name(dualizer.dtype())},
                             {"precision", to_string(dualizer.precision())},
-                            {"backend", cuda ? "cuda" : "cpu"},
+                            {"backend", to_string(dualizer.backend())},
                             {"device", dualizer.device_name()},
                             {"weights", dualizer.weights().size()},
                             {"parameters", parameters},

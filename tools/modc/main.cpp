@@ -247,6 +247,11 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
 #endif
 }
 
+// --backend's value (CLI11 has checked it is one of these).
+Backend parse_backend(const std::string& name) {
+    return name == "cuda" ? Backend::Cuda : name == "cuda-sim" ? Backend::CudaSim : Backend::Cpu;
+}
+
 // `modc partition`: per rank its modelled work and weights, as text or JSON.
 std::string print_partition(const Partition& p, bool json) {
     if (json) {
@@ -331,10 +336,11 @@ int run(const Options& o) {
     if (o.command == "dualize") {
         DualizeArgs args{o.file, source, o.input, o.output, {}};
         args.options.network = plan->network;
-        args.options.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        args.options.backend = parse_backend(o.backend);
         // Before the gradients are read: a machine without a GPU says so, whatever the input.
         if (std::string why = backend_unavailable(args.options.backend); !why.empty())
-            return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+            return fail(std::string(args.options.backend == Backend::CudaSim ? "the cuda-sim backend" : "the CUDA backend") +
+                        " cannot run here: " + why + "; use --backend cpu");
         if (!parse_schedules(o.schedules, args.options)) return 1;
         for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         args.options.gram = !o.no_gram;
@@ -346,7 +352,7 @@ int run(const Options& o) {
     if (o.command == "step") {
         StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
         args.options.optimizer = o.optimizer;
-        args.options.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        args.options.backend = parse_backend(o.backend);
         if (!parse_schedules(o.schedules, args.options)) return 1;
         for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         args.options.gram = !o.no_gram;
@@ -388,7 +394,7 @@ int run(const Options& o) {
         if (!parse_schedules(o.schedules, co)) return 1;
         for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
         co.dtype = o.dtype == "f64" ? DType::F64 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
-        co.backend = o.backend == "cuda" ? Backend::Cuda : Backend::Cpu;
+        co.backend = parse_backend(o.backend);
         co.gram = !o.no_gram;
         co.threads = o.threads;
         co.precision = parse_precision(o.precision);
@@ -515,7 +521,8 @@ int main(int argc, char** argv) {
     dualize_cmd->add_option("--schedule", o.schedules,
                             "orthogonalisation schedule: muon, you, polar-express (default), cubic, svd; "
                             "PATH=NAME for one weight (repeatable)");
-    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
+    dualize_cmd->add_option("--backend", o.backend, "where to run: cpu, cuda (a GPU) or cuda-sim (the CUDA program on the host)")
+        ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));
     no_gram(dualize_cmd);
     precision(dualize_cmd);
     dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
@@ -526,8 +533,9 @@ int main(int argc, char** argv) {
     auto* bench = app.add_subcommand("bench", "time the compiled dualizer on random gradients");
     common(bench);
     bench->add_option("--schedule", o.schedules, "orthogonalisation schedule: NAME or PATH=NAME (repeatable)");
-    bench->add_option("--backend", o.backend, "where to run: cpu or cuda (a GPU: reports the GPU time too)")
-        ->check(CLI::IsMember({"cpu", "cuda"}));
+    bench->add_option("--backend", o.backend,
+                      "where to run: cpu, cuda (a GPU: reports the GPU time too) or cuda-sim (the CUDA program on the host)")
+        ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));
     bench->add_option("--dtype", o.dtype, "f32, f64, or bf16 (bf16 gradients and updates, computed in f32)")
         ->check(CLI::IsMember({"f32", "f64", "bf16"}));
     bench->add_option("--runs", o.bench.runs, "timed runs")->check(CLI::Range(1, 100000));
@@ -558,7 +566,8 @@ int main(int argc, char** argv) {
     step_cmd->add_option("--optimizer", o.optimizer, "the optimizer block to run when the file has several");
     step_cmd->add_option("--hyper", o.hypers, "set a hyperparameter of the block: --hyper lr=0.01 (repeatable)");
     step_cmd->add_option("--schedule", o.schedules, "orthogonalisation schedule of dualize(...): NAME or PATH=NAME (repeatable)");
-    step_cmd->add_option("--backend", o.backend, "where dualize(...) runs: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+    step_cmd->add_option("--backend", o.backend, "where the step runs: cpu, cuda or cuda-sim")
+        ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));
     no_gram(step_cmd);
     precision(step_cmd);
     step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")

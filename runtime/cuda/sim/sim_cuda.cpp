@@ -1,31 +1,32 @@
-// A stand-in for libcuda.so.1 and libcublas.so, so that runtime/cuda/gpu.cpp can be run end to
-// end on a machine without a GPU (tests/unit/test_cuda.cpp points MODC_LIBCUDA and
-// MODC_LIBCUBLAS at this library):
+// The cuda-sim backend's driver and cuBLAS: runtime/cuda/gpu.cpp and gpu_stepper.cpp run on
+// these functions, in place of libcuda.so.1's and libcublas.so's, on a machine without a GPU
+// (sim.hpp hands them over as the same function tables; nothing is exported under CUDA's names):
 //   - "device" memory is host memory, filled with NaN bytes when allocated;
-//   - a module is the generated CUDA compiled for the host with cuda_host.h: the library named
-//     by $MODC_FAKE_KERNELS (one for every module a process loads: the dualizer's kernels and an
-//     optimizer's step kernels together), whose kernels' parameters are listed in
-//     $MODC_FAKE_KERNELS.params (a cubin does not say, and cuLaunchKernel is not told), one per
-//     line: "name count" for a kernel of `count` pointers, called directly, or "name pointers
-//     doubles" for one that takes doubles too (the step kernels), called through the wrapper
-//     modc_host_<name>(void** pointers, double* doubles) the library must export;
-//     cuModuleLoadData checks that it was given an ELF image (a cubin) and otherwise ignores it;
+//   - a module is the generated CUDA compiled for the host (host_build.hpp), given to
+//     cuModuleLoadData as module_image(): the shared object is loaded from memory, and each
+//     kernel is called through the entry MODC_SIM_KERNEL made for it, which reads the launch's
+//     arguments as the kernel's own parameter types; a cubin is refused;
 //   - cuBLAS calls are CBLAS calls in column-major mode with the same parameters, and syrk
 //     leaves NaN in the triangle it does not compute;
 //   - stream capture records the launches and cuBLAS calls; a graph replays them in order;
 //   - an event records the host time, so elapsed times are the host's time for the calls;
-//   - every call is done when it is issued, so streams and events order nothing; but the fake
-//     counts, per stream, the work enqueued on it and the synchronisations, which a test reads
-//     with modc_fake_stream_counts (to see that a device run used the caller's stream, and did
+//   - every call is done when it is issued, so streams and events order nothing; but the
+//     simulator counts, per stream, the work enqueued on it and the synchronisations, which a
+//     test reads with stream_counts (to see that a device run used the caller's stream, and did
 //     not wait for it).
-// Only what gpu.cpp uses is here; every function is compiled against the toolkit's headers, so
-// its name and signature are the ones gpu.cpp resolves.
+// One process-wide state: the simulator runs one thing at a time.
+// Only what gpu.cpp uses is here; every function is declared from the toolkit's headers
+// (sim.hpp), so its signature is the one gpu.cpp's tables hold.
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -38,23 +39,22 @@
 #include <string>
 #include <vector>
 
-#include "tensor_cores.h"
+#include "runtime/cuda/sim/sim.hpp"
+#include "runtime/cuda/sim/tensor_cores.h"
+
+namespace modc::cuda::sim {
 
 namespace {
 
 using Call = std::function<void()>;
 
 struct Function {
-    void (*entry)();  // the kernel, or for one with doubles its wrapper
-    int pointers;
-    int doubles = -1;  // -1: the kernel takes pointers only, and is called directly
+    void (*run)(void* const*) = nullptr;  // the kernel's entry (MODC_SIM_KERNEL)
+    void (*launch)(void (*)(void* const*), const unsigned*, const unsigned*, void* const*) = nullptr;
+    std::vector<unsigned long> sizes;     // of its parameters
 };
 
-struct Params {
-    int pointers = 0, doubles = -1;
-};
-
-// A loaded module: the kernels library (dlopen'd once per load) and the functions taken from it.
+// A loaded module: the kernels library and the functions taken from it.
 struct Module {
     void* library = nullptr;
     std::vector<std::unique_ptr<Function>> functions;
@@ -67,8 +67,6 @@ struct Counts {
 struct State {
     bool capturing = false;
     std::vector<Call> captured;
-    std::map<std::string, Params> params;
-    void (*launch)(void (*)(), const unsigned*, const unsigned*, int, void* const*) = nullptr;
     std::map<CUstream, Counts> streams;
 };
 
@@ -93,7 +91,7 @@ int context_token = 0;
 
 }  // namespace
 
-extern "C" {
+// ---- the driver API ----
 
 CUresult cuInit(unsigned int) { return CUDA_SUCCESS; }
 CUresult cuDriverGetVersion(int* version) {
@@ -101,11 +99,11 @@ CUresult cuDriverGetVersion(int* version) {
     return CUDA_SUCCESS;
 }
 CUresult cuGetErrorString(CUresult, const char** text) {
-    *text = "an error of the fake CUDA driver";
+    *text = "an error of the CUDA simulator";
     return CUDA_SUCCESS;
 }
 CUresult cuGetErrorName(CUresult, const char** name) {
-    *name = "CUDA_ERROR_FAKE";
+    *name = "CUDA_ERROR_SIM";
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetCount(int* count) {
@@ -118,7 +116,7 @@ CUresult cuDeviceGet(CUdevice* device, int ordinal) {
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetName(char* name, int length, CUdevice) {
-    std::strncpy(name, "modc fake GPU (the host)", static_cast<std::size_t>(length));
+    std::strncpy(name, "modc CUDA simulator (the host)", static_cast<std::size_t>(length));
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice) {
@@ -136,26 +134,48 @@ CUresult cuCtxSetCurrent(CUcontext context) {
     return context == reinterpret_cast<CUcontext>(&context_token) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
 
-CUresult cuModuleLoadData(CUmodule* module, const void* image) {
-    if (std::memcmp(image, "\x7f" "ELF", 4) != 0) return CUDA_ERROR_INVALID_IMAGE;  // a cubin is an ELF file
-    const char* path = std::getenv("MODC_FAKE_KERNELS");
-    if (!path) return CUDA_ERROR_FILE_NOT_FOUND;
-    State& s = state();
-    auto m = std::make_unique<Module>();
-    m->library = ::dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!m->library) return CUDA_ERROR_FILE_NOT_FOUND;
-    s.launch = reinterpret_cast<decltype(s.launch)>(::dlsym(m->library, "modc_host_launch"));
-    std::ifstream in(std::string(path) + ".params");
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream fields(line);
-        std::string name;
-        Params p;
-        if (fields >> name >> p.pointers) {
-            if (!(fields >> p.doubles)) p.doubles = -1;
-            s.params[name] = p;
-        }
+namespace {
+const char kMagic[8] = {'m', 'o', 'd', 'c', 's', 'i', 'm', '1'};
+
+// The shared object in `image` (module_image's layout), opened from memory.
+void* open_image(const void* image) {
+    std::uint64_t size = 0;
+    std::memcpy(&size, static_cast<const char*>(image) + sizeof kMagic, sizeof size);
+    const char* bytes = static_cast<const char*>(image) + sizeof kMagic + sizeof size;
+    int fd = ::memfd_create("modc-sim-kernels", MFD_CLOEXEC);
+    if (fd < 0) return nullptr;
+    void* library = nullptr;
+    auto path = [](int f) { return "/proc/self/fd/" + std::to_string(f); };
+    // dlopen knows a library by its name, and one loaded earlier may still hold this fd's name
+    // (its descriptor closed since; C++ inline variables keep it from unloading): hold such a
+    // name's descriptor open and take another, so this is a load of its own.
+    std::vector<int> held;
+    while (void* old = ::dlopen(path(fd).c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+        ::dlclose(old);
+        held.push_back(fd);
+        if ((fd = ::dup(fd)) < 0) break;
     }
-    if (!s.launch || s.params.empty()) {
+    if (fd >= 0 && ::write(fd, bytes, size) == static_cast<ssize_t>(size))
+        library = ::dlopen(path(fd).c_str(), RTLD_NOW | RTLD_LOCAL);
+    for (int h : held) ::close(h);
+    if (fd >= 0) ::close(fd);  // a loaded library keeps its mapping
+    return library;
+}
+}  // namespace
+
+std::string module_image(const std::string& library) {
+    const std::uint64_t size = library.size();
+    std::string image(kMagic, sizeof kMagic);
+    image.append(reinterpret_cast<const char*>(&size), sizeof size);
+    return image + library;
+}
+
+CUresult cuModuleLoadData(CUmodule* module, const void* image) {
+    if (std::memcmp(image, kMagic, sizeof kMagic) != 0) return CUDA_ERROR_INVALID_IMAGE;  // a cubin, or PTX
+    auto m = std::make_unique<Module>();
+    m->library = open_image(image);
+    if (!m->library) return CUDA_ERROR_INVALID_IMAGE;
+    if (!::dlsym(m->library, "modc_sim_launch")) {
         ::dlclose(m->library);
         return CUDA_ERROR_INVALID_IMAGE;
     }
@@ -164,19 +184,20 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
 }
 CUresult cuModuleUnload(CUmodule module) {
     auto* m = reinterpret_cast<Module*>(module);
-    ::dlclose(m->library);  // one per cuModuleLoadData's dlopen
+    ::dlclose(m->library);
     delete m;
     return CUDA_SUCCESS;
 }
 CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* name) {
     auto* m = reinterpret_cast<Module*>(module);
-    auto p = state().params.find(name);
-    if (p == state().params.end()) return CUDA_ERROR_NOT_FOUND;
-    const bool wrapped = p->second.doubles >= 0;
-    void* entry = ::dlsym(m->library, wrapped ? ("modc_host_" + std::string(name)).c_str() : name);
-    if (!entry) return CUDA_ERROR_NOT_FOUND;
-    m->functions.push_back(
-        std::make_unique<Function>(Function{reinterpret_cast<void (*)()>(entry), p->second.pointers, p->second.doubles}));
+    auto f = std::make_unique<Function>();
+    f->run = reinterpret_cast<decltype(f->run)>(::dlsym(m->library, ("modc_sim_run_" + std::string(name)).c_str()));
+    auto args = reinterpret_cast<int (*)(unsigned long*)>(::dlsym(m->library, ("modc_sim_args_" + std::string(name)).c_str()));
+    f->launch = reinterpret_cast<decltype(f->launch)>(::dlsym(m->library, "modc_sim_launch"));
+    if (!f->run || !args || !f->launch) return CUDA_ERROR_NOT_FOUND;
+    f->sizes.resize(256);
+    f->sizes.resize(static_cast<std::size_t>(args(f->sizes.data())));
+    m->functions.push_back(std::move(f));
     *function = reinterpret_cast<CUfunction>(m->functions.back().get());
     return CUDA_SUCCESS;
 }
@@ -269,20 +290,19 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
     if (gx * gy * gz == 0 || bx * by * bz == 0) return CUDA_ERROR_INVALID_VALUE;
     if (!state().capturing) ++state().streams[stream].enqueued;
     const Function* function = reinterpret_cast<const Function*>(f);
-    // Parameters are read when the launch is issued, as the driver does.
-    std::vector<void*> args;
-    for (int i = 0; i < function->pointers; ++i) args.push_back(*static_cast<void**>(params[i]));
-    std::vector<double> doubles;
-    for (int i = 0; i < function->doubles; ++i) doubles.push_back(*static_cast<double*>(params[function->pointers + i]));
-    doubles.push_back(0);  // never empty
-    std::vector<unsigned> grid{gx, gy, gz}, block{bx, by, bz};
-    issue([function, args, doubles, grid, block]() mutable {
-        if (function->doubles < 0) {
-            state().launch(function->entry, grid.data(), block.data(), static_cast<int>(args.size()), args.data());
-        } else {
-            void* wrapped[] = {args.data(), doubles.data()};
-            state().launch(function->entry, grid.data(), block.data(), 2, wrapped);
-        }
+    // The arguments are copied when the launch is issued, as the driver does.
+    std::vector<std::size_t> offsets;
+    std::string bytes;
+    for (std::size_t i = 0; i < function->sizes.size(); ++i) {
+        offsets.push_back((bytes.size() + 7) / 8 * 8);
+        bytes.resize(offsets.back());
+        bytes.append(static_cast<const char*>(params[i]), function->sizes[i]);
+    }
+    std::array<unsigned, 3> grid{gx, gy, gz}, block{bx, by, bz};
+    issue([function, offsets, bytes, grid, block]() mutable {
+        std::vector<void*> args;
+        for (std::size_t o : offsets) args.push_back(bytes.data() + o);
+        function->launch(function->run, grid.data(), block.data(), args.data());
     });
     return CUDA_SUCCESS;
 }
@@ -326,16 +346,13 @@ cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STA
 cublasStatus_t cublasSetWorkspace(cublasHandle_t, void* workspace, std::size_t bytes) {
     return workspace && bytes ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
-const char* cublasGetStatusString(cublasStatus_t) { return "an error of the fake cuBLAS"; }
+const char* cublasGetStatusString(cublasStatus_t) { return "an error of the simulated cuBLAS"; }
 
-// The fake's own: the work enqueued on `stream` and its synchronisations so far.
-void modc_fake_stream_counts(CUstream stream, long* enqueued, long* synchronized) {
+void stream_counts(CUstream stream, long* enqueued, long* synchronized) {
     const Counts c = state().streams[stream];
     *enqueued = c.enqueued;
     *synchronized = c.synchronized;
 }
-
-}  // extern "C"
 
 namespace {
 
@@ -352,8 +369,6 @@ void poison_other_triangle(cublasFillMode_t fill, int n, T* c, int ldc) {
 }
 
 }  // namespace
-
-extern "C" {
 
 cublasStatus_t cublasSsyrk(cublasHandle_t, cublasFillMode_t fill, cublasOperation_t trans, int n, int k, const float* alpha,
                            const float* a, int lda, const float* beta, float* c, int ldc) {
@@ -406,10 +421,8 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
     return CUBLAS_STATUS_SUCCESS;
 }
 
-}  // extern "C"
-
 // tf32 and bf16 GEMMs on tensor cores: tensor_cores.h rounds the inputs as the GPU does.
-extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                                      int k, const void* alpha, const void* a, cudaDataType at, int lda,
                                                      long long sa, const void* b, cudaDataType bt, int ldb, long long sb,
                                                      const void* beta, void* c, cudaDataType ct, int ldc, long long sc,
@@ -428,3 +441,20 @@ extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOpera
     });
     return CUBLAS_STATUS_SUCCESS;
 }
+
+// ---- the tables ----
+
+const Driver& driver() {
+    static const Driver d = [] {
+        Driver t;
+#define MODC_SIM_TAKE(f) t.f = &f;
+        MODC_CU_FUNCTIONS(MODC_SIM_TAKE)
+#undef MODC_SIM_TAKE
+        t.eventElapsedTime = &cuEventElapsedTime;
+        t.simulated = true;
+        return t;
+    }();
+    return d;
+}
+
+}  // namespace modc::cuda::sim
