@@ -24,7 +24,7 @@ LAYERS = {
     "python": ["support", "program", "grammar", "compiler/frontend", "compiler/analysis", "compiler/backend",
                "runtime", "library"],
 }
-GENERATED = {"version.hpp"}  # configured into the build folder
+GENERATED = {"version.hpp", "cuda_host_text.inc"}  # configured into the build folder
 
 
 def layer_of(path):
