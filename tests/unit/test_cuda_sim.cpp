@@ -111,4 +111,23 @@ TEST_CASE("modc dualize --backend cuda-sim agrees with the CPU's f64 result with
     }
 }
 
+TEST_CASE("--backend cuda-sim without a host C++ compiler says so and exits 1", "[cuda][sim][cli]") {
+    for (const std::string command : {"dualize " + quote(gpt()) + " --in x.safetensors --out y.safetensors", "bench " + quote(gpt())}) {
+        auto run = test::run_modc(command + " --backend cuda-sim", "MODC_HOST_CXX=/nonexistent/c++");
+        INFO(command << "\n" << run.err);
+        CHECK(run.status == 1);
+        CHECK(run.out.empty());
+        CHECK_THAT(run.err, Catch::Matchers::Contains("the cuda-sim backend cannot run here: MODC_HOST_CXX names no "
+                                                      "executable C++ compiler: /nonexistent/c++"));
+    }
+    ::setenv("MODC_HOST_CXX", "/nonexistent/c++", 1);
+    CompileOptions options;
+    options.set = kSets;
+    options.backend = Backend::CudaSim;
+    CHECK_THROWS_AS(compile_file(gpt(), options), BackendUnavailable);
+    CHECK_THAT(backend_unavailable(Backend::CudaSim), Catch::Matchers::Contains("MODC_HOST_CXX"));
+    ::unsetenv("MODC_HOST_CXX");
+    CHECK(backend_unavailable(Backend::CudaSim).empty());
+}
+
 #endif
