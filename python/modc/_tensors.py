@@ -7,7 +7,7 @@ an array. Every problem is a ValueError or TypeError that names the weight.
 CUDA torch tensors cross by their device address, for the CUDA backend's device path
 (run_device, step_device): every tensor of one call on GPU 0, and the work enqueued on the
 current torch stream of that device. device_of and cuda_stream are the only places that ask
-torch where a tensor lives (the tests replace them to run the device path on a fake driver).
+torch where a tensor lives (the tests replace them to run the device path on the cuda-sim backend).
 """
 import numpy as np
 

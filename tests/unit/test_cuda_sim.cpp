@@ -111,7 +111,7 @@ TEST_CASE("modc dualize --backend cuda-sim agrees with the CPU's f64 result with
     }
 }
 
-TEST_CASE("--backend cuda-sim without a host C++ compiler says so and exits 1", "[cuda][sim][cli]") {
+TEST_CASE("the cuda-sim backend without a host C++ compiler: modc says so and exits 1, the API throws BackendUnavailable", "[cuda][sim][cli]") {
     for (const std::string command : {"dualize " + quote(gpt()) + " --in x.safetensors --out y.safetensors", "bench " + quote(gpt())}) {
         auto run = test::run_modc(command + " --backend cuda-sim", "MODC_HOST_CXX=/nonexistent/c++");
         INFO(command << "\n" << run.err);

@@ -2,7 +2,7 @@
 //   - the source: one kernel per segment and weight size, in order, every signature the same,
 //     numbers as literals, the launch options; bf16 storage refused;
 //   - NVRTC compiles it for sm_80 and sm_90 with no error, warning or spill;
-//   - the same text compiled for the host (tests/cuda_host/cuda_host.h) and run segment by
+//   - the same text compiled for the host (runtime/cuda/sim/host_build.hpp) and run segment by
 //     segment, with a stand-in for the dualizer between, gives what the CPU backend's step
 //     (cpu::Stepper on codegen_llvm_step's kernels, the same stand-in) gives, over three steps
 //     with the state carried over and the hyperparameters changed between them, in f32 and f64;
