@@ -758,7 +758,7 @@ TEST_CASE("the table of tf32 and bf16 errors", "[.precision_table]") {
             auto plan = kernel_plan(dual_plans(c.net).front(), schedule, !std::getenv("MODC_TABLE_NO_GRAM"), p);
             cuda::Program program = cuda::codegen_cuda(plan);
             auto build = build_for_host(program.source);
-            HostKernels kernels(*build, program);
+            HostKernels kernels(*build, program.kernels);
             for (Spectrum s : kSpectra) {
                 auto errors = compare_precision(c, program, kernels, s, false);
                 std::ostringstream line;
@@ -798,7 +798,7 @@ TEST_CASE("accuracy of tensor-core precisions on GPT-2 shapes", "[.accuracy]") {
                 c.precision = p;
                 cuda::Program program = cuda::codegen_cuda(kernel_plan(plan, schedule, true, p));
                 auto build = build_for_host(program.source);
-                HostKernels kernels(*build, program);
+                HostKernels kernels(*build, program.kernels);
                 auto errors = compare_precision(c, program, kernels, s, false);
                 for (std::size_t i = 0; i < errors.size(); ++i)
                     results.push_back({{"spectrum", name}, {"schedule", schedule}, {"precision", kp::to_string(p)},
