@@ -29,6 +29,8 @@ import tempfile
 import numpy as np
 import torch
 
+from muon import zeropower_via_newtonschulz5
+
 SCHEDULES = ["muon", "polar-express", "you", "cubic", "svd"]
 SPECTRA = {
     "gaussian": "Gaussian entries",
@@ -84,22 +86,6 @@ def iterate_f64(g, norm_scale, eps, steps):
     return x.T if tall else x
 
 
-def torch_muon_bf16(g):
-    """Keller Jordan's zeropower_via_newtonschulz5, as Muon runs it."""
-    a, b, c = (3.4445, -4.7750, 2.0315)
-    X = torch.from_numpy(g).bfloat16()
-    X /= X.norm() + 1e-7
-    if g.shape[0] > g.shape[1]:
-        X = X.T
-    for _ in range(5):
-        A = X @ X.T
-        B = b * A + c * A @ A
-        X = a * X + B @ X
-    if g.shape[0] > g.shape[1]:
-        X = X.T
-    return X.double().numpy()
-
-
 def spectral(x):
     return float(np.linalg.norm(x, 2))
 
@@ -132,7 +118,7 @@ def main():
             for name, g in grads.items():
                 np.save(os.path.join(gdir, name + ".npy"), g.astype(np.float32))
             exact = {name: polar(g.astype(np.float32).astype(np.float64)) for name, g in grads.items()}
-            torch_out = {name: torch_muon_bf16(g.astype(np.float32).astype(np.float64)) for name, g in grads.items()}
+            torch_out = {name: zeropower_via_newtonschulz5(torch.from_numpy(g.astype(np.float32))).double().numpy() for name, g in grads.items()}
             for schedule in args.schedules.split(","):
                 if schedule in ("svd", "cubic"):
                     reference = exact

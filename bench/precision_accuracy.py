@@ -5,7 +5,7 @@
 
 Runs `unit_tests "[.accuracy]"`, which runs modc's CUDA program for GPT-2 small's matrix shapes on
 the host (the generated kernels compiled for the CPU, the GEMMs rounded as the tensor cores round
-them: tests/cuda_host/tensor_cores.h) on Gaussian gradients and on gradients whose singular values
+them: runtime/cuda/sim/tensor_cores.h) on Gaussian gradients and on gradients whose singular values
 fall as 1/i and 1/i^2, and measures each update against modc's CPU backend in f64 with the same
 schedule. Then runs Keller Jordan's zeropower_via_newtonschulz5 (Muon's iteration) in bf16 and in
 f64 with torch on the CPU on the very same gradients, and prints one table: the relative
@@ -20,21 +20,7 @@ import tempfile
 import numpy as np
 import torch
 
-
-def zeropower_via_newtonschulz5(G, steps=5, dtype=torch.bfloat16):
-    """modded-nanogpt's Newton-Schulz (Keller Jordan), with the compute dtype as a parameter."""
-    a, b, c = (3.4445, -4.7750, 2.0315)
-    X = G.to(dtype)
-    if G.size(-2) > G.size(-1):
-        X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
-    for _ in range(steps):
-        A = X @ X.mT
-        B = b * A + c * A @ A
-        X = a * X + B @ X
-    if G.size(-2) > G.size(-1):
-        X = X.mT
-    return X
+from muon import zeropower_via_newtonschulz5
 
 
 def relative_error(got, ref):

@@ -42,10 +42,11 @@ import time
 
 import numpy as np
 
+from muon import MUON, zeropower_via_newtonschulz5
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MOD = os.path.join(HERE, "gpt2_blocks.mod")
-MUON = (3.4445, -4.7750, 2.0315)
 TITLES = {"gpt2_blocks": "GPT-2 small blocks (per layer Q, K, V, O 768x768, MLP 3072x768 and 768x3072)",
           "small_mlp": "small MLP (512 x 784, 512 x 512, 10 x 512)"}
 
@@ -64,24 +65,6 @@ def numpy_ns(g, steps=5, eps=1e-7):
         B = b * A + c * (A @ A)
         x = a * x + B @ x
     return x.T if tall else x
-
-
-def zeropower_via_newtonschulz5(G, steps=5, dtype=None):
-    """Keller Jordan's Muon (github.com/KellerJordan/Muon), with the working dtype a parameter:
-    bfloat16 as Muon ships it, or float32."""
-    import torch
-    a, b, c = MUON
-    X = G.to(dtype or torch.bfloat16)
-    if G.size(-2) > G.size(-1):
-        X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
-    for _ in range(steps):
-        A = X @ X.mT
-        B = b * A + c * A @ A
-        X = a * X + B @ X
-    if G.size(-2) > G.size(-1):
-        X = X.mT
-    return X
 
 
 def spectral_error(x, g):

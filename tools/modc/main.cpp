@@ -183,6 +183,28 @@ bool parse_memory_limit(const std::string& text, CompileOptions& options) {
     return true;
 }
 
+// What the compiling commands (dualize, bench, step, partition) share: the plan's network,
+// --schedule, --set, --no-gram, --threads, --precision and --memory-limit. False after saying
+// what is wrong.
+bool compile_options(const Options& o, const DualPlan& plan, CompileOptions& options) {
+    options.network = plan.network;
+    if (!parse_schedules(o.schedules, options)) return false;
+    for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+    options.gram = !o.no_gram;
+    options.threads = o.threads;
+    options.precision = parse_precision(o.precision);
+    return parse_memory_limit(o.memory_limit, options);
+}
+
+// False after saying why, when `backend` cannot run here (no GPU, no host compiler, ...).
+bool backend_available(Backend backend) {
+    const std::string why = backend_unavailable(backend);
+    if (!why.empty())
+        fail(std::string(backend == Backend::CudaSim ? "the cuda-sim backend" : "the CUDA backend") + " cannot run here: " +
+             why + "; use --backend cpu");
+    return why.empty();
+}
+
 #ifdef MODC_WITH_CUDA
 std::unique_ptr<cuda::DiskCache> kernel_cache() {
     auto dir = cuda::DiskCache::default_dir();
@@ -335,40 +357,22 @@ int run(const Options& o) {
     }
     if (o.command == "dualize") {
         DualizeArgs args{o.file, source, o.input, o.output, {}};
-        args.options.network = plan->network;
         args.options.backend = parse_backend(o.backend);
         // Before the gradients are read: a machine without a GPU says so, whatever the input.
-        if (std::string why = backend_unavailable(args.options.backend); !why.empty())
-            return fail(std::string(args.options.backend == Backend::CudaSim ? "the cuda-sim backend" : "the CUDA backend") +
-                        " cannot run here: " + why + "; use --backend cpu");
-        if (!parse_schedules(o.schedules, args.options)) return 1;
-        for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
-        args.options.gram = !o.no_gram;
-        args.options.threads = o.threads;
-        args.options.precision = parse_precision(o.precision);
-        if (!parse_memory_limit(o.memory_limit, args.options)) return 1;
+        if (!backend_available(args.options.backend)) return 1;
+        if (!compile_options(o, *plan, args.options)) return 1;
         return run_dualize(args, *plan);
     }
     if (o.command == "step") {
         StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
         args.options.optimizer = o.optimizer;
         args.options.backend = parse_backend(o.backend);
-        if (!parse_schedules(o.schedules, args.options)) return 1;
-        for (const auto& s : o.sets) args.options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
-        args.options.gram = !o.no_gram;
-        args.options.threads = o.threads;
-        args.options.precision = parse_precision(o.precision);
-        if (!parse_memory_limit(o.memory_limit, args.options)) return 1;
-        if (std::string why = backend_unavailable(args.options.backend); !why.empty())
-            return fail("the CUDA backend cannot run here: " + why + "; use --backend cpu");
+        if (!compile_options(o, *plan, args.options) || !backend_available(args.options.backend)) return 1;
         return run_step(args, *plan);
     }
     if (o.command == "partition") {
         CompileOptions co;
-        co.network = plan->network;
-        if (!parse_schedules(o.schedules, co)) return 1;
-        for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
-        co.gram = !o.no_gram;
+        if (!compile_options(o, *plan, co)) return 1;
         return write(print_partition(partition_text(o.file, source, o.ranks, co), o.json));
     }
     if (o.command == "emit" && o.emit.rfind("step", 0) == 0) {
@@ -390,15 +394,9 @@ int run(const Options& o) {
     }
     if (o.command == "bench") {
         CompileOptions co;
-        co.network = plan->network;
-        if (!parse_schedules(o.schedules, co)) return 1;
-        for (const auto& s : o.sets) co.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
+        if (!compile_options(o, *plan, co)) return 1;
         co.dtype = o.dtype == "f64" ? DType::F64 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
         co.backend = parse_backend(o.backend);
-        co.gram = !o.no_gram;
-        co.threads = o.threads;
-        co.precision = parse_precision(o.precision);
-        if (!parse_memory_limit(o.memory_limit, co)) return 1;
         // No GPU: BackendUnavailable (a CompileError), one line on stderr from run_guarded, exit 1.
         // For Cuda the compile time includes NVRTC, or reading its disk cache.
         try {
