@@ -259,32 +259,16 @@ struct DualizerAccess {
     static const Dualizer::Impl& of(const Dualizer& d) { return *d.impl_; }
 };
 
-cuda::GpuDualizer* gpu_dualizer(Dualizer& d) {
+// A Cuda dualizer's runtime and caches; none without the toolkit.
 #ifdef MODC_WITH_CUDA
-    return DualizerAccess::of(d).gpu.get();
+cuda::GpuDualizer* gpu_dualizer(Dualizer& d) { return DualizerAccess::of(d).gpu.get(); }
+const cuda::DiskCache* nvrtc_cache(const Dualizer& d) { return DualizerAccess::of(d).cache.get(); }
+const cuda::DiskCache* host_build_cache(const Dualizer& d) { return DualizerAccess::of(d).host_cache.get(); }
 #else
-    (void)d;
-    return nullptr;
+cuda::GpuDualizer* gpu_dualizer(Dualizer&) { return nullptr; }
+const cuda::DiskCache* nvrtc_cache(const Dualizer&) { return nullptr; }
+const cuda::DiskCache* host_build_cache(const Dualizer&) { return nullptr; }
 #endif
-}
-
-const cuda::DiskCache* nvrtc_cache(const Dualizer& d) {
-#ifdef MODC_WITH_CUDA
-    return DualizerAccess::of(d).cache.get();
-#else
-    (void)d;
-    return nullptr;
-#endif
-}
-
-const cuda::DiskCache* host_build_cache(const Dualizer& d) {
-#ifdef MODC_WITH_CUDA
-    return DualizerAccess::of(d).host_cache.get();
-#else
-    (void)d;
-    return nullptr;
-#endif
-}
 
 std::string read_source(const std::string& path) {
     std::string text, error;

@@ -92,3 +92,14 @@ def run_modc(modc_binary):
 def sets():
     """`--set NAME=VALUE` arguments of a dict."""
     return lambda values: [f"--set={k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread while the test runs (as the training examples run, and deterministic
+    reductions), restored afterwards. The training tests use it for every test (usefixtures)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

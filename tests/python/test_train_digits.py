@@ -19,6 +19,9 @@ import pytest
 pytest.importorskip("sklearn")
 torch = pytest.importorskip("torch")
 
+# One torch thread for every test (conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SOURCE_DIR = os.path.abspath(os.environ.get("MODC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", ".."))
 try:
     import modc  # noqa: F401
@@ -34,15 +37,6 @@ import train_digits as td  # noqa: E402
 @pytest.fixture(scope="module")
 def data():
     return td.load_data()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the example runs (and deterministic reductions), restored afterwards."""
-    before = torch.get_num_threads()
-    td.setup_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_modc_reaches_97_percent(data):

@@ -16,6 +16,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# One torch thread for every test (conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SOURCE_DIR = os.path.abspath(os.environ.get("MODC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", ".."))
 try:
     import modc  # noqa: F401
@@ -33,14 +36,6 @@ TINY = dict(width=32, heads=2, depth=2, context=32, batch_size=8)
 @pytest.fixture(scope="module")
 def data():
     return tg.load_data()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_text_and_its_splits(data):
