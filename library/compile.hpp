@@ -36,5 +36,8 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, doub
 cuda::GpuDualizer* gpu_dualizer(Dualizer& d);
 const cuda::DiskCache* nvrtc_cache(const Dualizer& d);
 const cuda::DiskCache* host_build_cache(const Dualizer& d);
+// The cuda-sim's count of calls run in device `device`'s context (runtime/cuda/sim), for the
+// tests of the device index; 0 without the toolkit.
+long sim_calls_in_context(int device);
 
 }  // namespace modc

@@ -20,6 +20,7 @@
 #include "support/suggest.hpp"
 #ifdef MODC_WITH_CUDA
 #include "runtime/cuda/gpu.hpp"
+#include "runtime/cuda/sim/context_counts.hpp"
 #endif
 
 namespace modc {
@@ -108,6 +109,7 @@ struct Dualizer::Impl {
     DType dtype = DType::F32;
     Precision precision = Precision::F32;
     Backend backend = Backend::Cpu;
+    int device = 0;  // Cuda, CudaSim: the GPU's index
     std::vector<WeightInfo> weights;
     double flops = 0;
     // Cpu: one of these (BF16 runs the f32 one on widened copies of the gradients).
@@ -264,10 +266,12 @@ struct DualizerAccess {
 cuda::GpuDualizer* gpu_dualizer(Dualizer& d) { return DualizerAccess::of(d).gpu.get(); }
 const cuda::DiskCache* nvrtc_cache(const Dualizer& d) { return DualizerAccess::of(d).cache.get(); }
 const cuda::DiskCache* host_build_cache(const Dualizer& d) { return DualizerAccess::of(d).host_cache.get(); }
+long sim_calls_in_context(int device) { return cuda::sim::calls_in_context(device); }
 #else
 cuda::GpuDualizer* gpu_dualizer(Dualizer&) { return nullptr; }
 const cuda::DiskCache* nvrtc_cache(const Dualizer&) { return nullptr; }
 const cuda::DiskCache* host_build_cache(const Dualizer&) { return nullptr; }
+long sim_calls_in_context(int) { return 0; }
 #endif
 
 std::string read_source(const std::string& path) {
@@ -282,7 +286,7 @@ Dualizer compile_file(const std::string& path, const CompileOptions& options) {
 
 namespace {
 
-// The CUDA program of a kernel plan, loaded on GPU 0 with every buffer allocated.
+// The CUDA program of a kernel plan, loaded on the GPU impl.device with every buffer allocated.
 void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
     // Checked first: a machine without a GPU says so, whatever else is asked.
     if (std::string why = backend_unavailable(impl.backend); !why.empty())
@@ -305,6 +309,7 @@ void setup_cuda(Dualizer::Impl& impl, const kp::KernelPlan& kernel_plan) {
     go.cache = impl.cache.get();
     go.simulate = impl.backend == Backend::CudaSim;
     go.host_cache = impl.host_cache.get();
+    go.device = impl.device;
     try {
         impl.gpu = std::make_unique<cuda::GpuDualizer>(std::move(program), go);
     } catch (const cuda::GpuError& e) {
@@ -492,7 +497,18 @@ DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& path
     return out;
 }
 
+// CompileOptions::device: an index, and one for the backends that run on a GPU. Whether that GPU
+// exists is the runtime's to say (runtime/cuda/driver.hpp, retain_device).
+static void check_device(const CompileOptions& options) {
+    if (options.device < 0)
+        throw CompileError("device must be a GPU's index, 0 or more, not " + std::to_string(options.device));
+    if (options.device != 0 && !runs_cuda(options.backend))
+        throw CompileError("device " + std::to_string(options.device) +
+                           " is a GPU's index, for the cuda and cuda-sim backends; the cpu backend takes device 0 only");
+}
+
 Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, double extra_bytes) {
+    check_device(options);
     kp::KernelPlan kernel_plan = lower_for(plan, options);
     auto impl = std::make_unique<Dualizer::Impl>();
     impl->network = plan.network;
@@ -502,6 +518,7 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, doub
                       : kernel_plan.precision == kp::Precision::TF32 ? Precision::TF32
                                                                      : Precision::F32;
     impl->backend = options.backend;
+    impl->device = options.device;
     for (const auto& l : plan.leaves) impl->weights.push_back({l.path, l.atom, l.shape, to_double(l.target), l.scale.value()});
     // A machine without a GPU says so first, whatever else is asked (setup_cuda).
     if (runs_cuda(options.backend))

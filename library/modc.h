@@ -43,7 +43,7 @@ extern "C" {
 
 typedef struct modc_dualizer modc_dualizer;
 typedef enum { MODC_F32 = 0, MODC_F64 = 1, MODC_BF16 = 2 } modc_dtype;
-/* Where the dualizer runs: the CPU, or GPU 0 through CUDA (docs/cuda.md), or the CUDA program on
+/* Where the dualizer runs: the CPU, or a GPU through CUDA (docs/cuda.md), or the CUDA program on
  * a simulated GPU, no GPU needed (modc::Backend::CudaSim; "device pointers" are host pointers). */
 typedef enum { MODC_CPU = 0, MODC_CUDA = 1, MODC_CUDA_SIM = 2 } modc_backend;
 /* The matmuls' precision (docs/cuda.md, Precision); DEFAULT: the backend's (CUDA: bf16). */
@@ -61,7 +61,11 @@ typedef struct {
     const char* const* set_names;
     const char* const* set_values;
     size_t set_count;
-    modc_precision precision; /* last, so that zeroed structs of older callers mean the default */
+    modc_precision precision; /* after the fields above, so that zeroed structs of older callers mean the default */
+    /* MODC_CUDA, MODC_CUDA_SIM: the GPU's CUDA device index (0: the first; a rank's own in a
+     * multi-GPU run); everything is made on it and device pointers must be on it. An index past
+     * the GPUs there are fails naming both. MODC_CPU takes 0 only. Last, for the same reason. */
+    int device;
 } modc_compile_options;
 
 /* NULL on failure, with *error (if error is not NULL) set to a message to free with modc_free_string.
@@ -86,7 +90,7 @@ size_t modc_weight_shape(const modc_dualizer* d, size_t i, int64_t* dims);
 int modc_dualize_f32(modc_dualizer* d, const float* const* grads, float* const* updates, char** error);
 int modc_dualize_f64(modc_dualizer* d, const double* const* grads, double* const* updates, char** error);
 int modc_dualize_bf16(modc_dualizer* d, const uint16_t* const* grads, uint16_t* const* updates, char** error);
-/* MODC_CUDA only: the same with device pointers on GPU 0 (CUdeviceptr values, cudaMalloc'd
+/* MODC_CUDA only: the same with device pointers on the GPU compiled for (CUdeviceptr values, cudaMalloc'd
  * pointers), of the compiled dtype, and no host copies. stream is a CUstream / cudaStream_t (NULL:
  * the legacy default stream); the run is enqueued on it and this returns before the GPU is done,
  * except that the cubic schedule synchronises the stream at its convergence checks. -1 with
@@ -145,7 +149,7 @@ long long modc_optimizer_steps(const modc_optimizer* o);
  * compiled for, a hyperparameter has no value, or the backend fails. */
 int modc_optimizer_step_f32(modc_optimizer* o, float* const* weights, const float* const* grads, char** error);
 int modc_optimizer_step_f64(modc_optimizer* o, double* const* weights, const double* const* grads, char** error);
-/* MODC_CUDA only: one step in place on device pointers (GPU 0, the compiled dtype), enqueued on
+/* MODC_CUDA only: one step in place on device pointers (the GPU and dtype compiled for), enqueued on
  * stream (a CUstream / cudaStream_t; NULL: the legacy default stream); returns before the GPU is
  * done (the cubic schedule's convergence checks excepted). The whole step runs on the GPU. -1
  * with *error on the CPU backend. (modc::Optimizer::step_device) */

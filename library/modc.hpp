@@ -25,7 +25,7 @@ namespace modc {
 enum class DType { F32, F64, BF16 };
 
 // Where the dualizer runs. Cpu: LLVM ORC JIT + OpenBLAS. Cuda: CUDA kernels compiled by NVRTC,
-// cuBLAS and the driver API on GPU 0 (docs/cuda.md); run() copies host gradients to the GPU and
+// cuBLAS and the driver API on one GPU (CompileOptions::device; docs/cuda.md); run() copies host gradients to the GPU and
 // the updates back, run_device() takes device pointers and a stream. Cuda has no `svd` schedule.
 // CudaSim: the Cuda backend's very program (the CUDA source NVRTC compiles, the op listing) on a
 // simulated GPU: the kernels compiled for the host by a C++ compiler (MODC_HOST_CXX, else the one
@@ -49,6 +49,11 @@ struct CompileOptions {
     std::map<std::string, std::string> set;       // network parameters: {"d", "64"}
     DType dtype = DType::F32;
     Backend backend = Backend::Cpu;
+    // Cuda and CudaSim: the GPU, by CUDA's device index (torch's cuda:N; each rank of a
+    // multi-GPU run passes its own). Everything of the dualizer (and of an optimizer's step) is
+    // made on it and runs in its primary context; device pointers given must be on it. An index
+    // past the GPUs there are throws BackendError naming both; the CPU takes 0 only.
+    int device = 0;
     Precision precision = Precision::Default;
     bool gram = true;      // Gram Newton-Schulz for wide matrices where it saves flops (kernel_plan.hpp)
     // Matrices dualized at once; 0: one per hardware thread. While they run side by side, run()
@@ -131,7 +136,7 @@ public:
     void run(const double* const* grads, double* const* updates, const WeightDone& weight_done = {});
     void run(const std::uint16_t* const* grads, std::uint16_t* const* updates, const WeightDone& weight_done = {});
 
-    // Cuda only: grads[i] -> updates[i] as device pointers on GPU 0 (CUdeviceptr values, or what
+    // Cuda only: grads[i] -> updates[i] as device pointers on the GPU compiled for (CUdeviceptr values, or what
     // cudaMalloc and torch's data_ptr() give), of the compiled dtype (bf16: its bits), without
     // host copies. `stream` is a CUstream / cudaStream_t (nullptr: the legacy default stream):
     // the run is enqueued on it (device-to-device copies of the tensors into the run's buffers,
@@ -206,7 +211,7 @@ public:
     void step(float* const* weights, const float* const* grads);
     void step(double* const* weights, const double* const* grads);
 
-    // Cuda only: one step, in place, on device pointers (GPU 0, the dtype compiled for),
+    // Cuda only: one step, in place, on device pointers (the GPU and dtype compiled for),
     // enqueued on `stream`, a CUstream / cudaStream_t (nullptr: the legacy default stream): per
     // segment one kernel per weight, the hyperparameters' current values passed with it, and
     // the dualizer's device path between. Returns without waiting (the cubic schedule's

@@ -85,6 +85,7 @@ modc::CompileOptions compile_options(const modc_compile_options* options) {
     }
     o.gram = options->no_gram == 0;
     o.threads = options->threads;
+    o.device = options->device;
     switch (const int precision = enum_value(options->precision)) {
         case MODC_PRECISION_DEFAULT: o.precision = modc::Precision::Default; break;
         case MODC_PRECISION_F32: o.precision = modc::Precision::F32; break;
@@ -160,7 +161,10 @@ modc_dualizer* modc_compile_file_with(const char* path, const modc_compile_optio
 
 modc_dualizer* modc_compile_file(const char* path, const char* network, const char* schedule, modc_dtype dtype,
                                  char** error) {
-    modc_compile_options options{network, schedule, dtype, MODC_CPU, 0, 0, nullptr, nullptr, 0};
+    modc_compile_options options{};  // the defaults (the CPU, device 0), but for these
+    options.network = network;
+    options.schedule = schedule;
+    options.dtype = dtype;
     return modc_compile_file_with(path, &options, error);
 }
 

@@ -228,6 +228,7 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
         go.cache = nvrtc_cache(*dualizer);
         go.simulate = options.backend == Backend::CudaSim;
         go.host_cache = host_build_cache(*dualizer);
+        go.device = options.device;  // the dualizer's
         Optimizer::Impl::on_device([&] {
             impl->gpu = std::make_unique<cuda::GpuStepper>(std::move(program), std::move(*plan), elements,
                                                            *gpu_dualizer(*dualizer), go);

@@ -135,11 +135,16 @@ PYBIND11_MODULE(_modc, m) {
         "compile",
         [](const std::string& name, const std::string& text, const std::string& network,
            const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
-           const std::string& dtype, bool gram, unsigned threads, const std::string& precision) {
-            return compile_source_text(name, text, options_from(network, set, schedule, backend, dtype, gram, threads, precision));
+           const std::string& dtype, bool gram, unsigned threads, const std::string& precision, int device) {
+            CompileOptions o = options_from(network, set, schedule, backend, dtype, gram, threads, precision);
+            o.device = device;
+            return compile_source_text(name, text, o);
         },
         py::arg("name"), py::arg("text"), py::arg("network"), py::arg("set"), py::arg("schedule"), py::arg("backend"),
-        py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("precision") = "");
+        py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("precision") = "", py::arg("device") = 0);
+
+    // For the tests of the device index (tests/python/cuda_device_check.py).
+    m.def("_sim_calls_in_context", &sim_calls_in_context, py::arg("device"));
 
     m.def(
         "explain_json",
@@ -191,16 +196,17 @@ PYBIND11_MODULE(_modc, m) {
         [](const std::string& name, const std::string& text, const std::string& optimizer, const std::string& network,
            const std::map<std::string, std::string>& set, const std::string& schedule, const std::string& backend,
            const std::string& dtype, bool gram, unsigned threads, const std::vector<std::string>& owned,
-           const std::string& precision) {
+           const std::string& precision, int device) {
             OptimizerOptions o;
             static_cast<CompileOptions&>(o) = options_from(network, set, schedule, backend, dtype, gram, threads, precision);
+            o.device = device;
             o.optimizer = optimizer;
             o.owned = owned;
             return compile_optimizer_text(name, text, o);
         },
         py::arg("name"), py::arg("text"), py::arg("optimizer"), py::arg("network"), py::arg("set"), py::arg("schedule"),
         py::arg("backend"), py::arg("dtype"), py::arg("gram"), py::arg("threads"), py::arg("owned") = std::vector<std::string>{},
-        py::arg("precision") = "");
+        py::arg("precision") = "", py::arg("device") = 0);
 
     m.def(
         "partition",

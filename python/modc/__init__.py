@@ -8,7 +8,8 @@
 
 Tensors cross into the C++ library by address: NumPy arrays, torch tensors (any version: only
 data_ptr() is used) and anything that speaks the buffer protocol or DLPack through NumPy. With
-backend="cuda", CUDA tensors stay on the GPU: they are dualized there, on the current stream.
+backend="cuda", CUDA tensors stay on their GPU (any cuda:N): they are dualized there, on the
+current stream.
 Compiler errors arrive as modc.CompileError, whose message holds modc's located diagnostics.
 """
 import json
@@ -57,8 +58,11 @@ def _sets(set):
 class Dualizer:
     """The network's duality map, compiled for one dtype and backend (see modc.compile)."""
 
-    def __init__(self, native, name, text, network, set):
+    def __init__(self, native, name, text, network, set, compile_args, device):
         self._native, self._source = native, (name, text, network, set)
+        # On a CUDA backend, one native dualizer per GPU: `device`'s, made by compile, and one
+        # for each other GPU whose tensors dualize is given, compiled then with the same arguments.
+        self._compile_args, self._natives = compile_args, {device: native}
         self.weights = [Weight(w) for w in native.weights]
         self._tensors = Tensors(self.weights, native.dtype, native.backend)
 
@@ -67,6 +71,7 @@ class Dualizer:
     dtype = property(lambda self: self._native.dtype)
     backend = property(lambda self: self._native.backend)
     flops = property(lambda self: self._native.flops)
+    device = property(lambda self: next(iter(self._natives)), doc="the GPU compiled for (CUDA backends; 0 on the CPU)")
 
     def explain(self):
         """The derivation as `modc explain --json` gives it, as a dict."""
@@ -76,9 +81,10 @@ class Dualizer:
         """Maps {path: gradient} to {path: update}, each of the gradient's type, dtype and device.
 
         Every weight must be present, contiguous, of the compiled dtype. `out` ({path: tensor})
-        receives the updates in place when given. On the CUDA backend, CUDA tensors (on GPU 0)
-        are dualized on the GPU without host copies, enqueued on the current torch stream; host
-        tensors are copied through.
+        receives the updates in place when given. On the CUDA backend, CUDA tensors are dualized
+        on their GPU without host copies, enqueued on its current torch stream (tensors on a GPU
+        other than the one compiled for get a dualizer of their own, compiled on first use); host
+        tensors are copied through, on the GPU compiled for.
         """
         inputs = self._tensors.check(grads, "gradients")
         outputs = self._tensors.outputs(inputs, out)
@@ -87,23 +93,35 @@ class Dualizer:
         if device == "cpu":
             self._native.run([a for _, a in inputs], [a for _, a in outputs])
         else:
-            self._native.run_device([a for _, a in inputs], [a for _, a in outputs], _tensors.cuda_stream(device))
+            native = self._on(_tensors.device_index(device))
+            native.run_device([a for _, a in inputs], [a for _, a in outputs], _tensors.cuda_stream(device))
         return {w.path: t for w, (t, _) in zip(self.weights, outputs)}
+
+    def _on(self, index):
+        """The native dualizer of GPU `index`, compiled now if there is none yet."""
+        if index not in self._natives:
+            self._natives[index] = _modc.compile(*self._compile_args, device=index)
+        return self._natives[index]
 
     def __repr__(self):
         return f"<modc.Dualizer network={self.network!r} {len(self.weights)} weights {self.dtype} {self.backend}>"
 
 
 def compile(path_or_source, *, network=None, set=None, schedule="polar-express", backend="cpu", dtype="f32", gram=True,
-            threads=0, precision=None):
+            threads=0, precision=None, device=None):
     """Compiles a .mod file (a path) or .mod text into a Dualizer.
 
     set: network parameters ({"width": 512}); schedule: polar-express, muon, you, cubic or svd;
     backend: "cpu", "cuda" or "cuda-sim" (the CUDA program on a simulated GPU, on the host); dtype:
     "f32", "f64" or "bf16"; gram: Gram Newton-Schulz for wide matrices; threads: matrices
     dualized at once on the CPU (0: one per core); precision: of the matmuls, "f32", "tf32" or
-    "bf16" (None: the backend's default, bf16 tensor cores on CUDA and cuda-sim).
+    "bf16" (None: the backend's default, bf16 tensor cores on CUDA and cuda-sim); device: the GPU
+    (CUDA's index, as in cuda:N) for the CUDA backends (None: torch's current CUDA device, else 0;
+    dualize on another GPU's tensors compiles for that GPU too).
     """
     name, text = read_source(path_or_source)
-    native = _modc.compile(name, text, network or "", _sets(set), schedule, backend, dtype, gram, threads, precision or "")
-    return Dualizer(native, name, text, network or "", _sets(set))
+    if device is None:
+        device = _tensors.default_device_index() if backend == "cuda" else 0
+    args = (name, text, network or "", _sets(set), schedule, backend, dtype, gram, threads, precision or "")
+    native = _modc.compile(*args, device=device)
+    return Dualizer(native, name, text, network or "", _sets(set), args, device)

@@ -5,9 +5,10 @@ NumPy can view without a copy (the buffer protocol, __array_interface__, DLPack)
 an array. Every problem is a ValueError or TypeError that names the weight.
 
 CUDA torch tensors cross by their device address, for the CUDA backend's device path
-(run_device, step_device): every tensor of one call on GPU 0, and the work enqueued on the
-current torch stream of that device. device_of and cuda_stream are the only places that ask
-torch where a tensor lives (the tests replace them to run the device path on the cuda-sim backend).
+(run_device, step_device): every tensor of one call on one GPU (any: cuda:N runs on device N),
+and the work enqueued on the current torch stream of that device. device_of, cuda_stream and
+empty_like are the only places that ask torch where a tensor lives or make one (the tests
+replace them to run the device path on the cuda-sim backend, with CPU tensors standing in).
 """
 import numpy as np
 
@@ -26,14 +27,36 @@ def device_of(t):
     return str(t.device) if t.device.index is not None or t.device.type != "cuda" else "cuda:0"
 
 
+def device_index(device):
+    """The GPU index of a CUDA device's name ("cuda:1" -> 1)."""
+    return int(device.split(":")[1])
+
+
+def default_device_index():
+    """The GPU a CUDA compile goes to when no tensor says: torch's current device (what
+    torch.cuda.set_device chose, as each rank of a multi-GPU run does), or 0."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return torch.cuda.current_device()
+    except ImportError:
+        pass
+    return 0
+
+
+def empty_like(t):
+    """A new tensor for a result, of t's type, shape, dtype and device."""
+    return t.new_empty(t.shape) if _is_torch(t) else np.empty_like(t)
+
+
 def cuda_stream(device):
-    """The current torch stream of a CUDA device ("cuda:0"), as the int the library takes."""
+    """The current torch stream of a CUDA device ("cuda:1"), as the int the library takes."""
     import torch
     return torch.cuda.current_stream(torch.device(device)).cuda_stream
 
 
 def placement(devices, backend, what):
-    """The one device of a call's tensors ("cpu" or "cuda:0"), after checking it suits the backend."""
+    """The one device of a call's tensors ("cpu" or "cuda:N"), after checking it suits the backend."""
     devices = sorted(set(devices))
     if len(devices) > 1:
         raise ValueError(f"{what} are on several devices ({', '.join(devices)}); modc takes every tensor of a call "
@@ -42,14 +65,11 @@ def placement(devices, backend, what):
     if device == "cpu":
         return device
     if not device.startswith("cuda"):
-        raise ValueError(f"{what} on {device}: modc takes CPU tensors, or CUDA tensors (on cuda:0) with the CUDA "
-                         "backend")
+        raise ValueError(f"{what} on {device}: modc takes CPU tensors, or CUDA tensors with the CUDA backend")
     if backend != "cuda":  # cuda-sim included: its device pointers are host pointers
         name = "CPU" if backend == "cpu" else backend
         raise ValueError(f"{what} on {device}: this was compiled for the {name} backend; compile with "
                          "backend='cuda', or pass CPU tensors")
-    if device != "cuda:0":
-        raise ValueError(f"{what} on {device}: modc's CUDA backend runs on GPU 0 (cuda:0)")
     return device
 
 
@@ -63,7 +83,7 @@ class Tensors:
         if _is_torch(t):
             device = device_of(t)
             if device != "cpu":
-                placement([device], self.backend, f"{what} '{path}'")  # raises unless the CUDA backend's GPU
+                placement([device], self.backend, f"{what} '{path}'")  # raises unless the CUDA backend
             if str(t.dtype) != _TORCH[self.dtype]:
                 raise TypeError(f"{what} '{path}' is {t.dtype}, but this was compiled for {_TORCH[self.dtype]}")
             if tuple(t.shape) != w.shape:
@@ -115,6 +135,6 @@ class Tensors:
             return self.check(out, "out", writable=True)
         result = []
         for w, (t, _) in zip(self.weights, inputs):
-            o = t.new_empty(t.shape) if _is_torch(t) else np.empty_like(t)
+            o = empty_like(t)
             result.append((o, self.address(w.path, o, "out")))
         return result

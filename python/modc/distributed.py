@@ -40,10 +40,11 @@ class Shards:
         """The index of weight i in this rank's own optimizer, or None if another rank owns it."""
         return self.mine.index(i) if self.owner[i] == self.rank else None
 
-    def agree(self, error):
+    def agree(self, error, device="cpu"):
         """Every rank learns whether any rank failed; a failure anywhere raises everywhere,
-        naming the ranks and their messages, instead of leaving the others waiting."""
-        failed = torch.tensor([0 if error is None else 1], dtype=torch.int64)
+        naming the ranks and their messages, instead of leaving the others waiting. device: the
+        weights' ("cuda:N" under NCCL, which moves CUDA tensors only)."""
+        failed = torch.tensor([0 if error is None else 1], dtype=torch.int64, device=device)
         dist.all_reduce(failed, group=self.group)
         if failed.item() == 0:
             return

@@ -8,8 +8,9 @@
 
 The step is the block, compiled (docs/optimizers.md): every weight the .mod file describes is
 updated in place by modc; the parameters it does not describe (biases, gains) go to `fallback`.
-CUDA parameters (on cuda:0) pick the CUDA backend: the whole step runs on the GPU, on the
-current torch stream, with no host copies, and the block's state stays there.
+CUDA parameters pick the CUDA backend: the whole step runs on their GPU (cuda:N: device N, so
+each rank of a multi-GPU run steps on its own), on its current torch stream, with no host
+copies, and the block's state stays there.
 The block's parameters live in param_groups[0] (lr, beta, ...), so learning-rate schedulers
 work on them; the fallback is an optimizer of its own, so schedule its rate with a scheduler on
 `opt.fallback`. state_dict() holds the block's state (momentum) and the fallback's.
@@ -79,6 +80,11 @@ class Optimizer(torch.optim.Optimizer):
             backend = "cpu" if all(d == "cpu" for d in devices) else "cuda"
         # CUDA parameters step on the GPU (step_device); CPU ones through host copies on either backend.
         self._device = _tensors.placement(devices, backend, "the parameters")
+        # The GPU compiled for: the parameters' (CPU parameters on a CUDA backend: the default one).
+        if self._device != "cpu":
+            gpu = _tensors.device_index(self._device)
+        else:
+            gpu = _tensors.default_device_index() if backend == "cuda" else 0
         # With a process group, this rank compiles, keeps state for and steps only the weights it
         # owns (modc.distributed); a rank that owns none compiles one, for the block's parameters.
         self._shards = None
@@ -87,7 +93,7 @@ class Optimizer(torch.optim.Optimizer):
             self._shards = Shards(name, text, process_group, network or "", _sets(set), schedule, gram)
             owned = [self._shards.paths[i] for i in self._shards.mine] or self._shards.paths[:1]
         self._native = _modc.compile_optimizer(name, text, optimizer or "", network or "", _sets(set), schedule,
-                                               backend, dtype, gram, threads, owned, precision or "")
+                                               backend, dtype, gram, threads, owned, precision or "", device=gpu)
         self._weights = self._shards.weights if self._shards else [w for w in self._native.weights]
         paths = [w["path"] for w in self._weights]
         missing = [p for p in paths if p not in mapped]
@@ -146,7 +152,7 @@ class Optimizer(torch.optim.Optimizer):
                 self._step(self._shards.mine)
             except Exception as e:  # noqa: BLE001 (re-raised on every rank by agree)
                 error = e
-            self._shards.agree(error)
+            self._shards.agree(error, self._device)
             self._shards.broadcast(self.param_groups[0]["params"])
         for p in self.param_groups[0]["params"]:
             _bump_version(p)

@@ -87,6 +87,27 @@ std::string probe_driver(const Driver& d, int* count) {
     return why;
 }
 
+CUcontext retain_device(const Driver& d, int index, CUdevice* device) {
+    int count = 0;
+    if (std::string why = probe_driver(d, &count); !why.empty()) throw GpuError(why);
+    if (index < 0 || index >= count)
+        throw GpuError("there is no CUDA device " + std::to_string(index) + ": " + std::to_string(count) +
+                       (count == 1 ? " device was found (index 0)" : " devices were found (indices 0 to " + std::to_string(count - 1) + ")"));
+    check(d, d.cuDeviceGet(device, index), "cuDeviceGet");
+    CUcontext context = nullptr;
+    check(d, d.cuDevicePrimaryCtxRetain(&context, *device), "cuDevicePrimaryCtxRetain");
+    return context;
+}
+
+ContextScope::ContextScope(const Driver& d, CUcontext context) : d_(d) {
+    check(d, d.cuCtxPushCurrent(context), "cuCtxPushCurrent");
+}
+
+ContextScope::~ContextScope() {
+    CUcontext popped = nullptr;
+    d_.cuCtxPopCurrent(&popped);
+}
+
 LoadedModule load_module(const Driver& d, CUdevice device, const std::string& source, const std::string& name,
                          const std::vector<std::string>& kernels, const GpuOptions& options) {
     int major = 0, minor = 0;

@@ -13,13 +13,13 @@ namespace modc::cuda {
 
 // Each name is resolved under the versioned symbol its header maps it to (cuMemAlloc is
 // cuMemAlloc_v2), so the function-pointer types are exactly the header's.
-#define MODC_CU_FUNCTIONS(X)                                                                                 \
-    X(cuInit) X(cuDriverGetVersion) X(cuGetErrorString) X(cuGetErrorName) X(cuDeviceGetCount) X(cuDeviceGet)  \
-    X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease)      \
-    X(cuCtxSetCurrent) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuMemAlloc)            \
-    X(cuMemFree) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)           \
-    X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuStreamBeginCapture)  \
-    X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy)      \
+#define MODC_CU_FUNCTIONS(X)                                                                                          \
+    X(cuInit) X(cuDriverGetVersion) X(cuGetErrorString) X(cuGetErrorName) X(cuDeviceGetCount) X(cuDeviceGet)          \
+    X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease)               \
+    X(cuCtxPushCurrent) X(cuCtxPopCurrent) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuMemAlloc) \
+    X(cuMemFree) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)                    \
+    X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuStreamBeginCapture)          \
+    X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy)              \
     X(cuLaunchKernel) X(cuEventCreate) X(cuEventRecord) X(cuEventSynchronize) X(cuEventDestroy)
 
 #define MODC_DECLARE_CU(f) decltype(&::f) f = nullptr;
@@ -40,6 +40,25 @@ std::string cu_error(const Driver& d, CUresult r);
 // Initialises the driver and counts the devices (into *count when not null): empty, or why the
 // GPU cannot be used.
 std::string probe_driver(const Driver& d, int* count);
+
+// Device `index` (checked: an index past the devices there are throws GpuError naming both) and
+// its primary context, the one the CUDA runtime (and so PyTorch) uses for that device, retained:
+// the caller releases it with cuDevicePrimaryCtxRelease(*device).
+CUcontext retain_device(const Driver& d, int index, CUdevice* device);
+
+// Makes `context` current on this thread while it lives, then the caller's again: everything
+// made for a device is used in its context, and a caller's own current context (torch's current
+// device) is left as it was. Nests.
+class ContextScope {
+public:
+    ContextScope(const Driver& d, CUcontext context);
+    ~ContextScope();
+    ContextScope(const ContextScope&) = delete;
+    ContextScope& operator=(const ContextScope&) = delete;
+
+private:
+    const Driver& d_;
+};
 
 // CUDA C++ compiled by NVRTC for `device` (through options.cache when not null) and loaded into
 // the current context: a cubin for the device's architecture, or PTX for the newest one NVRTC

@@ -168,7 +168,17 @@ struct GpuDualizer::Impl {
         : program(std::move(p)), options(o), cu(d), bl(b) {}
 
     ~Impl() {
-        if (context) cu.cuCtxSetCurrent(context);
+        if (!context) return;  // setup failed before anything was made
+        try {
+            release();
+        } catch (const GpuError&) {  // the context cannot be made current: nothing in it can be freed
+        }
+        cu.cuDevicePrimaryCtxRelease(device);
+    }
+
+    // Everything made on the device, in its context.
+    void release() {
+        ContextScope scope(cu, context);
         if (done) cu.cuEventSynchronize(done);  // a device run may still use the buffers
         for (auto& seg : segments) {
             if (seg.exec) cu.cuGraphExecDestroy(seg.exec);
@@ -187,7 +197,6 @@ struct GpuDualizer::Impl {
         if (done) cu.cuEventDestroy(done);
         if (stream) cu.cuStreamDestroy(stream);
         if (module) cu.cuModuleUnload(module);
-        if (context) cu.cuDevicePrimaryCtxRelease(device);
     }
 
     void check(CUresult r, const char* what) const { cuda::check(cu, r, what); }
@@ -196,18 +205,13 @@ struct GpuDualizer::Impl {
     }
 
     void setup() {
-        int count = 0;
-        if (std::string why = probe_driver(cu, &count); !why.empty()) throw GpuError(why);
-        if (options.device < 0 || options.device >= count)
-            throw GpuError("there is no CUDA device " + std::to_string(options.device) + " (" + std::to_string(count) + " found)");
-        check(cu.cuDeviceGet(&device, options.device), "cuDeviceGet");
+        context = retain_device(cu, options.device, &device);
+        ContextScope scope(cu, context);
         char buffer[256] = {};
         check(cu.cuDeviceGetName(buffer, sizeof buffer - 1, device), "cuDeviceGetName");
         int major = 0, minor = 0;
         check(cu.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), "cuDeviceGetAttribute");
         check(cu.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), "cuDeviceGetAttribute");
-        check(cu.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
-        check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 
         LoadedModule kernels = load_module(cu, device, program.source, program.network + ".cu", program.kernels, options);
         module = kernels.module;
@@ -398,7 +402,6 @@ struct GpuDualizer::Impl {
 
     // Starts a run on stream s: after the previous run, whatever its stream (they share the buffers).
     void begin_run(CUstream s) {
-        check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
         check(cu.cuStreamWaitEvent(s, done, 0), "cuStreamWaitEvent");
     }
 
@@ -410,6 +413,7 @@ struct GpuDualizer::Impl {
     }
 
     void run(const void* const* in, void* const* out) {
+        ContextScope scope(cu, context);
         begin_run(stream);
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i]) check(cu.cuMemcpyHtoDAsync(grads[i], in[i], leaf_bytes[i], stream), "cuMemcpyHtoDAsync");
@@ -426,6 +430,7 @@ struct GpuDualizer::Impl {
     // run, and keeps one instantiation for any pointers (re-pointing the captured kernels, and
     // the cuBLAS calls whose kernels modc does not see, would mean updating every graph).
     void run_device(const void* const* in, void* const* out, CUstream s) {
+        ContextScope scope(cu, context);
         begin_run(s);
         for (std::size_t i = 0; i < program.leaf_count; ++i)
             if (leaf_bytes[i])
@@ -440,7 +445,7 @@ struct GpuDualizer::Impl {
 
     double elapsed_ms() const {
         if (timing_pending) {
-            check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+            ContextScope scope(cu, context);
             check(cu.cuEventSynchronize(stop), "cuEventSynchronize");
             float ms = 0;
             check(cu.eventElapsedTime(&ms, start, stop), "cuEventElapsedTime");

@@ -32,8 +32,17 @@ struct GpuStepper::Impl {
     }
 
     ~Impl() {
-        if (!context) return;
-        cu.cuCtxSetCurrent(context);
+        if (!context) return;  // setup failed before anything was made
+        try {
+            release();
+        } catch (const GpuError&) {  // the context cannot be made current: nothing in it can be freed
+        }
+        cu.cuDevicePrimaryCtxRelease(device);
+    }
+
+    // Everything made on the device, in its context.
+    void release() {
+        ContextScope scope(cu, context);
         if (done) cu.cuEventSynchronize(done);  // the last step, on whichever stream, no longer uses the buffers
         for (auto* group : {&vars, &in, &out})
             for (auto& tensors : *group)
@@ -45,7 +54,6 @@ struct GpuStepper::Impl {
         if (done) cu.cuEventDestroy(done);
         if (stream) cu.cuStreamDestroy(stream);
         if (module) cu.cuModuleUnload(module);
-        cu.cuDevicePrimaryCtxRelease(device);
     }
 
     void check(CUresult r, const char* what) const { cuda::check(cu, r, what); }
@@ -60,9 +68,8 @@ struct GpuStepper::Impl {
     }
 
     void setup(const GpuOptions& options) {
-        check(cu.cuDeviceGet(&device, options.device), "cuDeviceGet");
-        check(cu.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
-        check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        context = retain_device(cu, options.device, &device);
+        ContextScope scope(cu, context);
         module = load_module(cu, device, program.source, program.optimizer + "_step.cu", program.kernels, options).module;
         for (std::int64_t n : std::vector<std::int64_t>(elements))
             if (!kernels.count(n))
@@ -82,13 +89,13 @@ struct GpuStepper::Impl {
         zero_state();
     }
 
-    // Starts work on stream s after every step enqueued so far.
+    // Starts work on stream s after every step enqueued so far (in the context: see ContextScope).
     void after_steps(CUstream s) const {
-        check(cu.cuCtxSetCurrent(context), "cuCtxSetCurrent");
         check(cu.cuStreamWaitEvent(s, done, 0), "cuStreamWaitEvent");
     }
 
     void step(const CUdeviceptr* weights, const CUdeviceptr* grads, const double* hypers, CUstream s) {
+        ContextScope scope(cu, context);
         after_steps(s);
         const std::size_t buffers = static_cast<std::size_t>(plan.buffer_count());
         std::vector<CUdeviceptr> pointers(buffers);
@@ -128,6 +135,7 @@ struct GpuStepper::Impl {
     }
 
     void zero_state() {
+        ContextScope scope(cu, context);
         after_steps(stream);
         for (std::size_t v = 0; v < plan.vars.size(); ++v)
             if (plan.vars[v].state)
@@ -163,8 +171,8 @@ void GpuStepper::step_device(void* const* weights, const void* const* grads, con
 
 void GpuStepper::step_host(void* const* weights, const void* const* grads, const double* hypers) {
     Impl& m = *impl_;
+    ContextScope scope(m.cu, m.context);
     if (m.host_weights.empty()) {
-        m.check(m.cu.cuCtxSetCurrent(m.context), "cuCtxSetCurrent");
         m.host_weights = m.tensors();
         m.host_grads = m.tensors();
     }
@@ -183,6 +191,7 @@ void GpuStepper::step_host(void* const* weights, const void* const* grads, const
 void GpuStepper::read_var(int v, std::size_t weight, void* data) const {
     const Impl& m = *impl_;
     const std::size_t bytes = m.bytes(weight);
+    ContextScope scope(m.cu, m.context);
     m.after_steps(m.stream);
     if (bytes)
         m.check(m.cu.cuMemcpyDtoHAsync(data, m.vars.at(static_cast<std::size_t>(v)).at(weight), bytes, m.stream), "cuMemcpyDtoHAsync");
@@ -192,6 +201,7 @@ void GpuStepper::read_var(int v, std::size_t weight, void* data) const {
 void GpuStepper::write_var(int v, std::size_t weight, const void* data) {
     Impl& m = *impl_;
     const std::size_t bytes = m.bytes(weight);
+    ContextScope scope(m.cu, m.context);
     m.after_steps(m.stream);
     if (bytes)
         m.check(m.cu.cuMemcpyHtoDAsync(m.vars.at(static_cast<std::size_t>(v)).at(weight), data, bytes, m.stream), "cuMemcpyHtoDAsync");

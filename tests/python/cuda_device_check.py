@@ -1,9 +1,11 @@
 """Run by test_cuda_device.py in a process of its own: the device path of modc.compile(...).dualize
-and modc.torch.Optimizer on the cuda-sim backend (device memory = host memory), with CPU torch
-tensors standing in for CUDA ones. modc._tensors.device_of and cuda_stream, the only places modc
-asks torch where a tensor lives, are replaced: a tensor with a `fake_device` attribute is on that
-device, and the current stream of cuda:0 is STREAM; and placement takes cuda-sim for cuda (on
-its own it refuses real CUDA tensors: the simulator's device pointers are host pointers).
+and modc.torch.Optimizer on the cuda-sim backend (device memory = host memory; two devices), with
+CPU torch tensors standing in for CUDA ones. modc._tensors.device_of, cuda_stream and empty_like,
+the only places modc asks torch where a tensor lives or makes one, are replaced: a tensor with a
+`fake_device` attribute is on that device, a result made like it is on its device too, and the
+current stream of any GPU is STREAM; and placement takes cuda-sim for cuda (on its own it refuses
+real CUDA tensors: the simulator's device pointers are host pointers). Which device's context
+the work ran in is the simulator's count (modc._modc._sim_calls_in_context).
 
     python3 cuda_device_check.py NET.mod
 """
@@ -28,6 +30,8 @@ def _stream(device):
 
 
 tensors.cuda_stream = _stream
+_empty_like = tensors.empty_like
+tensors.empty_like = lambda t: on(t.fake_device, _empty_like(t)) if hasattr(t, "fake_device") else _empty_like(t)
 _placement = tensors.placement
 tensors.placement = lambda devices, backend, what: _placement(devices, "cuda" if backend == "cuda-sim" else backend, what)
 
@@ -44,6 +48,20 @@ def expect_error(kind, words, f):
         assert words in str(e), f"'{words}' not in: {e}"
         return
     raise AssertionError(f"no {kind.__name__} ({words})")
+
+
+def calls():
+    """The simulator's calls so far in the contexts of devices 0 and 1."""
+    return modc._modc._sim_calls_in_context(0), modc._modc._sim_calls_in_context(1)
+
+
+def only_on(device, f):
+    """f(), checking that the simulator's work for it ran in `device`'s context (0 or 1) only."""
+    before = calls()
+    result = f()
+    after = calls()
+    assert after[device] > before[device] and after[1 - device] == before[1 - device], (device, before, after)
+    return result
 
 
 def decay1(rng, shape):
@@ -66,6 +84,27 @@ def main(mod):
     for p, g in grads.items():
         assert np.array_equal(device[p].numpy(), host[p]), p
         assert np.abs(host[p]).max() > 0
+    # Without `out`: the results are made like the gradients, on their device.
+    del streams[:]
+    made = only_on(0, lambda: gpu.dualize({p: on("cuda:0", torch.from_numpy(g.copy())) for p, g in grads.items()}))
+    assert streams == ["cuda:0"], streams
+    for p in grads:
+        assert made[p].fake_device == "cuda:0" and np.array_equal(made[p].numpy(), host[p]), p
+    # Tensors on cuda:1: dualized in device 1's context (a dualizer compiled for it on first use),
+    # on cuda:1's stream; the same bits.
+    del streams[:]
+    for _ in range(2):
+        on1 = only_on(1, lambda: gpu.dualize({p: on("cuda:1", torch.from_numpy(g.copy())) for p, g in grads.items()}))
+        for p in grads:
+            assert on1[p].fake_device == "cuda:1" and np.array_equal(on1[p].numpy(), host[p]), p
+    assert streams == ["cuda:1"] * 2, streams
+    assert gpu.device == 0
+    compiled1 = modc.compile(mod, backend="cuda-sim", precision="f32", device=1)
+    assert compiled1.device == 1
+    assert np.array_equal(only_on(1, lambda: compiled1.dualize(grads))[gpu.weights[0].path], host[gpu.weights[0].path])
+    expect_error(modc.BackendError, "there is no CUDA device 2: 2 devices were found",
+                 lambda: gpu.dualize({p: on("cuda:2", torch.from_numpy(g)) for p, g in grads.items()}))
+    expect_error(modc.CompileError, "the cpu backend takes device 0 only", lambda: modc.compile(mod, device=1))
     # Tensors on several devices, another GPU, or a CUDA tensor for the CPU backend: clear errors.
     mixed = {p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()}
     mixed[gpu.weights[0].path] = torch.from_numpy(grads[gpu.weights[0].path])
@@ -73,7 +112,8 @@ def main(mod):
     expect_error(ValueError, "on several devices (cpu, cuda:0)",
                  lambda: gpu.dualize({p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()},
                                      out={p: torch.from_numpy(g.copy()) for p, g in grads.items()}))
-    expect_error(ValueError, "runs on GPU 0", lambda: gpu.dualize({p: on("cuda:1", torch.from_numpy(g)) for p, g in grads.items()}))
+    expect_error(ValueError, "on several devices (cuda:0, cuda:1)",
+                 lambda: gpu.dualize({p: on(f"cuda:{i % 2}", torch.from_numpy(g)) for i, (p, g) in enumerate(grads.items())}))
     cpu = modc.compile(mod)
     expect_error(ValueError, "compiled for the CPU backend",
                  lambda: cpu.dualize({p: on("cuda:0", torch.from_numpy(g)) for p, g in grads.items()}))
@@ -114,8 +154,30 @@ def main(mod):
     # A gradient elsewhere than its parameter, and parameters on another GPU: clear errors.
     params[gpu.weights[0].path].grad = torch.zeros(gpu.weights[0].shape)
     expect_error(ValueError, "is on cpu, its parameter on cuda:0", opt.step)
-    other = {p: on("cuda:1", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
-    expect_error(ValueError, "runs on GPU 0", lambda: modc.torch.Optimizer(other, mod, backend="cuda-sim"))
+    # Parameters on cuda:1: the optimizer is compiled for device 1 and steps there only, on
+    # cuda:1's stream, as the one on cuda:0 did (the same bits: one program, one simulator).
+    params0 = {p: on("cuda:0", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
+    params1 = {p: on("cuda:1", torch.nn.Parameter(torch.from_numpy(v.copy()))) for p, v in start.items()}
+    opt0 = modc.torch.Optimizer(params0, mod, lr=0.05, backend="cuda-sim", precision="f32")
+    opt1 = only_on(1, lambda: modc.torch.Optimizer(params1, mod, lr=0.05, backend="cuda-sim", precision="f32"))
+    del streams[:]
+    for step in range(2):
+        for p in start:
+            g = (decay1(rng, start[p].shape) if step else rng.standard_normal(start[p].shape)).astype(np.float32)
+            params0[p].grad = on("cuda:0", torch.from_numpy(g.copy()))
+            params1[p].grad = on("cuda:1", torch.from_numpy(g.copy()))
+        only_on(0, opt0.step)
+        only_on(1, opt1.step)
+    assert streams == ["cuda:0", "cuda:1"] * 2, streams
+    for p in start:
+        assert np.array_equal(params1[p].detach().numpy(), params0[p].detach().numpy()), p
+        assert not np.array_equal(params1[p].detach().numpy(), start[p]), p
+    params1[gpu.weights[0].path].grad = on("cuda:0", torch.zeros(gpu.weights[0].shape))
+    expect_error(ValueError, "is on cuda:0, its parameter on cuda:1", opt1.step)
+    mixed_params = {p: on(f"cuda:{i % 2}", torch.nn.Parameter(torch.from_numpy(v.copy())))
+                    for i, (p, v) in enumerate(start.items())}
+    expect_error(ValueError, "on several devices (cuda:0, cuda:1)",
+                 lambda: modc.torch.Optimizer(mixed_params, mod, backend="cuda-sim"))
     expect_error(ValueError, "compiled for the CPU backend", lambda: modc.torch.Optimizer(params, mod, backend="cpu"))
     print("device path ok")
 

@@ -1,7 +1,7 @@
 """The CUDA device path from Python without a GPU: modc.compile(..., backend="cuda-sim").dualize and
-modc.torch.Optimizer on (stand-ins for) CUDA tensors, on the cuda-sim backend (runtime/cuda/sim:
-the CUDA program on a simulated GPU whose device memory is host memory), in a process of its own
-(cuda_device_check.py replaces modc's tensor-placement functions). ctest sets MODC_CUDA_SIM where
+modc.torch.Optimizer on (stand-ins for) CUDA tensors on cuda:0 and cuda:1, on the cuda-sim backend
+(runtime/cuda/sim: the CUDA program on two simulated GPUs whose device memory is host memory), in
+a process of its own (cuda_device_check.py replaces modc's tensor-placement functions). ctest sets MODC_CUDA_SIM where
 modc was built with the CUDA toolkit.
 """
 import os

@@ -307,3 +307,152 @@ TEST_CASE("run_device and step_device on the cuda-sim backend", "[cuda][sim][dev
 }
 
 #endif
+
+#ifdef MODC_WITH_CUDA
+
+namespace {
+
+// The simulator's calls in each device's context (runtime/cuda/sim/context_counts.hpp).
+struct Calls {
+    long on0 = 0, on1 = 0;
+};
+Calls calls() { return {cuda::sim::calls_in_context(0), cuda::sim::calls_in_context(1)}; }
+
+}  // namespace
+
+// Device 1 of the simulator's two: everything of a dualizer and an optimizer compiled for it
+// (module, buffers, streams, cuBLAS handle, graphs, the step's state) is made and used in device
+// 1's context, none in device 0's (the simulator refuses a stream, module or handle used in
+// another device's context); the caller's current context is the same after each call; the
+// results are device 0's, bit for bit; and bad indices are clear errors.
+TEST_CASE("the device index on the cuda-sim backend", "[cuda][sim][device]") {
+    ::setenv("MODC_CACHE_DIR", MODC_TEST_CACHE_DIR, 1);
+    ::unsetenv("MODC_CUDA_SIM_DEVICES");  // the default: two devices
+    test::TempDir dir;
+    const std::filesystem::path mod = dir.path / "net.mod";
+    std::ofstream(mod) << kText;
+    void* const stream = reinterpret_cast<void*>(std::uintptr_t{0x5eed03});
+    OptimizerOptions options;
+    options.optimizer = "full";
+    options.threads = 1;
+    options.backend = Backend::CudaSim;
+    options.precision = Precision::F32;
+    std::mt19937 rng(7);
+
+    Dualizer on0 = compile_file(mod, options);
+    Calls before = calls();
+    options.device = 1;
+    Dualizer on1 = compile_file(mod, options);
+    CHECK(calls().on1 > before.on1);
+    CHECK(calls().on0 == before.on0);
+    CHECK_FALSE(cuda::sim::context_current());  // the caller's (none) is current again
+
+    // run and run_device on device 1, with device 0's context current in the caller (as torch
+    // keeps its current device's): the work runs in device 1's, and device 0's is current after.
+    const cuda::Driver& cu = cuda::sim::driver();
+    CUcontext caller = nullptr;
+    REQUIRE(cu.cuDevicePrimaryCtxRetain(&caller, 0) == CUDA_SUCCESS);
+    REQUIRE(cu.cuCtxPushCurrent(caller) == CUDA_SUCCESS);
+    const Tensors<float> grads = gradients<float>(on1.weights(), rng, test::Spectrum::Decay1);
+    Tensors<float> want = grads, host = grads, device = grads;
+    on0.run(typed_in(grads).data(), typed(want).data());
+    before = calls();
+    on1.run(typed_in(grads).data(), typed(host).data());
+    on1.run_device(in(grads).data(), out(device).data(), stream);
+    CHECK(calls().on1 > before.on1);
+    CHECK(calls().on0 == before.on0);
+    CHECK(host == want);
+    CHECK(device == want);
+    CHECK(relative_error(want, grads) > 0.1);
+    CUcontext popped = nullptr;
+    REQUIRE(cu.cuCtxPopCurrent(&popped) == CUDA_SUCCESS);
+    CHECK(popped == caller);
+    CHECK_FALSE(cuda::sim::context_current());
+
+    // The optimizer's step, state and host path on device 1, against device 0's.
+    Optimizer step1 = compile_optimizer_file(mod, options);
+    options.device = 0;
+    Optimizer step0 = compile_optimizer_file(mod, options);
+    const Tensors<float> start = gradients<float>(step1.weights(), rng, test::Spectrum::Gaussian, 0.2);
+    Tensors<float> w0 = start, w1 = start;
+    before = calls();
+    for (int s = 0; s < 2; ++s) {
+        const Tensors<float> g = gradients<float>(step1.weights(), rng, s ? test::Spectrum::Decay2 : test::Spectrum::Gaussian);
+        step0.step(typed(w0).data(), typed_in(g).data());
+        const Calls mid = calls();
+        if (s == 0)
+            step1.step_device(out(w1).data(), in(g).data(), stream);
+        else
+            step1.step(typed(w1).data(), typed_in(g).data());
+        CHECK(calls().on1 > mid.on1);
+        CHECK(calls().on0 == mid.on0);
+    }
+    CHECK(w1 == w0);
+    CHECK(relative_error(w1, start) > 1e-3);
+    CHECK(state_of<float>(step1) == state_of<float>(step0));
+    const Calls mid = calls();
+    step1.zero_state();
+    for (const auto& t : state_of<float>(step1))
+        for (float v : t) CHECK(v == 0.0f);
+    CHECK(calls().on1 > mid.on1);
+    CHECK(calls().on0 == mid.on0);
+    CHECK_FALSE(cuda::sim::context_current());
+
+    // Bad indices: past the devices (named, with the count), negative, or for the CPU.
+    options.device = 2;
+    CHECK_THROWS_MATCHES(compile_file(mod, options), BackendError,
+                         Catch::Matchers::Message("the CUDA backend failed: there is no CUDA device 2: 2 devices were "
+                                                  "found (indices 0 to 1)"));
+    options.device = -1;
+    CHECK_THROWS_MATCHES(compile_file(mod, options), CompileError,
+                         Catch::Matchers::Message("device must be a GPU's index, 0 or more, not -1"));
+    options.device = 1;
+    options.backend = Backend::Cpu;
+    CHECK_THROWS_MATCHES(compile_optimizer_file(mod, options), CompileError,
+                         Catch::Matchers::Message("device 1 is a GPU's index, for the cuda and cuda-sim backends; the cpu "
+                                                  "backend takes device 0 only"));
+
+    // The C API: modc_compile_options.device.
+    modc_compile_options c_options{};
+    c_options.backend = MODC_CUDA_SIM;
+    c_options.threads = 1;
+    c_options.precision = MODC_PRECISION_F32;
+    c_options.device = 1;
+    char* error = nullptr;
+    before = calls();
+    modc_dualizer* d = modc_compile_file_with(mod.c_str(), &c_options, &error);
+    INFO((error ? error : ""));
+    REQUIRE(d != nullptr);
+    Tensors<float> from_c = grads;
+    REQUIRE(modc_dualize_device(d, in(grads).data(), out(from_c).data(), stream, &error) == 0);
+    CHECK(from_c == want);
+    CHECK(calls().on1 > before.on1);
+    CHECK(calls().on0 == before.on0);
+    modc_free(d);
+    c_options.device = 3;
+    CHECK(modc_compile_file_with(mod.c_str(), &c_options, &error) == nullptr);
+    REQUIRE(error != nullptr);
+    CHECK_THAT(error, Contains("there is no CUDA device 3: 2 devices were found"));
+    modc_free_string(error);
+
+    // The CLI's --device (the compiling commands share its parser): a run, the simulator's
+    // device count from MODC_CUDA_SIM_DEVICES, and the refusals, each one line and exit 1.
+    const std::string env = "MODC_CACHE_DIR=" + test::quote(MODC_TEST_CACHE_DIR);
+    const std::string bench = "bench " + test::quote(mod.string()) + " --runs 1 --warmup 0 --precision f32 ";
+    auto run = test::run_modc(bench + "--backend cuda-sim --device 1", env);
+    INFO(run.err);
+    CHECK(run.status == 0);
+    CHECK(test::run_modc(bench + "--backend cuda-sim --device 3", env + " MODC_CUDA_SIM_DEVICES=4").status == 0);
+    run = test::run_modc(bench + "--backend cuda-sim --device 2", env);
+    CHECK(run.status == 1);
+    CHECK(run.out.empty());
+    CHECK(run.err == "modc: error: the CUDA backend failed: there is no CUDA device 2: 2 devices were found (indices 0 to 1)\n");
+    run = test::run_modc(bench + "--device 1", env);
+    CHECK(run.status == 1);
+    CHECK_THAT(run.err, Contains("device 1 is a GPU's index, for the cuda and cuda-sim backends; the cpu backend takes device 0 only"));
+    run = test::run_modc(bench + "--backend cuda-sim --device -1", env);
+    CHECK(run.status == 1);
+    CHECK_THAT(run.err, Contains("--device"));
+}
+
+#endif

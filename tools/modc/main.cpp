@@ -62,6 +62,7 @@ struct Options {
     bool color = false;
     bool no_gram = false;
     unsigned threads = 0;
+    int device = 0;            // dualize, bench, step: the GPU's index (cuda, cuda-sim)
     std::string memory_limit;  // dualize, bench, step: BYTES, or N with K, M, G or T
 };
 
@@ -184,7 +185,7 @@ bool parse_memory_limit(const std::string& text, CompileOptions& options) {
 }
 
 // What the compiling commands (dualize, bench, step, partition) share: the plan's network,
-// --schedule, --set, --no-gram, --threads, --precision and --memory-limit. False after saying
+// --schedule, --set, --no-gram, --threads, --device, --precision and --memory-limit. False after saying
 // what is wrong.
 bool compile_options(const Options& o, const DualPlan& plan, CompileOptions& options) {
     options.network = plan.network;
@@ -192,6 +193,7 @@ bool compile_options(const Options& o, const DualPlan& plan, CompileOptions& opt
     for (const auto& s : o.sets) options.set[s.substr(0, s.find('='))] = s.substr(s.find('=') + 1);
     options.gram = !o.no_gram;
     options.threads = o.threads;
+    options.device = o.device;
     options.precision = parse_precision(o.precision);
     return parse_memory_limit(o.memory_limit, options);
 }
@@ -500,6 +502,10 @@ int main(int argc, char** argv) {
         sub->add_option("--precision", o.precision, precision_help)->check(CLI::IsMember({"f32", "tf32", "bf16"}));
     };
     precision(emit);
+    auto device = [&](CLI::App* sub) {
+        sub->add_option("--device", o.device, "the GPU to run on, by CUDA's index (cuda, cuda-sim; default 0)")
+            ->check(CLI::NonNegativeNumber);
+    };
     auto* graph = app.add_subcommand("graph", "print the module tree as Graphviz DOT");
     common(graph);
     graph->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -523,6 +529,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));
     no_gram(dualize_cmd);
     precision(dualize_cmd);
+    device(dualize_cmd);
     dualize_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
     const char* memory_help = "host memory the run may use: BYTES, or N with K, M, G or T (default: half of the physical memory)";
@@ -541,6 +548,7 @@ int main(int argc, char** argv) {
     bench->add_flag("--json", o.bench.json, "print the report as JSON");
     no_gram(bench);
     precision(bench);
+    device(bench);
     bench->add_option("--threads", o.threads, "matrices dualized at once (default: one per core)")->check(CLI::Range(1, 1024));
     bench->add_option("--memory-limit", o.memory_limit, memory_help);
     bench->add_option("-o,--output", o.output, "write to this file instead of standard output");
@@ -568,6 +576,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));
     no_gram(step_cmd);
     precision(step_cmd);
+    device(step_cmd);
     step_cmd->add_option("--threads", o.threads, "matrices dualized at once on the CPU (default: one per core)")
         ->check(CLI::Range(1, 1024));
     step_cmd->add_option("--memory-limit", o.memory_limit, memory_help);

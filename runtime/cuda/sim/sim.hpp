@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runtime/cuda/driver.hpp"
+#include "runtime/cuda/sim/context_counts.hpp"
 
 namespace modc::cuda::sim {
 
@@ -20,6 +21,9 @@ const Driver& driver();
 
 // What cuModuleLoadData takes: a host shared object (host_build.hpp), wrapped with its size.
 std::string module_image(const std::string& library);
+
+// Whether this thread has a context current (for the tests; calls_in_context: context_counts.hpp).
+bool context_current();
 
 // The work enqueued on `stream` and its synchronisations so far (for the tests).
 void stream_counts(CUstream stream, long* enqueued, long* synchronized);

@@ -10,6 +10,11 @@
 //     leaves NaN in the triangle it does not compute;
 //   - stream capture records the launches and cuBLAS calls; a graph replays them in order;
 //   - an event records the host time, so elapsed times are the host's time for the calls;
+//   - there are MODC_CUDA_SIM_DEVICES devices (default 2), each with its primary context; as the
+//     driver does, each thread has a stack of current contexts, and a call that works on a device
+//     needs a context current: streams, modules and cuBLAS handles belong to the device current
+//     when they were made, and using one in another device's context is refused. Every such call
+//     is counted against the device of the context it ran in (calls_in_context, for the tests);
 //   - every call is done when it is issued, so streams and events order nothing; but the
 //     simulator counts, per stream, the work enqueued on it and the synchronisations, which a
 //     test reads with stream_counts (to see that a device run used the caller's stream, and did
@@ -24,6 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -49,6 +55,7 @@ namespace {
 using Call = std::function<void()>;
 
 struct Function {
+    int device = 0;  // its module's
     void (*run)(void* const*) = nullptr;  // the kernel's entry (MODC_SIM_KERNEL)
     void (*launch)(void (*)(void* const*), const unsigned*, const unsigned*, void* const*) = nullptr;
     std::vector<unsigned long> sizes;     // of its parameters
@@ -56,6 +63,7 @@ struct Function {
 
 // A loaded module: the kernels library and the functions taken from it.
 struct Module {
+    int device = 0;
     void* library = nullptr;
     std::vector<std::unique_ptr<Function>> functions;
 };
@@ -68,6 +76,8 @@ struct State {
     bool capturing = false;
     std::vector<Call> captured;
     std::map<CUstream, Counts> streams;
+    std::map<CUstream, int> stream_devices;  // of the streams made here (the callers' own are not known)
+    std::map<int, long> calls;               // by the device whose context they ran in
 };
 
 State& state() {
@@ -87,7 +97,43 @@ struct Graph {
     std::vector<Call> calls;
 };
 
-int context_token = 0;
+// A device's primary context is the address of its entry here.
+constexpr int kMaxDevices = 16;
+int contexts[kMaxDevices];
+
+int device_count() {
+    static const int n = [] {
+        const char* value = std::getenv("MODC_CUDA_SIM_DEVICES");
+        const int v = value && *value ? std::atoi(value) : 2;
+        return std::clamp(v, 1, kMaxDevices);
+    }();
+    return n;
+}
+
+thread_local std::vector<CUcontext> current;  // this thread's context stack, the current one last
+
+// The device of the current context; -1 when none is current.
+int current_device() { return current.empty() ? -1 : static_cast<int>(static_cast<int*>(static_cast<void*>(current.back())) - contexts); }
+
+// A call that works on a device: it needs a current context, of `owner`'s device when it uses
+// something made on one (owner >= 0). Counted against the context's device.
+CUresult in_context(int owner = -1) {
+    const int device = current_device();
+    if (device < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (owner >= 0 && owner != device) return CUDA_ERROR_INVALID_HANDLE;
+    ++state().calls[device];
+    return CUDA_SUCCESS;
+}
+
+// The device of a stream made here; -1 for a caller's (or the null stream).
+int owner_of(CUstream stream) {
+    auto it = state().stream_devices.find(stream);
+    return it == state().stream_devices.end() ? -1 : it->second;
+}
+
+#define MODC_SIM_IN_CONTEXT(owner)                                          \
+    if (CUresult modc_sim_r = in_context(owner); modc_sim_r != CUDA_SUCCESS) \
+    return modc_sim_r
 
 }  // namespace
 
@@ -107,12 +153,12 @@ CUresult cuGetErrorName(CUresult, const char** name) {
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetCount(int* count) {
-    *count = 1;
+    *count = device_count();
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGet(CUdevice* device, int ordinal) {
-    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *device = 0;
+    if (ordinal < 0 || ordinal >= device_count()) return CUDA_ERROR_INVALID_DEVICE;
+    *device = ordinal;
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetName(char* name, int length, CUdevice) {
@@ -125,13 +171,23 @@ CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice
     else return CUDA_ERROR_INVALID_VALUE;
     return CUDA_SUCCESS;
 }
-CUresult cuDevicePrimaryCtxRetain(CUcontext* context, CUdevice) {
-    *context = reinterpret_cast<CUcontext>(&context_token);
+CUresult cuDevicePrimaryCtxRetain(CUcontext* context, CUdevice device) {
+    if (device < 0 || device >= device_count()) return CUDA_ERROR_INVALID_DEVICE;
+    *context = reinterpret_cast<CUcontext>(&contexts[device]);
     return CUDA_SUCCESS;
 }
 CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
-CUresult cuCtxSetCurrent(CUcontext context) {
-    return context == reinterpret_cast<CUcontext>(&context_token) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+CUresult cuCtxPushCurrent(CUcontext context) {
+    void* c = context;
+    if (c < static_cast<void*>(contexts) || c >= static_cast<void*>(contexts + device_count())) return CUDA_ERROR_INVALID_CONTEXT;
+    current.push_back(context);
+    return CUDA_SUCCESS;
+}
+CUresult cuCtxPopCurrent(CUcontext* context) {
+    if (current.empty()) return CUDA_ERROR_INVALID_CONTEXT;
+    if (context) *context = current.back();
+    current.pop_back();
+    return CUDA_SUCCESS;
 }
 
 namespace {
@@ -171,8 +227,10 @@ std::string module_image(const std::string& library) {
 }
 
 CUresult cuModuleLoadData(CUmodule* module, const void* image) {
+    MODC_SIM_IN_CONTEXT(-1);
     if (std::memcmp(image, kMagic, sizeof kMagic) != 0) return CUDA_ERROR_INVALID_IMAGE;  // a cubin, or PTX
     auto m = std::make_unique<Module>();
+    m->device = current_device();
     m->library = open_image(image);
     if (!m->library) return CUDA_ERROR_INVALID_IMAGE;
     if (!::dlsym(m->library, "modc_sim_launch")) {
@@ -184,13 +242,16 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
 }
 CUresult cuModuleUnload(CUmodule module) {
     auto* m = reinterpret_cast<Module*>(module);
+    MODC_SIM_IN_CONTEXT(m->device);
     ::dlclose(m->library);
     delete m;
     return CUDA_SUCCESS;
 }
 CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* name) {
     auto* m = reinterpret_cast<Module*>(module);
+    MODC_SIM_IN_CONTEXT(m->device);
     auto f = std::make_unique<Function>();
+    f->device = m->device;
     f->run = reinterpret_cast<decltype(f->run)>(::dlsym(m->library, ("modc_sim_run_" + std::string(name)).c_str()));
     auto args = reinterpret_cast<int (*)(unsigned long*)>(::dlsym(m->library, ("modc_sim_args_" + std::string(name)).c_str()));
     f->launch = reinterpret_cast<decltype(f->launch)>(::dlsym(m->library, "modc_sim_launch"));
@@ -203,6 +264,7 @@ CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* 
 }
 
 CUresult cuMemAlloc(CUdeviceptr* pointer, std::size_t bytes) {
+    MODC_SIM_IN_CONTEXT(-1);
     void* p = std::malloc(bytes);
     if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
     std::memset(p, 0xff, bytes);  // NaN, whatever the type
@@ -210,55 +272,68 @@ CUresult cuMemAlloc(CUdeviceptr* pointer, std::size_t bytes) {
     return CUDA_SUCCESS;
 }
 CUresult cuMemFree(CUdeviceptr pointer) {
+    MODC_SIM_IN_CONTEXT(-1);
     std::free(reinterpret_cast<void*>(pointer));
     return CUDA_SUCCESS;
 }
 CUresult cuMemcpyHtoDAsync(CUdeviceptr to, const void* from, std::size_t bytes, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     ++state().streams[stream].enqueued;
     std::memcpy(reinterpret_cast<void*>(to), from, bytes);
     return CUDA_SUCCESS;
 }
 CUresult cuMemcpyDtoHAsync(void* to, CUdeviceptr from, std::size_t bytes, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     ++state().streams[stream].enqueued;
     std::memcpy(to, reinterpret_cast<const void*>(from), bytes);
     return CUDA_SUCCESS;
 }
 CUresult cuMemcpyDtoDAsync(CUdeviceptr to, CUdeviceptr from, std::size_t bytes, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (!state().capturing) ++state().streams[stream].enqueued;
     issue([=] { std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(from), bytes); });
     return CUDA_SUCCESS;
 }
 CUresult cuMemsetD8Async(CUdeviceptr to, unsigned char value, std::size_t bytes, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (!state().capturing) ++state().streams[stream].enqueued;
     issue([=] { std::memset(reinterpret_cast<void*>(to), value, bytes); });
     return CUDA_SUCCESS;
 }
 
 CUresult cuStreamCreate(CUstream* stream, unsigned int) {
+    MODC_SIM_IN_CONTEXT(-1);
     *stream = reinterpret_cast<CUstream>(new int(0));
+    state().stream_devices[*stream] = current_device();
     return CUDA_SUCCESS;
 }
 CUresult cuStreamDestroy(CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
+    state().stream_devices.erase(stream);
     delete reinterpret_cast<int*>(stream);
     return CUDA_SUCCESS;
 }
 CUresult cuStreamSynchronize(CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (state().capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     ++state().streams[stream].synchronized;
     return CUDA_SUCCESS;
 }
-CUresult cuStreamWaitEvent(CUstream, CUevent event, unsigned int flags) {
+CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned int flags) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     return event && flags == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
-CUresult cuStreamBeginCapture(CUstream, CUstreamCaptureMode) {
+CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (state().capturing) return CUDA_ERROR_ILLEGAL_STATE;
     state().capturing = true;
     state().captured.clear();
     return CUDA_SUCCESS;
 }
-CUresult cuStreamEndCapture(CUstream, CUgraph* graph) {
+CUresult cuStreamEndCapture(CUstream stream, CUgraph* graph) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (!state().capturing) return CUDA_ERROR_ILLEGAL_STATE;
     state().capturing = false;
     *graph = reinterpret_cast<CUgraph>(new Graph{std::move(state().captured)});
@@ -270,6 +345,7 @@ CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, unsigned long long
     return CUDA_SUCCESS;
 }
 CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (state().capturing) return CUDA_ERROR_ILLEGAL_STATE;
     ++state().streams[stream].enqueued;
     for (const auto& call : reinterpret_cast<Graph*>(exec)->calls) call();
@@ -288,6 +364,8 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
                         unsigned int bz, unsigned int shared, CUstream stream, void** params, void** extra) {
     if (shared != 0 || extra != nullptr || !params) return CUDA_ERROR_INVALID_VALUE;
     if (gx * gy * gz == 0 || bx * by * bz == 0) return CUDA_ERROR_INVALID_VALUE;
+    MODC_SIM_IN_CONTEXT(reinterpret_cast<const Function*>(f)->device);
+    if (owner_of(stream) >= 0 && owner_of(stream) != current_device()) return CUDA_ERROR_INVALID_HANDLE;
     if (!state().capturing) ++state().streams[stream].enqueued;
     const Function* function = reinterpret_cast<const Function*>(f);
     // The arguments are copied when the launch is issued, as the driver does.
@@ -311,10 +389,12 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 // is the host time the calls between them took (what `modc bench --backend cuda` reports).
 using EventTime = std::chrono::steady_clock::time_point;
 CUresult cuEventCreate(CUevent* event, unsigned int) {
+    MODC_SIM_IN_CONTEXT(-1);
     *event = reinterpret_cast<CUevent>(new EventTime());
     return CUDA_SUCCESS;
 }
 CUresult cuEventRecord(CUevent event, CUstream stream) {
+    MODC_SIM_IN_CONTEXT(owner_of(stream));
     if (!state().capturing) ++state().streams[stream].enqueued;
     auto* time = reinterpret_cast<EventTime*>(event);
     issue([time] { *time = std::chrono::steady_clock::now(); });
@@ -334,19 +414,32 @@ CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent stop) {
 
 // ---- cuBLAS ----
 
+// A handle holds the device current when it was made; cuBLAS works in that device's context.
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
-    *handle = reinterpret_cast<cublasHandle_t>(new int(0));
+    if (in_context() != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
+    *handle = reinterpret_cast<cublasHandle_t>(new int(current_device()));
     return CUBLAS_STATUS_SUCCESS;
 }
+namespace {
+bool in_context_of(cublasHandle_t handle) { return in_context(*reinterpret_cast<int*>(handle)) == CUDA_SUCCESS; }
+}  // namespace
 cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     delete reinterpret_cast<int*>(handle);
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetWorkspace(cublasHandle_t, void* workspace, std::size_t bytes) {
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t) {
+    return in_context_of(handle) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, std::size_t bytes) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     return workspace && bytes ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 const char* cublasGetStatusString(cublasStatus_t) { return "an error of the simulated cuBLAS"; }
+
+long calls_in_context(int device) { return state().calls[device]; }
+
+bool context_current() { return current_device() >= 0; }
 
 void stream_counts(CUstream stream, long* enqueued, long* synchronized) {
     const Counts c = state().streams[stream];
@@ -370,8 +463,9 @@ void poison_other_triangle(cublasFillMode_t fill, int n, T* c, int ldc) {
 
 }  // namespace
 
-cublasStatus_t cublasSsyrk(cublasHandle_t, cublasFillMode_t fill, cublasOperation_t trans, int n, int k, const float* alpha,
+cublasStatus_t cublasSsyrk(cublasHandle_t handle, cublasFillMode_t fill, cublasOperation_t trans, int n, int k, const float* alpha,
                            const float* a, int lda, const float* beta, float* c, int ldc) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     float al = *alpha, be = *beta;  // host pointer mode: the values are read at the call
     issue([=] {
         cblas_ssyrk(CblasColMajor, uplo(fill), op(trans), n, k, al, a, lda, be, c, ldc);
@@ -379,8 +473,9 @@ cublasStatus_t cublasSsyrk(cublasHandle_t, cublasFillMode_t fill, cublasOperatio
     });
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasDsyrk(cublasHandle_t, cublasFillMode_t fill, cublasOperation_t trans, int n, int k, const double* alpha,
+cublasStatus_t cublasDsyrk(cublasHandle_t handle, cublasFillMode_t fill, cublasOperation_t trans, int n, int k, const double* alpha,
                            const double* a, int lda, const double* beta, double* c, int ldc) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     double al = *alpha, be = *beta;
     issue([=] {
         cblas_dsyrk(CblasColMajor, uplo(fill), op(trans), n, k, al, a, lda, be, c, ldc);
@@ -388,21 +483,24 @@ cublasStatus_t cublasDsyrk(cublasHandle_t, cublasFillMode_t fill, cublasOperatio
     });
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSsymm(cublasHandle_t, cublasSideMode_t s, cublasFillMode_t fill, int m, int n, const float* alpha,
+cublasStatus_t cublasSsymm(cublasHandle_t handle, cublasSideMode_t s, cublasFillMode_t fill, int m, int n, const float* alpha,
                            const float* a, int lda, const float* b, int ldb, const float* beta, float* c, int ldc) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     float al = *alpha, be = *beta;
     issue([=] { cblas_ssymm(CblasColMajor, side(s), uplo(fill), m, n, al, a, lda, b, ldb, be, c, ldc); });
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasDsymm(cublasHandle_t, cublasSideMode_t s, cublasFillMode_t fill, int m, int n, const double* alpha,
+cublasStatus_t cublasDsymm(cublasHandle_t handle, cublasSideMode_t s, cublasFillMode_t fill, int m, int n, const double* alpha,
                            const double* a, int lda, const double* b, int ldb, const double* beta, double* c, int ldc) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     double al = *alpha, be = *beta;
     issue([=] { cblas_dsymm(CblasColMajor, side(s), uplo(fill), m, n, al, a, lda, b, ldb, be, c, ldc); });
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                          const float* alpha, const float* a, int lda, long long sa, const float* b, int ldb,
                                          long long sb, const float* beta, float* c, int ldc, long long sc, int batch) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     float al = *alpha, be = *beta;
     issue([=] {
         for (int i = 0; i < batch; ++i)
@@ -410,9 +508,10 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
     });
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                          const double* alpha, const double* a, int lda, long long sa, const double* b, int ldb,
                                          long long sb, const double* beta, double* c, int ldc, long long sc, int batch) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     double al = *alpha, be = *beta;
     issue([=] {
         for (int i = 0; i < batch; ++i)
@@ -422,11 +521,12 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
 }
 
 // tf32 and bf16 GEMMs on tensor cores: tensor_cores.h rounds the inputs as the GPU does.
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                                      int k, const void* alpha, const void* a, cudaDataType at, int lda,
                                                      long long sa, const void* b, cudaDataType bt, int ldb, long long sb,
                                                      const void* beta, void* c, cudaDataType ct, int ldc, long long sc,
                                                      int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
+    if (!in_context_of(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     // Only what modc asks for: f32 accumulation; f32 inputs and C (tf32), or bf16 inputs and C in bf16 or f32.
     const bool bf16 = at == CUDA_R_16BF && bt == CUDA_R_16BF && compute == CUBLAS_COMPUTE_32F &&
                       (ct == CUDA_R_16BF || ct == CUDA_R_32F);
