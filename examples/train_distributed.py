@@ -57,8 +57,8 @@ def pick_device(wanted):
     local_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     enough = torch.cuda.is_available() and torch.cuda.device_count() >= local_size
     if wanted == "cuda" and not enough:
-        sys.exit(f"--device cuda needs a GPU per rank: {local_size} ranks on this node, "
-                 f"{torch.cuda.device_count() if torch.cuda.is_available() else 0} GPUs")
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        sys.exit(f"--device cuda needs a GPU per rank: this node runs {local_size} rank(s) and has {gpus} GPU(s)")
     return torch.device("cuda", local_rank) if wanted != "cpu" and enough else torch.device("cpu")
 
 
