@@ -8,7 +8,7 @@
 #
 # Settings (environment; docs/cuda.md, "Checking on a real GPU"):
 #   BACKEND     cuda (default), or cuda-sim: the same checks on the simulator (how CI tests this script)
-#   CASES       networks of examples/ with --set values: "mlp cnn gpt:L=1" (default; gpt:L=1,d=64 ...)
+#   CASES       networks of examples/ with --set values: "mlp gpt:L=1" (default; add cnn, gpt:L=2,d=64, ...)
 #   SCHEDULES   "polar-express muon you cubic"
 #   PRECISIONS  of the GEMMs on f32 gradients: "f32 tf32 bf16"; F64=0 leaves out the f64 runs
 #   SPECTRA     "gaussian decay1 decay2 lowrank deficient zero huge tiny"

@@ -60,7 +60,7 @@ def settings():
         dtype_precisions.append(("f64", "f32"))
     return {
         "backend": os.environ.get("BACKEND", "cuda"),
-        "cases": env_list("CASES", "mlp cnn gpt:L=1"),
+        "cases": env_list("CASES", "mlp gpt:L=1"),
         "schedules": env_list("SCHEDULES", "polar-express muon you cubic"),
         "runs": dtype_precisions,
         "spectra": env_list("SPECTRA", " ".join(SPECTRA)),
@@ -202,7 +202,9 @@ class Check:
         worst = max(errors, key=lambda w: errors[w]) if errors else ""
         error = errors.get(worst, 0.0)
         ok = bool(errors) and all(e <= tolerance for e in errors.values())
-        self.results.append(dict(name=name, error=error, tolerance=tolerance, worst_weight=worst, passed=ok, **fields))
+        # JSON has no infinity: a non-finite update is error null, finite false.
+        self.results.append(dict(name=name, error=error if np.isfinite(error) else None, finite=bool(np.isfinite(error)),
+                                 tolerance=tolerance, worst_weight=worst, passed=ok, **fields))
         print("%-64s %10.3g %10.3g  %s%s" % (name, error, tolerance, worst, "" if ok else "  FAILED"))
         if not ok:
             self.fail(name, "%s: relative error %.3g > %.3g" % (worst, error, tolerance))
@@ -286,7 +288,7 @@ def dualize_checks(c, case, leaves):
                 if not ok:
                     continue
                 key = "f64" if storage == "f64" else precision
-                fields = dict(kind="dualize", case=case, schedule=schedule, spectrum=spectrum, 
+                fields = dict(kind="dualize", case=case, schedule=schedule, spectrum=spectrum, storage=storage,
                               precision=precision, wall_seconds=wall)
                 against = cpu64("bf16wide", schedule) if storage == "bf16" else ref  # what bf16 storage holds
                 if against is None:
@@ -357,7 +359,7 @@ def step_checks(c, case, leaves):
 
 
 def torch_cuda():
-    """torch, and the device it runs on for this backend (None where torch or its GPU is missing)."""
+    """torch, and the device it runs on for BACKEND (None where torch or its GPU is missing)."""
     try:
         import torch
     except ImportError:
