@@ -52,25 +52,50 @@ def env_list(name, default):
     return os.environ.get(name, default).split()
 
 
+def env_int(name, default):
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        sys.exit("bench/gpu.sh: %s must be a positive whole number, not %r" % (name, value))
+    return int(value)
+
+
+PARTS = ["dualize", "step", "bench", "torch", "profile"]
+
+
+def env_float(name, default):
+    try:
+        return float(os.environ.get(name, str(default)))
+    except ValueError:
+        sys.exit("bench/gpu.sh: %s must be a number, not %r" % (name, os.environ[name]))
+
+
 def settings():
     dtype_precisions = []  # (storage, precision): f32 storage at each precision, f64 (its own GEMMs)
     for p in env_list("PRECISIONS", "f32 tf32 bf16"):
         dtype_precisions.append(("f32", p))
     if os.environ.get("F64", "1") != "0":
         dtype_precisions.append(("f64", "f32"))
-    return {
+    cfg = {
         "backend": os.environ.get("BACKEND", "cuda"),
         "cases": env_list("CASES", "mlp gpt:L=1"),
         "schedules": env_list("SCHEDULES", "polar-express muon you cubic"),
         "runs": dtype_precisions,
         "spectra": env_list("SPECTRA", " ".join(SPECTRA)),
-        "steps": int(os.environ.get("STEPS", "3")),
-        "bench_runs": int(os.environ.get("RUNS", "20")),
-        "parts": env_list("PARTS", "dualize step bench torch profile"),
-        "tolerance_scale": float(os.environ.get("TOLERANCE_SCALE", "1")),
+        "steps": env_int("STEPS", 3),
+        "bench_runs": env_int("RUNS", 20),
+        "parts": env_list("PARTS", " ".join(PARTS)),
+        "tolerance_scale": env_float("TOLERANCE_SCALE", 1.0),
         "corrupt": os.environ.get("GPU_CHECK_CORRUPT", "") not in ("", "0"),
         "out": os.environ.get("OUT", ""),
     }
+    for key, allowed in (("spectra", SPECTRA), ("parts", PARTS)):
+        unknown = [v for v in cfg[key] if v not in allowed]
+        if unknown:
+            sys.exit("bench/gpu.sh: unknown %s %s; choose from %s" % (key.upper(), " ".join(unknown), " ".join(allowed)))
+    unknown = [p for _, p in dtype_precisions if p not in APART or p == "f64"]
+    if unknown or cfg["backend"] not in ("cuda", "cuda-sim"):
+        sys.exit("bench/gpu.sh: PRECISIONS are f32, tf32 and bf16, BACKEND cuda or cuda-sim")
+    return cfg
 
 
 # --- safetensors, read and written here so that bf16 needs no extra package ---------------------
@@ -162,15 +187,14 @@ def gradients(leaves, spectrum, seed):
     return grads
 
 
-def relative_error(got, ref, norm_of=None):
-    """As test_cuda.cpp's relative_error: Frobenius, scaled by ref's largest entry first; against
-    the norm of `norm_of` (default ref); for a zero ref, the norm of got. Non-finite: inf."""
+def relative_error(got, ref):
+    """As test_cuda.cpp's relative_error: Frobenius, scaled by ref's largest entry first; for a
+    zero ref, the norm of got. Non-finite: inf."""
     if not np.all(np.isfinite(got)):
         return float("inf")
-    base = ref if norm_of is None else norm_of
-    unit = np.abs(base).max() or 1.0
+    unit = np.abs(ref).max() or 1.0
     d = np.linalg.norm((got - ref) / unit)
-    n = np.linalg.norm(base / unit)
+    n = np.linalg.norm(ref / unit)
     return float(d / n if n > 0 else d)
 
 
@@ -182,11 +206,10 @@ class Check:
         self.results, self.failed, self.notes = [], [], []
         self.timings = {"dualize": [], "step": [], "bench": []}
 
-    def run(self, args, what, env=None):
+    def run(self, args, what):
         """Runs modc; returns (ok, stdout, wall seconds). A failure is recorded as a failed check."""
         t0 = time.perf_counter()
-        p = subprocess.run([self.modc] + args, capture_output=True, text=True,
-                           env=dict(os.environ, **(env or {})))
+        p = subprocess.run([self.modc] + args, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             self.fail(what, "modc exited %d: %s" % (p.returncode, p.stderr.strip()[-2000:]))
@@ -217,6 +240,9 @@ class Check:
         if set(got) != set(ref):
             self.fail(name, "updates for %s, expected %s" % (sorted(got), sorted(ref)))
             return
+        if not all(np.all(np.isfinite(a)) for a in ref.values()):
+            self.fail(name, "the CPU's f64 reference is not finite")
+            return
         if self.cfg["corrupt"]:  # GPU_CHECK_CORRUPT: what a wrong GPU result must do to this script
             first = next(p for p in sorted(got) if got[p][1].ndim >= 2)
             got[first] = (got[first][0], -got[first][1])
@@ -245,10 +271,10 @@ def net_args(case):
 def dualize_checks(c, case, leaves):
     cfg, b = c.cfg, c.cfg["backend"]
     net, file, sets = net_args(case)
-    for k, spectrum in enumerate(cfg["spectra"]):
+    for spectrum in cfg["spectra"]:
         d = os.path.join(c.work, "%s-%s" % (net, spectrum))
         os.makedirs(d, exist_ok=True)
-        g = gradients(leaves, spectrum, seed=k + 1)
+        g = gradients(leaves, spectrum, seed=SPECTRA.index(spectrum) + 1)
         for dtype in ("F64", "F32", "BF16"):
             write_safetensors(os.path.join(d, dtype.lower() + ".safetensors"), g, dtype)
         wide = {p: from_bf16(to_bf16(a)).astype(np.float64) for p, a in g.items()}  # what bf16 storage holds
@@ -497,7 +523,15 @@ def profile(c, case):
     return None
 
 
-def machine(cfg, modc):
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
+def machine(modc):
     def output(*args):
         try:
             return subprocess.run(list(args), capture_output=True, text=True, timeout=60).stdout.strip()
@@ -505,7 +539,7 @@ def machine(cfg, modc):
             return ""
     torch, device = torch_cuda()
     info = {
-        "host": platform.node(), "platform": platform.platform(), "cpu": platform.processor(),
+        "host": platform.node(), "platform": platform.platform(), "cpu": cpu_model(),
         "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
         "torch": torch.__version__ if torch else None, "torch_device": device,
         "modc": output(modc, "--version"), "git": output("git", "-C", ROOT, "describe", "--always", "--dirty"),
@@ -560,7 +594,7 @@ def main():
                 profiles.append(profile(c, case))
         seconds = time.perf_counter() - start
         report = {
-            "machine": machine(cfg, modc),
+            "machine": machine(modc),
             "settings": dict(cfg, runs=[list(r) for r in cfg["runs"]], modc=modc, tolerances={
                 "apart": APART, "margin": MARGIN, "bounded": BOUNDED, "bf16_rounding": BF16_ROUNDING}),
             "cases": cases,
