@@ -151,40 +151,41 @@ def read_safetensors(path):
 
 # --- gradients -----------------------------------------------------------------------------------
 
-def give_spectrum(g, spectrum, rng):
-    """tests/unit/spectra.hpp's give_spectrum: keeps g's singular vectors, sets its singular values."""
-    m, n = g.shape
-    k = min(m, n)
-    if spectrum == "gaussian" or k < 2:
-        return g
-    u, _, vt = np.linalg.svd(g, full_matrices=False)
-    i = np.arange(1, k + 1, dtype=np.float64)
-    sv = {"decay1": 1 / i, "decay2": 1 / i ** 2, "lowrank": np.where(i <= 3, 10.0, 0.0),
-          "deficient": np.where(i <= k // 2, 1 / i, 0.0)}[spectrum]
-    out = (u * sv) @ vt
-    if spectrum == "lowrank":
-        out += rng.normal(0, 1e-3, out.shape)
-    return out
+class Gradients:
+    """f32-representable gradients (as float64) of every leaf, of each kind in SPECTRA, from one
+    Gaussian draw: a matrix gets the spectrum as tests/unit/spectra.hpp's give_spectrum gives it
+    (its singular vectors kept, its singular values set), each matrix's SVD computed once."""
 
+    def __init__(self, leaves, seed):
+        self.rng = np.random.default_rng(seed)
+        self.base = {l["path"]: self.rng.standard_normal(l["shape"]) for l in leaves}
+        self.svd = {}
 
-def gradients(leaves, spectrum, seed):
-    """f32-representable gradients (as float64) of every leaf; matrices get the spectrum."""
-    rng = np.random.default_rng(seed)
-    grads = {}
-    for leaf in leaves:
-        shape = leaf["shape"]
-        g = rng.standard_normal(shape)
+    def of(self, spectrum):
+        return {p: self.leaf(p, g, spectrum).astype(np.float32).astype(np.float64) for p, g in self.base.items()}
+
+    def leaf(self, path, g, spectrum):
         if spectrum == "zero":
-            g[...] = 0
-        elif len(shape) >= 2 and spectrum not in MAGNITUDE:
-            g = give_spectrum(g.reshape(shape[0], -1), spectrum, rng).reshape(shape)
+            return np.zeros_like(g)
         if spectrum in MAGNITUDE:  # as test_cuda.cpp's scale_to: by a power of two, below f32's largest
             f = 2.0 ** (np.floor(np.log2(MAGNITUDE[spectrum])) - np.floor(np.log2(np.abs(g).max())))
             if np.abs(g).max() * f >= 3.4e38:
                 f /= 2
-            g = g * f
-        grads[leaf["path"]] = g.astype(np.float32).astype(np.float64)
-    return grads
+            return g * f
+        m = g.reshape(g.shape[0], -1) if g.ndim >= 2 else None
+        if spectrum == "gaussian" or m is None or min(m.shape) < 2:
+            return g
+        if path not in self.svd:
+            u, _, vt = np.linalg.svd(m, full_matrices=False)
+            self.svd[path] = (u, vt)
+        u, vt = self.svd[path]
+        i = np.arange(1, u.shape[1] + 1, dtype=np.float64)
+        sv = {"decay1": 1 / i, "decay2": 1 / i ** 2, "lowrank": np.where(i <= 3, 10.0, 0.0),
+              "deficient": np.where(i <= len(i) // 2, 1 / i, 0.0)}[spectrum]
+        out = (u * sv) @ vt
+        if spectrum == "lowrank":
+            out += self.rng.normal(0, 1e-3, out.shape)
+        return out.reshape(g.shape)
 
 
 def relative_error(got, ref):
@@ -204,7 +205,7 @@ class Check:
     def __init__(self, cfg, modc, work):
         self.cfg, self.modc, self.work = cfg, modc, work
         self.results, self.failed, self.notes = [], [], []
-        self.timings = {"dualize": [], "step": [], "bench": []}
+        self.timings = {"cpu_reference": [], "dualize": [], "step": [], "bench": []}
 
     def run(self, args, what):
         """Runs modc; returns (ok, stdout, wall seconds). A failure is recorded as a failed check."""
@@ -271,10 +272,11 @@ def net_args(case):
 def dualize_checks(c, case, leaves):
     cfg, b = c.cfg, c.cfg["backend"]
     net, file, sets = net_args(case)
+    source = Gradients(leaves, seed=1)
     for spectrum in cfg["spectra"]:
         d = os.path.join(c.work, "%s-%s" % (net, spectrum))
         os.makedirs(d, exist_ok=True)
-        g = gradients(leaves, spectrum, seed=SPECTRA.index(spectrum) + 1)
+        g = source.of(spectrum)
         for dtype in ("F64", "F32", "BF16"):
             write_safetensors(os.path.join(d, dtype.lower() + ".safetensors"), g, dtype)
         wide = {p: from_bf16(to_bf16(a)).astype(np.float64) for p, a in g.items()}  # what bf16 storage holds
@@ -286,9 +288,10 @@ def dualize_checks(c, case, leaves):
             """The CPU backend's f64 updates of the gradients in `inp` (computed once)."""
             if (inp, schedule) not in refs:
                 out = os.path.join(d, "cpu-%s-%s.safetensors" % (inp, schedule))
-                ok, _, _ = c.run(["dualize", file, *sets, "--in", os.path.join(d, inp + ".safetensors"), "--out", out,
-                                  "--backend", "cpu", "--schedule", schedule],
-                                 "dualize %s %s %s: the CPU's f64 reference" % (case, schedule, spectrum))
+                what = "dualize %s %s %s: the CPU's f64 reference" % (case, schedule, spectrum)
+                ok, _, wall = c.run(["dualize", file, *sets, "--in", os.path.join(d, inp + ".safetensors"), "--out", out,
+                                     "--backend", "cpu", "--schedule", schedule], what)
+                c.timings["cpu_reference"].append({"name": what, "gradients": inp, "wall_seconds": wall})
                 refs[inp, schedule] = {p: a for p, (_, a) in read_safetensors(out).items()} if ok else None
             return refs[inp, schedule]
 
@@ -335,16 +338,19 @@ def has_optimizer(file):
         return any(line.startswith("optimizer ") for line in f)
 
 
-def step_checks(c, case, leaves):
+def step_inputs(leaves, steps):
+    """Weights before the first step, and each step's gradients (Gaussian, then 1/i, alternately)."""
+    w0 = {p: 0.02 * g.astype(np.float32).astype(np.float64) for p, g in Gradients(leaves, seed=99).base.items()}
+    return w0, [Gradients(leaves, seed=100 + k).of(("gaussian", "decay1")[k % 2]) for k in range(steps)]
+
+
+def step_checks(c, case, w0, grads):
     """STEPS optimizer steps (the file's optimizer block, state carried, lr changed every step) on
     BACKEND against the CPU's f64 steps: f32 at f32 and at bf16 precision, and f64."""
     cfg, b = c.cfg, c.cfg["backend"]
     net, file, sets = net_args(case)
     d = os.path.join(c.work, net + "-step")
     os.makedirs(d, exist_ok=True)
-    rng = np.random.default_rng(99)
-    w0 = {l["path"]: (0.02 * rng.standard_normal(l["shape"])).astype(np.float32).astype(np.float64) for l in leaves}
-    grads = [gradients(leaves, ("gaussian", "decay1")[k % 2], seed=100 + k) for k in range(cfg["steps"])]
     for dtype in ("F64", "F32"):
         write_safetensors(os.path.join(d, "w0-%s.safetensors" % dtype), w0, dtype)
         for k, g in enumerate(grads):
@@ -395,7 +401,7 @@ def torch_cuda():
     return (torch, "cuda") if torch.cuda.is_available() else (torch, None)
 
 
-def python_step_checks(c, case, leaves):
+def python_step_checks(c, case, w0, grads):
     """modc.torch.Optimizer on BACKEND (CUDA tensors on a GPU: step_device) against backend="cpu" in f64."""
     torch, device = torch_cuda()
     try:
@@ -409,9 +415,6 @@ def python_step_checks(c, case, leaves):
         return
     _, file, sets = net_args(case)
     values = dict(s.split("=") for s in sets[1::2])
-    rng = np.random.default_rng(7)
-    w0 = {l["path"]: 0.02 * rng.standard_normal(l["shape"]) for l in leaves}
-    grads = [gradients(leaves, ("gaussian", "decay1")[k % 2], seed=200 + k) for k in range(c.cfg["steps"])]
     finals = {}
     for label, backend, dtype, dev in (("cpu-f64", "cpu", torch.float64, "cpu"),
                                        ("f32", c.cfg["backend"], torch.float32, device)):
@@ -582,8 +585,9 @@ def main():
                 dualize_checks(c, case, leaves)
             if "step" in cfg["parts"]:
                 if has_optimizer(file):
-                    step_checks(c, case, leaves)
-                    python_step_checks(c, case, leaves)
+                    w0, grads = step_inputs(leaves, cfg["steps"])
+                    step_checks(c, case, w0, grads)
+                    python_step_checks(c, case, w0, grads)
                 else:
                     c.notes.append("step skipped for %s: its file has no optimizer block" % case)
             if "bench" in cfg["parts"]:
@@ -592,6 +596,7 @@ def main():
                 baselines.append(torch_baseline(c, case, leaves))
             if "profile" in cfg["parts"]:
                 profiles.append(profile(c, case))
+            print("%s: done after %.0f s" % (case, time.perf_counter() - start))
         seconds = time.perf_counter() - start
         report = {
             "machine": machine(modc),
