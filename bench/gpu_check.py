@@ -331,6 +331,7 @@ def dualize_checks(c, case, leaves):
                 else:
                     c.compare(out, against, name, tol(APART, key, schedule), exact=exact,
                               margin=tol(MARGIN, key, schedule), **fields)
+        shutil.rmtree(d)  # GPT-2's gradients, references and updates take gigabytes per spectrum
 
 
 def has_optimizer(file):
