@@ -376,6 +376,7 @@ def step_checks(c, case, w0, grads):
 
     ref, _ = steps("cpu", "F64", "", "cpu-f64")
     if ref is None:
+        shutil.rmtree(d)
         return
     for dtype, precision in (("F32", "f32"), ("F32", "bf16"), ("F64", "f32")):
         key = "f64" if dtype == "F64" else precision
@@ -389,6 +390,7 @@ def step_checks(c, case, w0, grads):
         errors = {p: relative_error(got[p] - w0[p], ref[p] - w0[p]) for p in ref}
         c.record(name, errors, tol(APART, key, "polar-express"), kind="step", case=case, storage=dtype.lower(),
                  precision=precision, steps=cfg["steps"], wall_seconds=wall)
+    shutil.rmtree(d)
 
 
 def torch_cuda():
