@@ -475,7 +475,7 @@ kp::KernelPlan lower_for(const DualPlan& plan, const CompileOptions& options) {
     return kp::lower(plan, *schedule, per_leaf,
                      kp::LowerOptions{.gram = options.gram,
                                       .precision = plan_precision(options),
-                                      .gram_restart_every = options.backend == Backend::Cuda});
+                                      .gram_restart_every = runs_cuda(options.backend)});
 }
 
 DualPlan only_weights(const DualPlan& plan, const std::vector<std::string>& paths) {

@@ -16,7 +16,10 @@
 #include <random>
 #include <set>
 
+#include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/schedule.hpp"
 #include "library/modc.hpp"
+#include "support/rational.hpp"
 #include "runtime/tensor_io.hpp"
 #include "spectra.hpp"
 #include "support.hpp"
@@ -73,6 +76,30 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 
 }  // namespace
 
+// The simulator is only worth its name if it runs the program the GPU would get: the kernel
+// plan of Backend::CudaSim must be the CUDA backend's, Gram restarts of tf32 and bf16 included
+// (it once got the CPU's, so its bf16 runs had no Gram groups and its tf32 Gram groups no
+// restarts, which diverged on 1/i^2 gradients where the GPU's would not).
+TEST_CASE("the cuda-sim backend compiles the CUDA backend's kernel plan in every precision", "[cuda][sim]") {
+    ElaborateOptions eo;
+    for (const auto& [k, v] : kSets) eo.overrides[k] = *parse_decimal(v);
+    auto compilation = compile_source(gpt(), test::read(gpt()), eo);
+    REQUIRE_FALSE(compilation->diags.has_errors());
+    const DualPlan& plan = compilation->plans.front();
+    for (auto [precision, lowered] : {std::pair{Precision::F32, kp::Precision::F32}, std::pair{Precision::TF32, kp::Precision::TF32},
+                                      std::pair{Precision::BF16, kp::Precision::BF16}}) {
+        CompileOptions options;
+        options.set = kSets;
+        options.backend = Backend::CudaSim;
+        options.precision = precision;
+        const kp::KernelPlan gpu = kp::lower(plan, *kp::find_schedule(options.schedule), {},
+                                             {.gram = true, .precision = lowered, .gram_restart_every = true});
+        INFO(to_string(precision) << ": the CUDA backend's plan\n" << kp::print(gpu));
+        REQUIRE(std::any_of(gpu.groups.begin(), gpu.groups.end(), [](const kp::Group& g) { return g.gram; }));
+        CHECK(compile_file(gpt(), options).flops() == kp::flops(gpu));
+    }
+}
+
 TEST_CASE("modc dualize --backend cuda-sim agrees with the CPU's f64 result within the schedule's own error, on "
           "every matrix shape of gpt.mod",
           "[cuda][sim][cli]") {
@@ -89,17 +116,19 @@ TEST_CASE("modc dualize --backend cuda-sim agrees with the CPU's f64 result with
         const auto exact = dualize(dir, "f64", "--schedule svd");
         for (const std::string gram : {"", "--no-gram"}) {
             const auto cpu = dualize(dir, "f64", gram);
-            // f32 and f64 GEMMs; and bf16 tensor-core GEMMs, the GPU's default (f32 storage).
-            for (const std::string dtype : {"f32", "f64", "bf16"}) {
-                if (dtype != "f32" && !gram.empty()) continue;  // f64 once: the arithmetic is the CPU's
-                const bool bf16 = dtype == "bf16";
-                const auto sim = dualize(dir, bf16 ? "f32" : dtype,
-                                         gram + " --backend cuda-sim --precision " + (bf16 ? "bf16" : "f32"));
-                // bf16 GEMM inputs (8 bits): docs/cuda.md's "Precision" measures up to 0.27 on 1/i^2.
-                const double margin = bf16 ? 0.3 : dtype == "f32" ? 2e-3 : 1e-9;
+            // f32 and f64 GEMMs; and tensor-core GEMMs on f32 storage: bf16 (the GPU's default)
+            // and tf32. "dtype" here names the GEMMs' arithmetic.
+            for (const std::string dtype : {"f32", "f64", "bf16", "tf32"}) {
+                if (dtype == "f64" && !gram.empty()) continue;  // f64 once: the arithmetic is the CPU's
+                const bool bf16 = dtype == "bf16", tf32 = dtype == "tf32";
+                const auto sim = dualize(dir, bf16 || tf32 ? "f32" : dtype,
+                                         gram + " --backend cuda-sim --precision " + (bf16 || tf32 ? dtype : "f32"));
+                // bf16 GEMM inputs (8 bits): docs/cuda.md's "Precision" measures up to 0.27 on
+                // 1/i^2; tf32 (11 bits) at most 0.038.
+                const double margin = bf16 ? 0.3 : tf32 ? 0.04 : dtype == "f32" ? 2e-3 : 1e-9;
                 // How far from the CPU's f64 run of the schedule: f32 rounding, which Gram
                 // Newton-Schulz meets squared (1/i^2 at d = 32 puts sigma_min at 1/1024).
-                const double apart = bf16 ? 0.3 : dtype == "f32" ? 6e-3 : 1e-9;
+                const double apart = bf16 ? 0.3 : tf32 ? 0.04 : dtype == "f32" ? 6e-3 : 1e-9;
                 for (const auto& w : weights) {
                     const auto& x = exact.at(w.path);
                     const double norm = distance(x, std::vector<double>(x.size(), 0.0));
