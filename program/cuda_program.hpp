@@ -49,7 +49,7 @@ struct Launch {
 //   Symm: cublas<t>symm(side, uplo, m, n, alpha, A, lda, B, ldb, beta, C, ldc)  C = A B or B A
 //   Gemm: cublas<t>gemmStridedBatched(transa, transb, m, n, k, alpha, A, lda, strideA,
 //                                     B, ldb, strideB, beta, C, ldc, strideC, batch)
-// (a row-major matrix is the column-major matrix of its transpose: see codegen_cuda.cpp).
+// (a row-major matrix is the column-major matrix of its transpose: see codegen_cuda_products.cpp).
 // `precision` F32 is the routine of the compute type (S or D). TF32 and BF16 are always Gemm,
 // as cublasGemmStridedBatchedEx (syrk and symm have no such forms) with f32 accumulation:
 // CUBLAS_COMPUTE_32F_FAST_TF32 on f32 A, B and C; CUBLAS_COMPUTE_32F on bf16 A and B

@@ -1,20 +1,33 @@
 // cuda_host.h: runs modc's generated CUDA C++ on the CPU (the cuda-sim backend, and the tests).
 //
 // The generated source includes nothing and uses only: __global__, __launch_bounds__,
-// __restrict__, __device__, __forceinline__, threadIdx/blockIdx/blockDim/gridDim,
-// sqrtf/sqrt/fabsf/fabs, atomicAdd, atomicMax, atomicMin, __float_as_uint, __uint_as_float and
-// __double_as_longlong. This header maps each onto
+// __restrict__, __device__, __forceinline__, __shared__, __syncthreads,
+// threadIdx/blockIdx/blockDim/gridDim, sqrtf/sqrt/fabsf/fabs, atomicAdd, atomicMax, atomicMin,
+// __float_as_uint, __uint_as_float and __double_as_longlong. This header maps each onto
 // plain C++, so that the very text NVRTC compiles can be compiled by the host compiler:
 //
 //     c++ -O1 -shared -fPIC -include cuda_host.h -x c++ kernels.cu -o kernels.so
 //
 // (runtime/cuda/sim/host_build.cpp does this, with the header's text in front of the source), and
 // modc_sim_launch() runs one kernel over its launch configuration, block after block and thread
-// after thread. The generated kernels use no shared memory and no __syncthreads, so
-// running the threads one after the other is exact: every thread's work is independent apart
-// from atomics, and the atomics are plain read-modify-writes here.
+// after thread. Threads share nothing but global memory, shared memory and atomics (plain
+// read-modify-writes here), so running them one after the other is exact, but for a barrier:
+//
+// __syncthreads by replay. A block runs in passes: in pass p every thread runs the kernel from
+// its start and stops at its (p+1)th __syncthreads (a longjmp back to the launch); the block is
+// done after the pass in which every thread ran to its end. So when a thread passes barrier k,
+// every thread of the block has run all it does before barrier k (in an earlier pass), which
+// is what a barrier guarantees on a GPU. The price: what comes before a barrier is run again in
+// each later pass, so it must give the same result when run again, which modc's kernels obey:
+// between barriers they only store values computed from memory as it was at the previous
+// barrier (block reductions through shared memory, with ping-pong arrays), and their atomics
+// come after the last barrier. An atomic run a second time would count twice: it stops the
+// process with a message instead. All threads must pass the same barriers (as on a GPU).
 #pragma once
 #include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -41,23 +54,47 @@ static thread_local dim3 gridDim;
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
+// Shared memory: one array per kernel, reused by each block in turn (blocks run one at a time).
+#define __shared__ static thread_local
+
+// The replay of barriers (see the top): the pass of the block being run, the barriers the
+// current thread has passed in it, and where a thread that stops at a barrier goes.
+static thread_local unsigned modc_sim_pass;
+static thread_local unsigned modc_sim_barriers;
+static thread_local jmp_buf modc_sim_stop;
+
+inline void __syncthreads() {
+    if (modc_sim_barriers == modc_sim_pass) _longjmp(modc_sim_stop, 1);
+    ++modc_sim_barriers;
+}
+// Atomics must run once: not in a stretch of the kernel that an earlier pass ran.
+inline void modc_sim_atomic_once() {
+    if (modc_sim_barriers < modc_sim_pass) {
+        fprintf(stderr, "modc CUDA simulator: an atomic before a __syncthreads would run again when the barrier is replayed\n");
+        abort();
+    }
+}
 
 inline float atomicAdd(float* p, float v) {
+    modc_sim_atomic_once();
     float old = *p;
     *p = old + v;
     return old;
 }
 inline double atomicAdd(double* p, double v) {
+    modc_sim_atomic_once();
     double old = *p;
     *p = old + v;
     return old;
 }
 inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+    modc_sim_atomic_once();
     unsigned long long old = *p;
     if (v > old) *p = v;
     return old;
 }
 inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
+    modc_sim_atomic_once();
     unsigned long long old = *p;
     if (v < old) *p = v;
     return old;
@@ -107,8 +144,17 @@ inline int sizes(void (*)(A...), unsigned long* out) {
         return modc_sim::sizes(name, sizes);                                                                      \
     }
 
+// Runs one thread of the current pass: true if it ran to its end, false if it stopped at a
+// barrier. Nothing in this frame changes between _setjmp and the _longjmp back.
+static bool modc_sim_thread(void (*run)(void* const*), void* const* params) {
+    modc_sim_barriers = 0;
+    if (_setjmp(modc_sim_stop) != 0) return false;
+    run(params);
+    return true;
+}
+
 // Runs a kernel (its modc_sim_run_ entry) over a grid of blocks, block after block and thread
-// after thread.
+// after thread, each block in as many passes as it has barriers, plus one (see the top).
 extern "C" __attribute__((visibility("default"), used)) void modc_sim_launch(void (*run)(void* const*),
                                                                            const unsigned* grid, const unsigned* block,
                                                                            void* const* params) {
@@ -117,11 +163,21 @@ extern "C" __attribute__((visibility("default"), used)) void modc_sim_launch(voi
     for (unsigned bz = 0; bz < grid[2]; ++bz)
         for (unsigned by = 0; by < grid[1]; ++by)
             for (unsigned bx = 0; bx < grid[0]; ++bx)
-                for (unsigned tz = 0; tz < block[2]; ++tz)
-                    for (unsigned ty = 0; ty < block[1]; ++ty)
-                        for (unsigned tx = 0; tx < block[0]; ++tx) {
-                            blockIdx = uint3{bx, by, bz};
-                            threadIdx = uint3{tx, ty, tz};
-                            run(params);
-                        }
+                for (unsigned pass = 0;; ++pass) {
+                    modc_sim_pass = pass;
+                    unsigned finished = 0, threads = 0;
+                    for (unsigned tz = 0; tz < block[2]; ++tz)
+                        for (unsigned ty = 0; ty < block[1]; ++ty)
+                            for (unsigned tx = 0; tx < block[0]; ++tx) {
+                                blockIdx = uint3{bx, by, bz};
+                                threadIdx = uint3{tx, ty, tz};
+                                finished += modc_sim_thread(run, params) ? 1u : 0u;
+                                ++threads;
+                            }
+                    if (finished == threads) break;
+                    if (finished != 0) {
+                        fprintf(stderr, "modc CUDA simulator: the threads of a block passed different numbers of __syncthreads\n");
+                        abort();
+                    }
+                }
 }
