@@ -196,8 +196,16 @@ private:
     // b, i, j from a flat index e over B stacked m x m matrices.
     void emit_split(std::int64_t B, std::int64_t MM, std::int64_t m);
 
+    // A direct step's `a X` is folded into P's diagonal (X' = P X, one product) except in tf32:
+    // there the product rounds its inputs to 11 bits, and rounding P = a I + B and all of X puts
+    // noise of 2^-11 ||X|| into every direction, which swamps singular values still growing
+    // (the cubic schedule on 1/i^2 gradients: 0.07 from f64, against 3e-4 with Y = a X in f32
+    // and Y += B X, whose rounding B confines to the directions already near 1). In bf16 X itself
+    // is held in bf16, so the fold loses nothing more; Gram groups fold it in every precision.
+    bool fold_identity(const kp::Group& g) const { return g.gram || precision_ != kp::Precision::TF32; }
+    // P = [a I +] b A + c A A (the identity where `fold`); without it, also the kernel Y = a X.
     void emit_step_kernels(std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B, std::int64_t m,
-                           const std::string& origin, bool iterate);
+                           std::int64_t n, const std::string& origin, bool iterate, bool fold);
 
     void emit_convergence_kernels(const kp::Group&, std::size_t gi, std::int64_t B, std::int64_t MN,
                                   const std::string& origin, const kp::Step& step);
@@ -217,7 +225,7 @@ private:
     // C_b m x n, both row-major, or both column-major where `col`. `b_stride`: elements between
     // the matrices of s, r and c (0: one matrix at the operands given).
     void left_product(bool symmetric, bool col, std::int64_t B, std::int64_t m, std::int64_t n, Operand s, Operand r,
-                      Operand c, double alpha, const std::string& what);
+                      Operand c, double alpha, const std::string& what, double beta = 0);
     static Operand shifted(Operand o, std::int64_t bytes) {
         o.offset += bytes;
         return o;
@@ -230,7 +238,8 @@ private:
     // scaled (alpha) and in the storage type: no X' and no finish kernel. A transposed group's X
     // is column-major, and so is the product: the update's row-major layout. Not for Conv2D
     // kernels, whose slices interleave in the update (no leading dimension describes one), nor
-    // bf16 updates of f32 or tf32 GEMMs (cuBLAS writes bf16 only from bf16 inputs).
+    // bf16 updates of f32 or tf32 GEMMs (cuBLAS writes bf16 only from bf16 inputs), nor where the
+    // last step adds a X apart (fold_identity).
     bool into_updates(const kp::Group& g) const;
     // update_j = scale_j * (P_j X_j), P m x m symmetric (named p_name in the listing), X m x n.
     void product_into_updates(const kp::Group& g, std::int64_t m, std::int64_t n, Buffer p, Buffer x,

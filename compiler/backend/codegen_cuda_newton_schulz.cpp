@@ -10,16 +10,19 @@
 namespace modc::cuda::detail {
 
 void Generator::emit_step_kernels(std::size_t gi, std::size_t si, const kp::Step& step, std::int64_t B, std::int64_t m,
-                                  const std::string& origin, bool iterate) {
+                                  std::int64_t n, const std::string& origin, bool iterate, bool fold) {
     const auto& k = step.coeffs;
-    const std::int64_t MM = m * m;
-    // P = a I + b A + c A A, so that X' = P X is one product (a X folded into P's diagonal).
-    // In bf16, A and A A are read and P written as bf16. syrk wrote one triangle of A and A A;
-    // a gemm wrote both, which are then read as they lie (coalesced).
+    const std::int64_t MM = m * m, MN = m * n;
+    // P = a I + b A + c A A, so that X' = P X is one product (a X folded into P's diagonal), or
+    // B = b A + c A A beside Y = a X (fold_identity). In bf16, A and A A are read and P written
+    // as bf16. syrk wrote one triangle of A and A A; a gemm wrote both, which are then read as
+    // they lie (coalesced).
     src_ << "\n// Newton-Schulz step " << si << ", (a, b, c) = (" << fmt("%.17g", k.a) << ", " << fmt("%.17g", k.b)
-         << ", " << fmt("%.17g", k.c) << "): P = a I + b A" << (k.c != 0 ? " + c A A" : "") << ", both triangles, from "
-         << (symmetric_ ? "the upper triangle of A" : "A") << (k.c != 0 ? " and A A" : "") << (half_ ? ", in bf16" : "")
-         << (iterate ? "; P = I for a matrix that has converged" : "") << ".\n";
+         << ", " << fmt("%.17g", k.c) << "): " << (fold ? "P = a I + b A" : "B = b A") << (k.c != 0 ? " + c A A" : "")
+         << ", both triangles, from " << (symmetric_ ? "the upper triangle of A" : "A") << (k.c != 0 ? " and A A" : "")
+         << (half_ ? ", in bf16" : "")
+         << (iterate ? (fold ? "; P = I for a matrix that has converged" : "; B = 0 for a matrix that has converged") : "")
+         << ".\n";
     const std::string in = half_ ? "const unsigned short* __restrict__ " : "const " + t_ + "* __restrict__ ";
     std::string params = (half_ ? "unsigned short* __restrict__ out" : ptr("out")) + ", " + in + "a";
     if (k.c != 0) params += ", " + in + "aa";
@@ -35,32 +38,49 @@ void Generator::emit_step_kernels(std::size_t gi, std::size_t si, const kp::Step
     auto read = [&](const std::string& name) { return half_ ? "modc_bf16_to_f32(" + name + "[u])" : name + "[u]"; };
     std::string value = real(k.b) + " * " + read("a");
     if (k.c != 0) value += " + " + real(k.c) + " * " + read("aa");
-    value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
-    if (iterate)
-        value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? (i == j ? " + real(1) + " : " + real(0) + ") : " + value;
+    if (fold) value += " + (i == j ? " + real(k.a) + " : " + real(0) + ")";
+    if (iterate) {
+        const std::string stay = fold ? "(i == j ? " + real(1) + " : " + real(0) + ")" : real(0);
+        value = std::string(B > 1 ? "done[b]" : "done[0]") + " ? " + stay + " : " + value;
+    }
     src_ << "        out[e] = " << to_half(half_, value) << ";\n    }\n";
+    end();
+    if (fold) return;
+
+    MODC_ASSERT(!half_, "bf16 folds a X into P");
+    src_ << "\n// Y = " << fmt("%.17g", k.a) << " X (cuBLAS then adds B X)" << (iterate ? "; Y = X once converged" : "") << ".\n";
+    params = ptr("y") + ", " + ptr("x", true);
+    if (iterate) params += ", const unsigned int* __restrict__ done";
+    begin(KernelNames::axpy(gi, si), origin, params);
+    loop("e", B * MN);
+    if (iterate)
+        src_ << "        y[e] = done[e / " << MN << "] ? x[e] : " << real(k.a) << " * x[e];\n    }\n";
+    else
+        src_ << "        y[e] = " << real(k.a) << " * x[e];\n    }\n";
     end();
 }
 
 void Generator::emit_convergence_kernels(const kp::Group&, std::size_t gi, std::int64_t B, std::int64_t MN,
                                          const std::string& origin, const kp::Step& step) {
-    src_ << "\n// acc[2 b] += ||X'_b - X_b||^2, acc[2 b + 1] += ||X_b||^2 (X' the new iterate), one atomic per block.\n";
+    // In doubles: the squares of an f32 X of 1e-31 (a gradient of 1e-38 over ||G|| + eps) underflow
+    // to zero, which the test would read as converged after one step.
+    src_ << "\n// acc[2 b] += ||X'_b - X_b||^2, acc[2 b + 1] += ||X_b||^2 (X' the new iterate), in doubles, one atomic\n"
+         << "// per block.\n";
     begin(KernelNames::change(gi), origin,
-          ptr("x_new", true) + ", " + ptr("x_old", true) + ", " + ptr("acc") + (half_ ? ", unsigned short* __restrict__ xh" : ""));
+          ptr("x_new", true) + ", " + ptr("x_old", true) + ", double* __restrict__ acc" + (half_ ? ", unsigned short* __restrict__ xh" : ""));
     src_ << "    const int b = blockIdx.y;\n";
     block_shared(2);
     src_ << "    x_new += " << product("b", MN, B * MN) << ";\n    x_old += " << product("b", MN, B * MN) << ";\n";
     if (half_) src_ << "    xh += " << product("b", MN, B * MN) << ";  // the next step's GEMM input\n";
-    src_ << "    " << t_ << " diff = " << real(0) << ", norm = " << real(0) << ";\n";
+    src_ << "    double sums[2] = {0.0, 0.0};\n";
     loop("i", MN);
-    src_ << "        const " << t_ << " old = x_old[i];\n";
-    src_ << "        const " << t_ << " d = x_new[i] - old;\n";
+    src_ << "        const double old = (double)x_old[i];\n";
+    src_ << "        const double d = (double)x_new[i] - old;\n";
     if (half_) src_ << "        xh[i] = modc_f32_to_bf16(x_new[i]);\n";
-    src_ << "        diff += d * d;\n        norm += old * old;\n    }\n";
-    src_ << "    double sums[2] = {(double)diff, (double)norm};\n";
+    src_ << "        sums[0] += d * d;\n        sums[1] += old * old;\n    }\n";
     src_ << "    modc_block_sum(sums, 2, part, warps);\n";
-    src_ << "    if (threadIdx.x == 0 && sums[0] != 0.0) atomicAdd(&acc[2 * b], (" << t_ << ")sums[0]);\n";
-    src_ << "    if (threadIdx.x == 0 && sums[1] != 0.0) atomicAdd(&acc[2 * b + 1], (" << t_ << ")sums[1]);\n";
+    src_ << "    if (threadIdx.x == 0 && sums[0] != 0.0) atomicAdd(&acc[2 * b], sums[0]);\n";
+    src_ << "    if (threadIdx.x == 0 && sums[1] != 0.0) atomicAdd(&acc[2 * b + 1], sums[1]);\n";
     end();
 
     // tf32 and bf16 GEMMs round X to 11 and 8 bits each step, which moves it by about 2^-12
@@ -72,13 +92,12 @@ void Generator::emit_convergence_kernels(const kp::Group&, std::size_t gi, std::
                                                                : std::numeric_limits<double>::epsilon()));
     src_ << "\n// A matrix has converged once ||X' - X||_F / ||X||_F <= " << fmt("%.6g", tolerance)
          << " (at most " << step.max_steps << " steps); then zero acc for the next step.\n";
-    begin(CudaKernelNames::converged(gi), origin, ptr("acc") + ", unsigned int* __restrict__ done");
+    begin(CudaKernelNames::converged(gi), origin, "double* __restrict__ acc, unsigned int* __restrict__ done");
     loop("b", B);
-    src_ << "        const " << t_ << " norm = " << sqrt_fn() << "(acc[2 * b + 1]);\n";
-    src_ << "        const " << t_ << " ratio = " << sqrt_fn() << "(acc[2 * b]) * (norm == " << real(0) << " ? "
-         << real(0) << " : " << real(1) << " / norm);\n";
-    src_ << "        if ((double)ratio <= " << fmt("%.17g", tolerance) << ") done[b] = 1u;\n";
-    src_ << "        acc[2 * b] = " << real(0) << ";\n        acc[2 * b + 1] = " << real(0) << ";\n    }\n";
+    src_ << "        const double norm = sqrt(acc[2 * b + 1]);\n";
+    src_ << "        const double ratio = sqrt(acc[2 * b]) * (norm == 0.0 ? 0.0 : 1.0 / norm);\n";
+    src_ << "        if (ratio <= " << fmt("%.17g", tolerance) << ") done[b] = 1u;\n";
+    src_ << "        acc[2 * b] = 0.0;\n        acc[2 * b + 1] = 0.0;\n    }\n";
     end();
 }
 
@@ -100,6 +119,15 @@ void Generator::step_ops(std::size_t gi, std::size_t si, const kp::Step& step, s
     if (iterate) args.push_back(bytes(Buffer::Scratch, done_at));
     launch(KernelNames::poly(gi, si), {grid_for(B * MM), 1, 1}, args, "P = a I + b A + c A A", poly_work(k, B * MM, h(Buffer::B)));
     if (last && !iterate && into_updates(*group_)) return product_into_updates(*group_, m, n, h(Buffer::B), xs);
+    if (!fold_identity(*group_)) {  // Y = a X, then Y += B X
+        const std::int64_t MN = m * n;
+        std::vector<Operand> axpy_args{work(y, 0), work(x, 0)};
+        if (iterate) axpy_args.push_back(bytes(Buffer::Scratch, done_at));
+        launch(KernelNames::axpy(gi, si), {grid_for(B * MN), 1, 1}, axpy_args, "Y = a X",
+               {1.0 * B * MN, wide_bytes(B * MN), wide_bytes(B * MN)});
+        left_product(symmetric_, xcol_, B, m, n, work(h(Buffer::B), 0), work(x, 0), work(y, 0), 1, "Y += B X", 1);
+        return;
+    }
     // In bf16 the next X stays bf16 (Yh), but the last one and the cubic schedule's.
     const bool wide_out = !half_ || iterate || last;
     left_product(symmetric_, xcol_, B, m, n, work(h(Buffer::B), 0), work(xs, 0), work(wide_out ? y : yh_, 0), 1, "X' = P X");
@@ -117,7 +145,7 @@ Buffer Generator::gram_newton_schulz(const kp::Group& g, std::size_t gi, std::in
     need(h(Buffer::Q), bytes_of(h(Buffer::Q), B * MM));
     need(h(Buffer::T), bytes_of(h(Buffer::T), B * MM));
     const auto steps = kp::gram_steps(g);
-    for (const auto& s : steps) emit_step_kernels(gi, s.step, g.steps[s.step], B, m, origin, false);
+    for (const auto& s : steps) emit_step_kernels(gi, s.step, g.steps[s.step], B, m, n, origin, false, true);
 
     Buffer x = h(Buffer::X), y = h(Buffer::Y), a = h(Buffer::A), q = h(Buffer::Q), spare = h(Buffer::T);
     for (std::size_t i = 0; i < steps.size(); ++i) {

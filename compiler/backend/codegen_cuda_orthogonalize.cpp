@@ -37,10 +37,11 @@ void Generator::orthogonalize(const kp::Group& g, std::size_t gi) {
     MODC_ASSERT(normalize != nullptr, "an orthogonalising group starts with normalize");
 
     // Scratch: sums[B] (each `slots_` doubles; none where one block normalises each matrix);
-    // with convergence also acc[2B] (||dX||^2, ||X||^2) and done[B].
+    // with convergence also acc[2B] (||dX||^2, ||X||^2, doubles: in f32 the squares of a tiny X
+    // underflow, and a zero change would read as converged) and done[B].
     const bool fused = fused_norm(E);
     const std::int64_t sums_bytes = fused ? 0 : B * slots_ * 8;
-    const std::int64_t acc_at = align8(sums_bytes), done_at = align8(acc_at + 2 * B * size_);
+    const std::int64_t acc_at = align8(sums_bytes), done_at = align8(acc_at + 2 * B * 8);
     if (converge || !fused) need(Buffer::Scratch, converge ? done_at + 4 * B : sums_bytes);
     if (!half_ || converge) need(Buffer::X, B * MN * size_);
     if (!half_ || !into_updates(g)) need(Buffer::Y, B * MN * size_);
@@ -74,12 +75,12 @@ void Generator::orthogonalize(const kp::Group& g, std::size_t gi) {
              << (converge ? "the convergence state" : "") << ".\n";
         std::string params;
         if (!fused) params = "double* __restrict__ sums";
-        if (converge) params += std::string(fused ? "" : ", ") + ptr("acc") + ", unsigned int* __restrict__ done";
+        if (converge) params += std::string(fused ? "" : ", ") + "double* __restrict__ acc, unsigned int* __restrict__ done";
         begin(CudaKernelNames::clear(gi), origin, params);
         loop("b", B);
         for (std::int64_t k = 0; k < slots_ && !fused; ++k)
             src_ << "        sums[" << ssq_at("b") << (k ? " + " + num(k) : "") << "] = 0.0;\n";
-        if (converge) src_ << "        acc[2 * b] = " << real(0) << ";\n        acc[2 * b + 1] = " << real(0) << ";\n        done[b] = 0u;\n";
+        if (converge) src_ << "        acc[2 * b] = 0.0;\n        acc[2 * b + 1] = 0.0;\n        done[b] = 0u;\n";
         src_ << "    }\n";
         end();
         std::vector<Operand> clear_args;
@@ -89,7 +90,7 @@ void Generator::orthogonalize(const kp::Group& g, std::size_t gi) {
             clear_args.push_back(bytes(Buffer::Scratch, done_at));
         }
         launch(CudaKernelNames::clear(gi), {grid_for(B), 1, 1}, clear_args, "zero the group's scratch",
-               {0, 0, sums_bytes + (converge ? 2 * B * size_ + 4 * B : 0)});
+               {0, 0, sums_bytes + (converge ? 2 * B * 8 + 4 * B : 0)});
     }
 
     // g_sumsq: each block's part in shared memory, one atomic per block and sum
@@ -188,7 +189,7 @@ void Generator::orthogonalize(const kp::Group& g, std::size_t gi) {
         const auto& step = g.steps[si];
         if (step.kind != kp::StepKind::NewtonSchulz && step.kind != kp::StepKind::IterateToConvergence) continue;
         bool iterate = step.kind == kp::StepKind::IterateToConvergence;
-        emit_step_kernels(gi, si, step, B, m, origin, iterate);
+        emit_step_kernels(gi, si, step, B, m, n, origin, iterate, fold_identity(g));
         if (iterate) emit_convergence_kernels(g, gi, B, MN, origin, step);
         int times = iterate ? step.max_steps : 1;
         std::vector<std::size_t> checks;  // Converged ops, whose resume is the op after the loop
@@ -216,7 +217,7 @@ void Generator::orthogonalize(const kp::Group& g, std::size_t gi) {
                        {5.0 * B * MN, wide_bytes(2 * B * MN), half_ ? half_bytes(B * MN) : 0});
                 launch(CudaKernelNames::converged(gi), {grid_for(B), 1, 1},
                        {bytes(Buffer::Scratch, acc_at), bytes(Buffer::Scratch, done_at)}, "stop where it changed little",
-                       {4.0 * B, wide_bytes(2 * B), wide_bytes(2 * B) + 4 * B});
+                       {4.0 * B, 16 * B, 16 * B + 4 * B});
                 if ((it + 1) % kConvergedEvery == 0 && it + 1 < times) {
                     checks.push_back(p_.ops.size());
                     p_.ops.push_back(Op{Converged{bytes(Buffer::Scratch, done_at), static_cast<int>(B), 0},

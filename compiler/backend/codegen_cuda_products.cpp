@@ -68,11 +68,12 @@ void Generator::self_product(bool symmetric, bool col, std::int64_t B, std::int6
 // C_b m x n, both row-major, or both column-major where `col`. `b_stride`: elements between
 // the matrices of s, r and c (0: one matrix at the operands given).
 void Generator::left_product(bool symmetric, bool col, std::int64_t B, std::int64_t m, std::int64_t n, Operand s, Operand r,
-                             Operand c, double alpha, const std::string& what) {
+                             Operand c, double alpha, const std::string& what, double beta) {
     const int M = static_cast<int>(m), N = static_cast<int>(n);
     const std::int64_t es = element_bytes(s.buffer), er = element_bytes(r.buffer), ec = element_bytes(c.buffer);
     Matmul mm;
     mm.alpha = alpha;
+    mm.beta = beta;
     mm.ldc = col ? M : N;
     if (symmetric) {  // row-major: C^T = R^T S, S on the right; column-major: C = S R, S on the left
         mm.kind = Matmul::Kind::Symm;
@@ -125,7 +126,7 @@ void Generator::left_product(bool symmetric, bool col, std::int64_t B, std::int6
 // kernels, whose slices interleave in the update (no leading dimension describes one), nor
 // bf16 updates of f32 or tf32 GEMMs (cuBLAS writes bf16 only from bf16 inputs).
 bool Generator::into_updates(const kp::Group& g) const {
-    if (g.slices != 1 || (bf16_ && !half_)) return false;
+    if (g.slices != 1 || (bf16_ && !half_) || !fold_identity(g)) return false;
     for (const auto& s : g.steps)
         if (s.kind == kp::StepKind::IterateToConvergence) return false;
     return true;

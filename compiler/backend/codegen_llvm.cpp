@@ -311,16 +311,17 @@ private:
     void change(const kp::Group& g, std::size_t gi) {
         begin(KernelNames::change(gi), b_.getDoubleTy(), {ptr_, ptr_});
         Value *x = arg(0), *y = arg(1);
-        Value* diff = accumulator(real(0));
-        Value* norm = accumulator(real(0));
+        // In double: the squares of an f32 X of 1e-31 (a gradient of 1e-38 over ||G|| + eps)
+        // underflow to zero, which would read as converged after one step.
+        Value* diff = accumulator(wide(0));
+        Value* norm = accumulator(wide(0));
         loop(g.small() * g.large(), [&](Value* i) {
-            Value* xv = load(x, i);
-            Value* d = b_.CreateFSub(load(y, i), xv);
+            Value* xv = widen(load(x, i));
+            Value* d = b_.CreateFSub(widen(load(y, i)), xv);
             b_.CreateStore(add(get(diff), mul(d, d)), diff);
             b_.CreateStore(add(get(norm), mul(xv, xv)), norm);
         });
-        Value* ratio = b_.CreateFMul(sqrt(get(diff)), safe_inverse(sqrt(get(norm))));
-        b_.CreateRet(type_ == ElementType::F32 ? b_.CreateFPExt(ratio, b_.getDoubleTy()) : ratio);
+        b_.CreateRet(b_.CreateFMul(sqrt(get(diff)), safe_inverse(sqrt(get(norm)))));
     }
 
     void finish(const kp::Group& g, std::size_t gi, std::size_t j) {

@@ -345,7 +345,10 @@ void compare(const HostCase& c, const cuda::Program& program, const HostKernels&
     bool checks = std::any_of(program.ops.begin(), program.ops.end(),
                               [](const cuda::Op& op) { return std::holds_alternative<cuda::Converged>(op.what); });
     CHECK(checks == (c.schedule == "cubic"));
-    if (checks) CHECK(ran < program.ops.size() / 2);
+    // Not gradients of 1e-38: normalised by ||G||_F + 1e-7 (Muon's eps) they give an X of about
+    // 1e-31, which the cubic steps grow by 1.5 at most: all 100 run (on both backends alike).
+    const bool tiny = c.magnitude != 0 && c.magnitude < 1e-30;
+    if (checks && !tiny) CHECK(ran < program.ops.size() / 2);
 
     for (std::size_t i = 0; i < grads.size(); ++i) {
         std::vector<double> diff(grads[i].size()), ref(grads[i].size());
@@ -572,8 +575,9 @@ TEST_CASE("the CUDA source has a kernel per step, constants as literals and #lin
 // Issue 14, item 4: GPT-2 small's program in every precision. Every sum of squares over many
 // blocks ends in one atomic per block (modc_block_sum first); no kernel transposes X (a tall
 // matrix's X is its gradient's bytes, which the products read column-major); there is no Y = a X
-// kernel (a is on P's diagonal); a polynomial after gemms reads A as it lies; the last product
-// of a fixed schedule writes each update (no finish kernel).
+// kernel (a is on P's diagonal) but in tf32's direct groups (fold_identity); a polynomial after
+// gemms reads A as it lies; the last product of a fixed schedule writes each update (no finish
+// kernel; tf32's direct groups keep theirs).
 TEST_CASE("cuda kernels: block sums, no transposed copies, a X in P, products into the updates", "[cuda]") {
     auto plans = dual_plans(example("gpt.mod"));
     for (auto precision : {kp::Precision::F32, kp::Precision::TF32, kp::Precision::BF16}) {
@@ -586,11 +590,12 @@ TEST_CASE("cuda kernels: block sums, no transposed copies, a X in P, products in
             REQUIRE(at != std::string::npos);
             text[k] = p.source.substr(at, p.source.find("\n}\n", at) - at);
         }
-        int sums = 0;
+        int sums = 0, axpys = 0;
         for (const auto& [name, body] : text) {
             INFO(name);
-            CHECK(name.find("_axpy") == std::string::npos);
-            CHECK(name.find("_finish") == std::string::npos);
+            axpys += name.find("_axpy") != std::string::npos;
+            if (precision != kp::Precision::TF32) CHECK(name.find("_axpy") == std::string::npos);
+            if (precision != kp::Precision::TF32) CHECK(name.find("_finish") == std::string::npos);
             if (name.size() > 6 && name.substr(name.size() - 6) == "_sumsq") {
                 ++sums;
                 CHECK_THAT(body, Contains("modc_block_sum(acc, 1, part, warps);"));
@@ -599,6 +604,7 @@ TEST_CASE("cuda kernels: block sums, no transposed copies, a X in P, products in
             CHECK(body.find("col * ") == std::string::npos);  // no transposed index
         }
         CHECK(sums >= 4);  // one per orthogonalising group (gpt.mod's are all over 8 Ki elements)
+        CHECK((axpys > 0) == (precision == kp::Precision::TF32));
         // The head (50304 x 768): X = G^T is G's bytes, so A = X X^T reads them untransposed.
         CHECK_THAT(p.source, Contains(precision == kp::Precision::F32 ? "cublasSsyrk(lower, N, n=768, k=50304"
                                                                       : "(N, T, m=768, n=768, k=50304"));
@@ -765,6 +771,9 @@ TEST_CASE("cuda precision: tf32 and bf16 GEMMs, run on the host as the GPU round
     };
     check_on_host({
         with({kinds, "polar-express", M::Auto, false, kPrecisionTolerance.at("tf32")}, P::TF32),
+        // Y = a X apart from P in tf32 (fold_identity): folded, mlp's 64 x 784 input with 1/i^2
+        // (sigma_min 2^-12 of the largest) ended 0.07 from f64.
+        with({example("mlp.mod", {{"width", "64"}}), "cubic", M::Auto, false, kPrecisionTolerance.at("tf32")}, P::TF32),
         with({kinds, "polar-express", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),
         with({kinds, "muon", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),
         with({kinds, "you", M::Auto, false, kPrecisionTolerance.at("bf16")}, P::BF16),  // Gram with a restart
