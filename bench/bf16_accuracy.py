@@ -37,6 +37,7 @@ SPECTRA = {
     "decay1": "singular values i^-1",
     "decay2": "singular values i^-2",
     "lowrank": "rank 16 + 1e-3 Gaussian noise",
+    "rankdef": "exactly rank-deficient: half the singular values 1, the rest 0",
 }
 
 
@@ -51,6 +52,8 @@ def gradient(kind, rows, cols, rng):
         s = 1 / i
     elif kind == "decay2":
         s = 1 / i**2
+    elif kind == "rankdef":
+        s = np.where(i <= k // 2, 1.0, 0.0)
     elif kind == "lowrank":
         s = np.where(i <= 16, 1.0, 0.0)
         return (u * s) @ v.T + 1e-3 * rng.standard_normal((rows, cols)) / np.sqrt(max(rows, cols))

@@ -342,14 +342,18 @@ std::string format_bytes(double bytes) {
 // also runs the items too large to share the cores.
 double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threads) {
     struct Workspace {
-        double x = 0, a = 0, q = 0, wide = 0, singular = 0, u = 0, scratch = 0, bf16 = 0;
-        void fit(const kp::Group& g, double element, bool bf16_inputs) {
+        double x = 0, a = 0, q = 0, wide = 0, singular = 0, u = 0, scratch = 0, bf16 = 0, scratchpad = 0;
+        void fit(const kp::Group& g, double element, kp::Precision precision, bool alone) {
+            const bool bf16_inputs = precision == kp::Precision::BF16;
             auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
             if (!orthogonalizes(g.map)) {
                 scratch = std::max(scratch, static_cast<double>(g.cols) * 8);  // column sums in double
                 return;
             }
             x = std::max(x, m * n * element);
+            if (kp::newton_schulz_steps(g) > 0)  // oneDNN's, from its primitive descriptors
+                scratchpad = std::max(scratchpad, static_cast<double>(cpu::scratchpad_bytes(g.small(), g.large(), precision,
+                                                                                             element == 8, alone ? 0 : 1)));
             a = std::max(a, m * m * element);
             if (bf16_inputs) bf16 = std::max(bf16, m * n * 2);  // the bf16 copies of the operands
             if (g.gram) q = std::max(q, m * m * element);
@@ -360,8 +364,9 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
                     u = std::max(u, m * m * 8);
                 }
         }
-        // x and y; a, aa and b; q and t; the SVD's input, singular values, u and vt; two bf16 copies.
-        double bytes() const { return 2 * x + 3 * a + 2 * q + 2 * wide + singular + u + scratch + 2 * bf16; }
+        // x and y; a, aa and b; q and t; the SVD's input, singular values, u and vt; two bf16
+        // copies; oneDNN's scratchpad.
+        double bytes() const { return 2 * x + 3 * a + 2 * q + 2 * wide + singular + u + scratch + 2 * bf16 + scratchpad; }
     };
     struct Item {
         std::size_t group;
@@ -384,9 +389,8 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
     if (n == 1) shared = items.size();
     Workspace first, other;
     for (std::size_t i = 0; i < items.size(); ++i) {
-        const bool bf16 = plan.precision == kp::Precision::BF16;
-        first.fit(plan.groups[items[i].group], element, bf16);
-        if (i >= shared) other.fit(plan.groups[items[i].group], element, bf16);
+        first.fit(plan.groups[items[i].group], element, plan.precision, i < shared);
+        if (i >= shared) other.fit(plan.groups[items[i].group], element, plan.precision, false);
     }
     return first.bytes() + (n - 1) * other.bytes();
 }
@@ -524,6 +528,9 @@ Dualizer make_dualizer(const DualPlan& plan, const CompileOptions& options, doub
     if (runs_cuda(options.backend))
         if (std::string why = backend_unavailable(options.backend); !why.empty())
             throw BackendUnavailable(unavailable_message(options.backend, why));
+    if (options.backend == Backend::Cpu && kernel_plan.precision == kp::Precision::BF16)
+        if (std::string why = cpu::bf16_unavailable(); !why.empty())
+            throw BackendUnavailable("precision bf16 cannot run on this CPU: " + why + "; use --precision f32");
     check_memory(kernel_plan, impl->weights, options, extra_bytes);
     impl->flops = kp::flops(kernel_plan);
     if (runs_cuda(options.backend)) {

@@ -86,10 +86,14 @@ namespace {
 // fixed step list (not the cubic schedule's convergence test, which watches X itself) and
 // c != 0 in every step (A A is what it updates). Schedules whose own error is small (you:
 // 0.0044) restart it once, after two steps, to keep its rounding well inside that error.
-// Not with bf16 matmul inputs: rounding G = X X^T to bf16 loses the singular values below
-// about sqrt(2^-8) of the largest, and on i^-1 spectra a Gram run diverges even restarted after
-// its first step (errors 9 to 2e5 against f64 for muon, you and polar-express, where the direct
-// iteration stays at 0.01-0.02: bench/bf16_accuracy.py, docs/performance.md).
+// Not with the CPU's bf16 matmul inputs: rounding G = X X^T to bf16 loses the singular values
+// below about sqrt(2^-8) of the largest, and on i^-1 spectra a Gram run diverges restarted after
+// its first step only (errors 9 to 2e5 against f64 for muon, you and polar-express, where the
+// direct iteration stays at 0.01-0.02). The CUDA backend's restart after step 1 and then every
+// two steps holds on GPT-2 shapes with muon (0.081 against f64 on i^-1, PyTorch's bf16 0.128)
+// but not in general: polar-express 0.445 against the direct iteration's 0.0125, and on 64 x 256
+// i^-1 gradients 1.4-2.3x PyTorch's bf16 error (bench/bf16_accuracy.py, tests/unit/test_cpu.cpp,
+// docs/performance.md). So the CPU iterates bf16 directly.
 void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options) {
     if (!options.gram || (options.precision == Precision::BF16 && !options.gram_restart_every)) return;
     int steps = 0;

@@ -78,8 +78,13 @@ struct Dualizer<T>::Workspace {
     // cores, [1] alone.
     std::vector<std::array<std::unique_ptr<Products<T>>, 2>> products;
     Bf16Buffers bf16;
+    // oneDNN's scratchpad, shared by all of the thread's products (they run one at a time).
+    struct alignas(64) Line {
+        unsigned char bytes[64];
+    };
+    std::vector<Line> scratchpad;
 
-    void fit(const kp::Group& g) {
+    void fit(const kp::Group& g, kp::Precision precision, bool alone) {
         auto grow = [](auto& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
         if (!orthogonal(g)) {
             // Column sums are kept in double (codegen_llvm: normalize_columns).
@@ -88,6 +93,9 @@ struct Dualizer<T>::Workspace {
         }
         auto m = static_cast<std::size_t>(g.small()), n = static_cast<std::size_t>(g.large());
         for (auto* v : {&x, &y}) grow(*v, m * n);
+        if (kp::newton_schulz_steps(g) > 0)
+            grow(scratchpad, (scratchpad_bytes(g.small(), g.large(), precision, std::is_same_v<T, double>, alone ? 0 : 1) +
+                              sizeof(Line) - 1) / sizeof(Line));
         for (auto* v : {&a, &aa, &b}) grow(*v, m * m);
         if (g.gram)
             for (auto* v : {&q, &t}) grow(*v, m * m);
@@ -150,19 +158,17 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads)
 
     workspaces_.resize(threads_);
     for (auto& w : workspaces_) w.products.resize(plan_.groups.size());
-    for (std::size_t i = 0; i < items_.size(); ++i) {
-        items_[i].alone = i < shared_items_;
-        const auto& group = plan_.groups[items_[i].group];
-        if (i < shared_items_) {
-            workspaces_[0].fit(group);
-            bind_products(items_[i], workspaces_[0]);
-        } else {
-            for (auto& w : workspaces_) {
-                w.fit(group);
-                bind_products(items_[i], w);
+    // Buffers first (the scratchpads grow to the largest group's), then the products that use them.
+    for (int pass = 0; pass < 2; ++pass)
+        for (std::size_t i = 0; i < items_.size(); ++i) {
+            items_[i].alone = i < shared_items_;
+            for (std::size_t t = 0; t < (i < shared_items_ ? 1 : workspaces_.size()); ++t) {
+                if (pass == 0)
+                    workspaces_[t].fit(plan_.groups[items_[i].group], plan_.precision, items_[i].alone);
+                else
+                    bind_products(items_[i], workspaces_[t]);
             }
         }
-    }
 }
 
 // The matmuls of the item's group on one thread: OpenBLAS, or oneDNN's primitives for as many
@@ -180,7 +186,7 @@ void Dualizer<T>::bind_products(const Item& item, Workspace& w) {
     auto input = plan_.precision == kp::Precision::BF16 ? onednn::Input::BF16 : onednn::Input::F32;
     auto& primitives = item.alone ? kernels_[item.group].onednn_alone : kernels_[item.group].onednn_shared;
     if (!primitives) primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1);
-    slot = std::make_unique<Products<T>>(m, n, *primitives, input == onednn::Input::BF16 ? &w.bf16 : nullptr);
+    slot = std::make_unique<Products<T>>(m, n, *primitives, w.scratchpad.data(), input == onednn::Input::BF16 ? &w.bf16 : nullptr);
 }
 
 template <class T>
@@ -197,7 +203,7 @@ void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*&
     k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A (upper triangle)
     k.symmetrize(w.b.data());                           // oneDNN reads all of B
     k.axpy[step](y, x);                                 // Y = a X
-    mm.apply(w.b.data(), x, y, true, true);             // Y += B X
+    mm.apply(w.b.data(), x, y, true, true, true);       // Y += B X (X as gram() rounded it)
     std::swap(x, y);
 }
 

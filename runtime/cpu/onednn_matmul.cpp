@@ -48,21 +48,48 @@ const dnnl::engine& cpu_engine() {
     return engine;
 }
 
-Product::Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads) : engine_(engine) {
-    std::optional<OmpThreads> scope;
-    if (threads > 0) scope.emplace(threads);
+// The products of the chunks of k (one if k_chunk is 0), each with its operands' offsets in bytes.
+struct Chunk {
+    ProductShape shape;
+    std::int64_t a_offset = 0, b_offset = 0;
+};
+std::vector<Chunk> chunks(const ProductShape& shape, Input input) {
     const std::int64_t element = input == Input::BF16 ? 2 : 4;
     const std::int64_t chunk = shape.k_chunk > 0 ? shape.k_chunk : shape.k;
+    std::vector<Chunk> out;
     for (std::int64_t first = 0; first < shape.k; first += chunk) {
         ProductShape part = shape;
         part.k = std::min(chunk, shape.k - first);
         part.accumulate = shape.accumulate || first > 0;
-        auto desc = describe(engine, part, input);
-        parts_.push_back({desc, dnnl::matmul(desc), first * element, first * (shape.transpose_b ? 1 : shape.ldb) * element});
+        out.push_back({part, first * element, first * (shape.transpose_b ? 1 : shape.ldb) * element});
+    }
+    return out;
+}
+
+Product::Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads) : engine_(engine) {
+    std::optional<OmpThreads> scope;
+    if (threads > 0) scope.emplace(threads);
+    for (const auto& c : chunks(shape, input)) {
+        auto desc = describe(engine, c.shape, input);
+        parts_.push_back({desc, dnnl::matmul(desc), c.a_offset, c.b_offset});
     }
 }
 
-Product::Call Product::bind() const {
+std::size_t Product::scratchpad_bytes(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads) {
+    std::optional<OmpThreads> scope;
+    if (threads > 0) scope.emplace(threads);
+    std::size_t most = 0;
+    std::vector<std::pair<std::int64_t, bool>> seen;  // chunks differ only in k and accumulate
+    for (const auto& c : chunks(shape, input)) {
+        std::pair<std::int64_t, bool> key{c.shape.k, c.shape.accumulate};
+        if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+        seen.push_back(key);
+        most = std::max(most, describe(engine, c.shape, input).scratchpad_desc().get_size());
+    }
+    return most;
+}
+
+Product::Call Product::bind(void* scratchpad) const {
     Call call;
     for (const auto& p : parts_) {
         Call::Part part;
@@ -71,7 +98,7 @@ Product::Call Product::bind() const {
         part.a = dnnl::memory(p.desc.src_desc(), engine_, DNNL_MEMORY_NONE);
         part.b = dnnl::memory(p.desc.weights_desc(), engine_, DNNL_MEMORY_NONE);
         part.c = dnnl::memory(p.desc.dst_desc(), engine_, DNNL_MEMORY_NONE);
-        part.scratchpad = dnnl::memory(p.desc.scratchpad_desc(), engine_);
+        part.scratchpad = dnnl::memory(p.desc.scratchpad_desc(), engine_, scratchpad);
         part.args = {dnnl_exec_arg_t{DNNL_ARG_SRC, part.a.get()}, dnnl_exec_arg_t{DNNL_ARG_WEIGHTS, part.b.get()},
                      dnnl_exec_arg_t{DNNL_ARG_DST, part.c.get()}, dnnl_exec_arg_t{DNNL_ARG_SCRATCHPAD, part.scratchpad.get()}};
         part.a_offset = p.a_offset;
@@ -97,26 +124,45 @@ int upper_blocks(std::int64_t m) {
     return static_cast<int>(std::clamp<std::int64_t>(m / 192, 1, 4));
 }
 
-UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads,
-                           std::int64_t k_chunk)
-    : m_(m), k_(k), element_size_(input == Input::BF16 ? 2 : 4) {
+namespace {
+
+// UpperProduct's blocks: the first row of each (and m after the last), and the product of each.
+std::vector<std::int64_t> upper_first_rows(std::int64_t m) {
     const int blocks = upper_blocks(m);
-    for (int i = 0; i < blocks; ++i) {
-        // Block boundaries on multiples of 16 rows (oneDNN's register blocking), the last one m.
-        std::int64_t first = (m * i / blocks) / 16 * 16;
-        first_row_.push_back(first);
-    }
-    first_row_.push_back(m);
-    for (int i = 0; i < blocks; ++i) {
-        std::int64_t first = first_row_[static_cast<std::size_t>(i)], rows = first_row_[static_cast<std::size_t>(i) + 1] - first;
-        // C[rows, first:] = A[rows, :] B[first:, :]^T
-        blocks_.emplace_back(engine, ProductShape{rows, m - first, k, k, k, m, true, false, k_chunk}, input, threads);
-    }
+    std::vector<std::int64_t> first_row;
+    // Block boundaries on multiples of 16 rows (oneDNN's register blocking), the last one m.
+    for (int i = 0; i < blocks; ++i) first_row.push_back((m * i / blocks) / 16 * 16);
+    first_row.push_back(m);
+    return first_row;
+}
+ProductShape upper_block(const std::vector<std::int64_t>& first_row, std::size_t i, std::int64_t m, std::int64_t k,
+                         std::int64_t k_chunk) {
+    std::int64_t first = first_row[i], rows = first_row[i + 1] - first;
+    // C[rows, first:] = A[rows, :] B[first:, :]^T
+    return ProductShape{rows, m - first, k, k, k, m, true, false, k_chunk};
 }
 
-UpperProduct::Call UpperProduct::bind() const {
+}  // namespace
+
+UpperProduct::UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads,
+                           std::int64_t k_chunk)
+    : first_row_(upper_first_rows(m)), m_(m), k_(k), element_size_(input == Input::BF16 ? 2 : 4) {
+    for (std::size_t i = 0; i + 1 < first_row_.size(); ++i)
+        blocks_.emplace_back(engine, upper_block(first_row_, i, m, k, k_chunk), input, threads);
+}
+
+std::size_t UpperProduct::scratchpad_bytes(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input,
+                                           int threads, std::int64_t k_chunk) {
+    auto first_row = upper_first_rows(m);
+    std::size_t most = 0;
+    for (std::size_t i = 0; i + 1 < first_row.size(); ++i)
+        most = std::max(most, Product::scratchpad_bytes(engine, upper_block(first_row, i, m, k, k_chunk), input, threads));
+    return most;
+}
+
+UpperProduct::Call UpperProduct::bind(void* scratchpad) const {
     Call call;
-    for (const auto& b : blocks_) call.blocks_.push_back(b.bind());
+    for (const auto& b : blocks_) call.blocks_.push_back(b.bind(scratchpad));
     call.first_row_ = first_row_;
     call.m_ = m_;
     call.k_ = k_;

@@ -35,6 +35,9 @@ class Product {
 public:
     // threads: OpenMP threads of the primitive; 0: as many as OpenMP gives the caller.
     Product(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads);
+    // The scratchpad the product's primitives need (the most of any chunk: they run one after
+    // another on one buffer), from their descriptors alone: nothing is created or allocated.
+    static std::size_t scratchpad_bytes(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads);
 
     // The primitives bound to one thread's memory objects and scratchpads.
     class Call {
@@ -51,7 +54,8 @@ public:
         };
         std::vector<Part> parts_;
     };
-    Call bind() const;
+    // scratchpad: at least scratchpad_bytes() of the caller's, for as long as the call lives.
+    Call bind(void* scratchpad) const;
 
 private:
     struct Part {  // one chunk of k
@@ -70,6 +74,8 @@ class UpperProduct {
 public:
     // k_chunk: as ProductShape's.
     UpperProduct(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads, std::int64_t k_chunk = 0);
+    static std::size_t scratchpad_bytes(const dnnl::engine& engine, std::int64_t m, std::int64_t k, Input input, int threads,
+                                        std::int64_t k_chunk = 0);
 
     class Call {
     public:
@@ -81,7 +87,7 @@ public:
         std::vector<std::int64_t> first_row_;
         std::int64_t m_ = 0, k_ = 0, element_size_ = 0;
     };
-    Call bind() const;
+    Call bind(void* scratchpad) const;
 
 private:
     std::vector<Product> blocks_;

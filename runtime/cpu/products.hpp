@@ -9,14 +9,16 @@
 // oneDNN has no syrk or symm: a symmetric result is computed as the upper block triangle of
 // its row blocks (onednn_matmul.hpp, UpperProduct), a symmetric matrix times X as a full product.
 // In bf16 the inputs of every product are rounded to bf16 (nearest even, support/bf16.hpp) into
-// buffers of the thread's own, and the products accumulate in f32.
+// buffers of the thread's own, each once per step, and the products accumulate in f32.
 //
 // Contract for the callers (runtime/cpu/dualizer.cpp): every matrix passed in is whole (a
 // symmetric one with both triangles); a symmetric result holds its upper triangle only.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "program/kernel_plan.hpp"
@@ -32,10 +34,27 @@ const char* to_string(MatmulLibrary library);
 inline constexpr std::int64_t kOneDnnMinRows = 32;
 MatmulLibrary matmul_library(std::int64_t m, kp::Precision precision, bool f64);
 
+// The oneDNN scratchpad a thread needs for a group's products (m x n, run with `threads`, 0:
+// all), 0 where the group runs on OpenBLAS.
+std::size_t scratchpad_bytes(std::int64_t m, std::int64_t n, kp::Precision precision, bool f64, int threads);
+
+// Empty when oneDNN can run bf16 products on this CPU, else why not (e.g. "oneDNN sees
+// avx512_core, and bf16 matmuls need AVX512-BF16 or AMX"): without native bf16 instructions it
+// either refuses the primitives or emulates them far slower than f32. Callers refuse
+// --precision bf16 up front with it (library/modc.cpp).
+std::string bf16_unavailable();
+// Tests: the ISA bf16_unavailable() takes oneDNN to see (nullopt: ask oneDNN). The process's
+// own ISA can only be lowered before oneDNN's first use (ONEDNN_MAX_CPU_ISA, as the lit test does).
+void override_onednn_isa_for_testing(std::optional<dnnl::cpu_isa> isa);
+
 // A group's oneDNN primitives for one thread count (created once, shared by the threads).
 class OneDnnGroupPrimitives {
 public:
     OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads);
+    // The scratchpad their products need, the most of any one (a thread's products run one at
+    // a time on one buffer), from the primitives' descriptors: the dualizer sizes its buffer and
+    // the memory estimate (--memory-limit) counts it with this.
+    static std::size_t scratchpad_bytes(std::int64_t m, std::int64_t n, onednn::Input input, int threads);
 
 private:
     template <class T>
@@ -57,16 +76,20 @@ class Products {
 public:
     // OpenBLAS (primitives null, or T = double).
     Products(std::int64_t m, std::int64_t n);
-    // oneDNN: primitives of the group for the thread count this thread runs it with; bf16: the
-    // thread's buffers when the primitives take bf16 inputs (null for f32).
-    Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, Bf16Buffers* bf16);
+    // oneDNN: primitives of the group for the thread count this thread runs it with; the
+    // thread's scratchpad (at least OneDnnGroupPrimitives::scratchpad_bytes); bf16: the thread's
+    // buffers when the primitives take bf16 inputs (null for f32).
+    Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, void* scratchpad, Bf16Buffers* bf16);
 
     void gram(const T* x, T* c);                  // C = X X^T, X m x n (upper triangle)
     void square_gram(const T* a, T* c);           // C = A A^T, A m x m (upper triangle)
     void symmetric(const T* a, const T* b, T* c); // C = A B, A and B m x m symmetric, commuting (upper triangle)
     void multiply(const T* a, const T* b, T* c);  // C = A B, A m x m symmetric, B m x m (whole)
     // C (+)= A X, A m x m (symmetric: OpenBLAS reads its upper triangle only), X m x n.
-    void apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric);
+    // x_of_last_gram: X is what the last gram() read, unchanged since, and no other product ran
+    // in between that reads a right-hand operand: bf16 reuses its rounded copy (one rounding
+    // pass of X per step, not two).
+    void apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric, bool x_of_last_gram = false);
 
 private:
     struct OneDnn;

@@ -31,6 +31,7 @@
 #include "library/modc.h"
 #include "library/modc.hpp"
 #include "support/bf16.hpp"
+#include "runtime/cpu/products.hpp"
 #include "runtime/tensor_io.hpp"
 #include "support.hpp"
 
@@ -1064,6 +1065,42 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
     }
 }
 
+TEST_CASE("cpu: bf16 is refused up front on a CPU without AVX512-BF16 or AMX", "[cpu][bf16]") {
+    // What oneDNN sees is injected (override_onednn_isa_for_testing); the lit test
+    // errors/usage_errors.test lowers the whole process's ISA with ONEDNN_MAX_CPU_ISA instead.
+    struct Restore {
+        ~Restore() { modc::cpu::override_onednn_isa_for_testing(std::nullopt); }
+    } restore;
+    const std::string text = "network net = Linear(64, 256) @ Linear(256, 64)\n";
+    modc::CompileOptions bf16;
+    bf16.precision = modc::Precision::BF16;
+    for (auto [isa, name] : {std::pair{dnnl::cpu_isa::avx512_core, "avx512_core"}, {dnnl::cpu_isa::avx2, "avx2"}}) {
+        INFO(name);
+        modc::cpu::override_onednn_isa_for_testing(isa);
+        CHECK(modc::cpu::bf16_unavailable() == std::string("oneDNN sees ") + name + ", and bf16 matmuls need AVX512-BF16 or AMX");
+        CHECK_THROWS_AS(modc::compile_source_text("net.mod", text, bf16), modc::BackendUnavailable);
+        CHECK_THROWS_WITH(modc::compile_source_text("net.mod", text, bf16),
+                          std::string("precision bf16 cannot run on this CPU: oneDNN sees ") + name +
+                              ", and bf16 matmuls need AVX512-BF16 or AMX; use --precision f32");
+        // f32 still runs (on OpenBLAS where oneDNN has no AVX-512), and the C API reports the refusal.
+        modc::Dualizer f32 = modc::compile_source_text("net.mod", text, {});
+        std::mt19937_64 rng(3);
+        std::vector<Vec> grads = {gaussian(64 * 256, rng), gaussian(256 * 64, rng)};
+        for (const auto& u : run(f32, grads).updates) CHECK(all_finite(u));
+        modc_compile_options c_options{nullptr, nullptr, MODC_F32, MODC_CPU};
+        c_options.precision = MODC_PRECISION_BF16;
+        char* error = nullptr;
+        CHECK(modc_compile_source("net.mod", text.c_str(), &c_options, &error) == nullptr);
+        REQUIRE(error != nullptr);
+        CHECK(std::string(error).find("precision bf16 cannot run on this CPU") != std::string::npos);
+        modc_free_string(error);
+    }
+    for (auto isa : {dnnl::cpu_isa::avx512_core_bf16, dnnl::cpu_isa::avx512_core_amx}) {
+        modc::cpu::override_onednn_isa_for_testing(isa);
+        CHECK(modc::cpu::bf16_unavailable().empty());
+    }
+}
+
 TEST_CASE("cpu: the kernel plan uses Gram Newton-Schulz only where it saves flops", "[cpu]") {
     auto plan_for = [](const std::string& text, const std::string& sched, bool gram = true) {
         auto c = modc::compile_source("t.mod", text, {});
@@ -1578,6 +1615,14 @@ TEST_CASE("cpu: the memory limit refuses what would not fit, before allocating",
     // Four 512 x 512 matrices side by side on four threads: four workspaces of X, Y (m n) and
     // A, A A, B (m^2), f32: 4 * 5 * 1 MiB; gradients and updates 2 * 4 * 1 MiB.
     const std::string four = "network n = Linear(512, 512) @ Linear(512, 512) @ Linear(512, 512) @ Linear(512, 512)\n";
+    // Each workspace also holds oneDNN's scratchpad, as its primitive descriptors size it (for one
+    // thread's primitives when the matrices share the cores, for all threads' when one runs alone).
+    const auto scratchpad = [](int threads) {
+        return modc::cpu::scratchpad_bytes(512, 512, modc::kp::Precision::F32, false, threads);
+    };
+    REQUIRE(scratchpad(1) > 0);
+    CHECK(modc::cpu::scratchpad_bytes(512, 512, modc::kp::Precision::F32, true, 1) == 0);  // f64: OpenBLAS
+    CHECK(modc::cpu::scratchpad_bytes(16, 512, modc::kp::Precision::F32, false, 1) == 0);  // m < 32: OpenBLAS
     modc::CompileOptions options;
     options.threads = 4;
     options.memory_limit = 20 << 20;
@@ -1585,15 +1630,19 @@ TEST_CASE("cpu: the memory limit refuses what would not fit, before allocating",
         modc::compile_source_text("four.mod", four, options);
         FAIL("no CompileError");
     } catch (const modc::CompileError& e) {
-        CHECK(std::string(e.what()) ==
-              "network 'n' needs about 28.0 MiB of memory (work buffers 20.0 MiB, gradients and updates 8.0 MiB), more "
-              "than the limit of 20.0 MiB; --memory-limit or CompileOptions::memory_limit sets it");
+        char expected[300];
+        const double mib = 1 << 20, work = 20 * mib + 4 * static_cast<double>(scratchpad(1));
+        std::snprintf(expected, sizeof expected,
+                      "network 'n' needs about %.1f MiB of memory (work buffers %.1f MiB, gradients and updates 8.0 MiB), more "
+                      "than the limit of 20.0 MiB; --memory-limit or CompileOptions::memory_limit sets it",
+                      (work + 8 * mib) / mib, work / mib);
+        CHECK(std::string(e.what()) == expected);
     }
     // One thread: one workspace. Just at the limit is within it.
     options.threads = 1;
-    options.memory_limit = 13 << 20;
+    options.memory_limit = (13 << 20) + scratchpad(0);
     CHECK(modc::compile_source_text("four.mod", four, options).weights().size() == 4);
-    options.memory_limit = (13 << 20) - 1;
+    options.memory_limit -= 1;
     CHECK_THROWS_AS(modc::compile_source_text("four.mod", four, options), modc::CompileError);
     // The default, half of the physical memory, refuses the issue's Linear(100000, 100000).
     CHECK_THROWS_WITH(modc::compile_source_text("big.mod", "network m = Linear(100000, 100000)\n"),
