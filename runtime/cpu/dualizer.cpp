@@ -9,6 +9,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -84,7 +85,8 @@ struct Dualizer<T>::Workspace {
     };
     std::vector<Line> scratchpad;
 
-    void fit(const kp::Group& g, kp::Precision precision, bool alone) {
+    // scratchpad: the bytes of oneDNN's scratchpad the group's products need on this thread.
+    void fit(const kp::Group& g, std::size_t scratchpad_bytes) {
         auto grow = [](auto& v, std::size_t n) { v.resize(std::max(v.size(), n)); };
         if (!orthogonal(g)) {
             // Column sums are kept in double (codegen_llvm: normalize_columns).
@@ -93,9 +95,7 @@ struct Dualizer<T>::Workspace {
         }
         auto m = static_cast<std::size_t>(g.small()), n = static_cast<std::size_t>(g.large());
         for (auto* v : {&x, &y}) grow(*v, m * n);
-        if (kp::newton_schulz_steps(g) > 0)
-            grow(scratchpad, (scratchpad_bytes(g.small(), g.large(), precision, std::is_same_v<T, double>, alone ? 0 : 1) +
-                              sizeof(Line) - 1) / sizeof(Line));
+        grow(scratchpad, (scratchpad_bytes + sizeof(Line) - 1) / sizeof(Line));
         for (auto* v : {&a, &aa, &b}) grow(*v, m * m);
         if (g.gram)
             for (auto* v : {&q, &t}) grow(*v, m * m);
@@ -159,16 +159,18 @@ Dualizer<T>::Dualizer(kp::KernelPlan plan, LlvmModule kernels, unsigned threads)
     workspaces_.resize(threads_);
     for (auto& w : workspaces_) w.products.resize(plan_.groups.size());
     // Buffers first (the scratchpads grow to the largest group's), then the products that use them.
-    for (int pass = 0; pass < 2; ++pass)
-        for (std::size_t i = 0; i < items_.size(); ++i) {
-            items_[i].alone = i < shared_items_;
-            for (std::size_t t = 0; t < (i < shared_items_ ? 1 : workspaces_.size()); ++t) {
-                if (pass == 0)
-                    workspaces_[t].fit(plan_.groups[items_[i].group], plan_.precision, items_[i].alone);
-                else
-                    bind_products(items_[i], workspaces_[t]);
-            }
-        }
+    std::map<std::pair<std::size_t, bool>, std::size_t> scratchpads;  // by group and alone
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+        auto& item = items_[i];
+        item.alone = i < shared_items_;
+        const auto& group = plan_.groups[item.group];
+        auto [it, fresh] = scratchpads.try_emplace({item.group, item.alone}, 0);
+        if (fresh && orthogonal(group) && kp::newton_schulz_steps(group) > 0)
+            it->second = scratchpad_bytes(group.small(), group.large(), plan_.precision, std::is_same_v<T, double>, item.alone ? 0 : 1);
+        for (std::size_t t = 0; t < (item.alone ? 1 : workspaces_.size()); ++t) workspaces_[t].fit(group, it->second);
+    }
+    for (const auto& item : items_)
+        for (std::size_t t = 0; t < (item.alone ? 1 : workspaces_.size()); ++t) bind_products(item, workspaces_[t]);
 }
 
 // The matmuls of the item's group on one thread: OpenBLAS, or oneDNN's primitives for as many
