@@ -112,21 +112,29 @@ void override_onednn_isa_for_testing(std::optional<dnnl::cpu_isa> isa) { isa_ove
 // The m x m products of Gram Newton-Schulz sum over k in chunks (onednn_matmul.hpp, k_chunk).
 constexpr std::int64_t kSquareChunk = 128;
 
+namespace {
+
+// The group's full products (both the primitives and their scratchpad sizes come from these).
+onednn::ProductShape multiply_shape(std::int64_t m) { return {m, m, m, m, m, m, false, false, kSquareChunk}; }
+onednn::ProductShape apply_shape(std::int64_t m, std::int64_t n, bool accumulate) { return {m, n, m, m, n, n, false, accumulate}; }
+
+}  // namespace
+
 OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads)
     : gram_wide_(onednn::cpu_engine(), m, n, input, threads),
       gram_square_(onednn::cpu_engine(), m, m, input, threads, kSquareChunk),
-      multiply_(onednn::cpu_engine(), {m, m, m, m, m, m, false, false, kSquareChunk}, input, threads),
-      apply_(onednn::cpu_engine(), {m, n, m, m, n, n, false, false}, input, threads),
-      apply_accumulate_(onednn::cpu_engine(), {m, n, m, m, n, n, false, true}, input, threads) {}
+      multiply_(onednn::cpu_engine(), multiply_shape(m), input, threads),
+      apply_(onednn::cpu_engine(), apply_shape(m, n, false), input, threads),
+      apply_accumulate_(onednn::cpu_engine(), apply_shape(m, n, true), input, threads) {}
 
 std::size_t OneDnnGroupPrimitives::scratchpad_bytes(std::int64_t m, std::int64_t n, onednn::Input input, int threads) {
     const auto& e = onednn::cpu_engine();
     using onednn::Product, onednn::UpperProduct;
     return std::max({UpperProduct::scratchpad_bytes(e, m, n, input, threads),
                      UpperProduct::scratchpad_bytes(e, m, m, input, threads, kSquareChunk),
-                     Product::scratchpad_bytes(e, {m, m, m, m, m, m, false, false, kSquareChunk}, input, threads),
-                     Product::scratchpad_bytes(e, {m, n, m, m, n, n, false, false}, input, threads),
-                     Product::scratchpad_bytes(e, {m, n, m, m, n, n, false, true}, input, threads)});
+                     Product::scratchpad_bytes(e, multiply_shape(m), input, threads),
+                     Product::scratchpad_bytes(e, apply_shape(m, n, false), input, threads),
+                     Product::scratchpad_bytes(e, apply_shape(m, n, true), input, threads)});
 }
 
 std::size_t scratchpad_bytes(std::int64_t m, std::int64_t n, kp::Precision precision, bool f64, int threads) {
