@@ -46,6 +46,10 @@ BF16_ROUNDING = 2.0 ** -8
 SPECTRA = ["gaussian", "decay1", "decay2", "lowrank", "deficient", "zero", "huge", "tiny"]
 DEFICIENT = {"lowrank", "deficient"}  # no well-defined polar factor: bounded, not close
 MAGNITUDE = {"huge": 3e38, "tiny": 1e-38}  # as test_cuda.cpp's scale_to, within f32's range
+# Documented limits, held to being bounded (BOUNDED) rather than close: the cubic schedule in bf16
+# stops before singular values far below bf16's resolution have grown (docs/cuda.md, "Precision":
+# 1.2 from f64 on GPT-2's matrices with a 1/i^2 spectrum; use tf32 or f32 with it).
+BOUNDED_ONLY = {("bf16", "cubic", "decay2")}
 
 
 def env_list(name, default):
@@ -324,7 +328,7 @@ def dualize_checks(c, case, leaves):
                     continue
                 if spectrum == "zero":
                     c.compare(out, against, name, 0.0, **fields)
-                elif spectrum in DEFICIENT:
+                elif spectrum in DEFICIENT or (key, schedule, spectrum) in BOUNDED_ONLY:
                     c.compare(out, against, name, tol(APART, key, schedule) if key == "f64" else BOUNDED, **fields)
                 elif storage == "bf16":
                     c.compare(out, against, name, tol(APART, key, schedule) + BF16_ROUNDING, **fields)
