@@ -108,6 +108,15 @@ ContextScope::~ContextScope() {
     d_.cuCtxPopCurrent(&popped);
 }
 
+void release_device(const Driver& d, CUcontext context, CUdevice device, const std::function<void()>& release) {
+    try {
+        ContextScope scope(d, context);
+        release();
+    } catch (const GpuError&) {  // cuCtxPushCurrent failed
+    }
+    d.cuDevicePrimaryCtxRelease(device);
+}
+
 LoadedModule load_module(const Driver& d, CUdevice device, const std::string& source, const std::string& name,
                          const std::vector<std::string>& kernels, const GpuOptions& options) {
     int major = 0, minor = 0;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,11 @@ std::string probe_driver(const Driver& d, int* count);
 // its primary context, the one the CUDA runtime (and so PyTorch) uses for that device, retained:
 // the caller releases it with cuDevicePrimaryCtxRelease(*device).
 CUcontext retain_device(const Driver& d, int index, CUdevice* device);
+
+// Runs `release` (which frees what was made on the device) with `context` current, then lets go
+// of the device's primary context (retain_device's). If the context cannot be made current,
+// nothing in it can be freed: `release` is skipped.
+void release_device(const Driver& d, CUcontext context, CUdevice device, const std::function<void()>& release);
 
 // Makes `context` current on this thread while it lives, then the caller's again: everything
 // made for a device is used in its context, and a caller's own current context (torch's current

@@ -168,17 +168,11 @@ struct GpuDualizer::Impl {
         : program(std::move(p)), options(o), cu(d), bl(b) {}
 
     ~Impl() {
-        if (!context) return;  // setup failed before anything was made
-        try {
-            release();
-        } catch (const GpuError&) {  // the context cannot be made current: nothing in it can be freed
-        }
-        cu.cuDevicePrimaryCtxRelease(device);
+        if (context) release_device(cu, context, device, [this] { release(); });
     }
 
-    // Everything made on the device, in its context.
+    // Everything made on the device (release_device makes its context current).
     void release() {
-        ContextScope scope(cu, context);
         if (done) cu.cuEventSynchronize(done);  // a device run may still use the buffers
         for (auto& seg : segments) {
             if (seg.exec) cu.cuGraphExecDestroy(seg.exec);

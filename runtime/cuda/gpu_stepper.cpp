@@ -32,17 +32,11 @@ struct GpuStepper::Impl {
     }
 
     ~Impl() {
-        if (!context) return;  // setup failed before anything was made
-        try {
-            release();
-        } catch (const GpuError&) {  // the context cannot be made current: nothing in it can be freed
-        }
-        cu.cuDevicePrimaryCtxRelease(device);
+        if (context) release_device(cu, context, device, [this] { release(); });
     }
 
-    // Everything made on the device, in its context.
+    // Everything made on the device (release_device makes its context current).
     void release() {
-        ContextScope scope(cu, context);
         if (done) cu.cuEventSynchronize(done);  // the last step, on whichever stream, no longer uses the buffers
         for (auto* group : {&vars, &in, &out})
             for (auto& tensors : *group)
