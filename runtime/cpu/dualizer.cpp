@@ -187,7 +187,12 @@ void Dualizer<T>::bind_products(const Item& item, Workspace& w) {
     }
     auto input = plan_.precision == kp::Precision::BF16 ? onednn::Input::BF16 : onednn::Input::F32;
     auto& primitives = item.alone ? kernels_[item.group].onednn_alone : kernels_[item.group].onednn_shared;
-    if (!primitives) primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1);
+    if (!primitives) {
+        std::vector<double> update_scales;  // a of each direct step (Products::update)
+        for (const auto& s : group.steps)
+            if (s.kind == kp::StepKind::NewtonSchulz && !group.gram) update_scales.push_back(s.coeffs.a);
+        primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1, update_scales);
+    }
     slot = std::make_unique<Products<T>>(m, n, *primitives, w.scratchpad.data(), input == onednn::Input::BF16 ? &w.bf16 : nullptr);
 }
 
@@ -197,13 +202,19 @@ Dualizer<T>::~Dualizer() = default;
 template <class T>
 void Dualizer<T>::newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w, Products<T>& mm) {
     const auto& k = kernels_[g];
-    mm.gram(x, w.a.data());  // A = X X^T
+    const bool upper_only = mm.reads_upper_triangle();  // bf16 mirrors A and B as it rounds them
+    mm.gram(x, w.a.data());                             // A = X X^T
     if (plan_.groups[g].steps[step].coeffs.c != 0) {
-        k.symmetrize(w.a.data());
+        if (!upper_only) k.symmetrize(w.a.data());
         mm.square_gram(w.a.data(), w.aa.data());  // A A = A A^T, A symmetric
     }
     k.poly[step](w.b.data(), w.a.data(), w.aa.data());  // B = b A + c A A (upper triangle)
-    k.symmetrize(w.b.data());                           // oneDNN reads all of B
+    if (!upper_only) k.symmetrize(w.b.data());          // oneDNN reads all of B
+    const auto& s = plan_.groups[g].steps[step];
+    if (s.kind == kp::StepKind::NewtonSchulz && mm.updates_in_place()) {
+        mm.update(w.b.data(), x, s.coeffs.a);  // X = a X + B X (X as gram() rounded it)
+        return;
+    }
     k.axpy[step](y, x);                                 // Y = a X
     mm.apply(w.b.data(), x, y, true, true, true);       // Y += B X (X as gram() rounded it)
     std::swap(x, y);

@@ -35,7 +35,7 @@ dnnl::matmul::primitive_desc describe(const dnnl::engine& engine, const ProductS
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // ours, allocated once per thread
     if (s.accumulate) {
         dnnl::post_ops sum;
-        sum.append_sum(1.0f);
+        sum.append_sum(s.sum_scale);
         attr.set_post_ops(sum);
     }
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, engine);
@@ -61,6 +61,7 @@ std::vector<Chunk> chunks(const ProductShape& shape, Input input) {
         ProductShape part = shape;
         part.k = std::min(chunk, shape.k - first);
         part.accumulate = shape.accumulate || first > 0;
+        part.sum_scale = first > 0 ? 1.0f : shape.sum_scale;
         out.push_back({part, first * element, first * (shape.transpose_b ? 1 : shape.ldb) * element});
     }
     return out;

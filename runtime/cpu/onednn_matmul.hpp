@@ -21,7 +21,7 @@ enum class Input { F32, BF16 };
 
 // C (+)= A op(B): A m x k row-major (row stride lda); B k x n row-major (ldb), or with
 // transpose_b the n x k matrix B^T row-major (ldb); C m x n row-major (ldc). With k_chunk > 0
-// the sum over k runs in chunks of k_chunk, each added to C: oneDNN's f32 kernels sum all of k
+// the sum over k runs in chunks of k_chunk, each added to C (the first as accumulate says): oneDNN's f32 kernels sum all of k
 // in one chain, whose rounding made Gram Newton-Schulz 1.5x less accurate than OpenBLAS's on
 // 768 x 768 products (bench/bf16_accuracy.py, docs/performance.md).
 struct ProductShape {
@@ -29,6 +29,9 @@ struct ProductShape {
     bool transpose_b = false;
     bool accumulate = false;
     std::int64_t k_chunk = 0;
+    // With accumulate: C = A op(B) + sum_scale C. The scale is fixed when the primitive is made
+    // (oneDNN 2.6's sum post-op); it does not change the scratchpad.
+    float sum_scale = 1.0f;
 };
 
 class Product {

@@ -87,6 +87,19 @@ void round_to_bf16(const float* in, std::uint16_t* out, std::int64_t count) {
     (native ? round_to_bf16_avx512 : round_to_bf16_scalar)(in, out, count);
 }
 
+// out (m x m, whole) = the upper triangle of a, rounded to bf16 and mirrored: a symmetric
+// operand's rounding needs only the triangle the elementwise kernels write, which saves them a
+// strided f32 mirroring pass (symmetrize) per operand.
+void round_symmetric_to_bf16(const float* a, std::uint16_t* out, std::int64_t m) {
+    for (std::int64_t i = 0; i < m; ++i) round_to_bf16(a + i * m + i, out + i * m + i, m - i);
+    // Mirror in tiles that stay in L1 (a whole column of 768 rows would not).
+    constexpr std::int64_t tile = 32;
+    for (std::int64_t ti = 0; ti < m; ti += tile)
+        for (std::int64_t tj = ti; tj < m; tj += tile)
+            for (std::int64_t i = ti; i < std::min(ti + tile, m); ++i)
+                for (std::int64_t j = std::max(tj, i + 1); j < std::min(tj + tile, m); ++j) out[j * m + i] = out[i * m + j];
+}
+
 }  // namespace
 
 void Bf16Buffers::fit(std::int64_t count) {
@@ -116,17 +129,29 @@ namespace {
 
 // The group's full products (both the primitives and their scratchpad sizes come from these).
 onednn::ProductShape multiply_shape(std::int64_t m) { return {m, m, m, m, m, m, false, false, kSquareChunk}; }
-onednn::ProductShape apply_shape(std::int64_t m, std::int64_t n, bool accumulate) { return {m, n, m, m, n, n, false, accumulate}; }
+onednn::ProductShape apply_shape(std::int64_t m, std::int64_t n, bool accumulate, double sum_scale = 1) {
+    return {m, n, m, m, n, n, false, accumulate, 0, static_cast<float>(sum_scale)};
+}
 
 }  // namespace
 
-OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads)
+OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads,
+                                             const std::vector<double>& update_scales)
     : gram_wide_(onednn::cpu_engine(), m, n, input, threads),
       gram_square_(onednn::cpu_engine(), m, m, input, threads, kSquareChunk),
       multiply_(onednn::cpu_engine(), multiply_shape(m), input, threads),
       apply_(onednn::cpu_engine(), apply_shape(m, n, false), input, threads),
-      apply_accumulate_(onednn::cpu_engine(), apply_shape(m, n, true), input, threads) {}
+      apply_accumulate_(onednn::cpu_engine(), apply_shape(m, n, true), input, threads) {
+    if (input != onednn::Input::BF16) return;
+    for (double a : update_scales) {
+        auto same = [a](const auto& u) { return u.first == a; };
+        if (std::none_of(update_.begin(), update_.end(), same))
+            update_.emplace_back(a, onednn::Product(onednn::cpu_engine(), apply_shape(m, n, true, a), input, threads));
+    }
+}
 
+// The update primitives differ from apply_accumulate_ only in the sum's scale, which does not
+// change the scratchpad.
 std::size_t OneDnnGroupPrimitives::scratchpad_bytes(std::int64_t m, std::int64_t n, onednn::Input input, int threads) {
     const auto& e = onednn::cpu_engine();
     using onednn::Product, onednn::UpperProduct;
@@ -148,11 +173,18 @@ struct Products<T>::OneDnn {
     dnnl::stream stream;
     onednn::UpperProduct::Call gram_wide, gram_square;
     onednn::Product::Call multiply, apply, apply_accumulate;
+    std::vector<std::pair<double, onednn::Product::Call>> update;  // by a
     Bf16Buffers* bf16 = nullptr;  // null in f32
 
     // The operands as the primitives take them: as they are in f32, rounded to bf16 in bf16.
     const void* left(const float* x, std::int64_t count) { return input(bf16 ? &bf16->left : nullptr, x, count); }
     const void* right(const float* x, std::int64_t count) { return input(bf16 ? &bf16->right : nullptr, x, count); }
+    // bf16 only: the symmetric m x m a from its upper triangle, into the left-hand buffer.
+    const void* left_symmetric(const float* a, std::int64_t m) {
+        MODC_ASSERT(bf16 && static_cast<std::int64_t>(bf16->left.size()) >= m * m, "bf16 buffer too small");
+        round_symmetric_to_bf16(a, bf16->left.data(), m);
+        return bf16->left.data();
+    }
     static const void* input(std::vector<std::uint16_t>* buffer, const float* x, std::int64_t count) {
         if (!buffer) return x;
         MODC_ASSERT(static_cast<std::int64_t>(buffer->size()) >= count, "bf16 buffer too small");
@@ -176,6 +208,7 @@ Products<T>::Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitive
     d.multiply = p.multiply_.bind(scratchpad);
     d.apply = p.apply_.bind(scratchpad);
     d.apply_accumulate = p.apply_accumulate_.bind(scratchpad);
+    for (const auto& [a, product] : p.update_) d.update.emplace_back(a, product.bind(scratchpad));
     d.bf16 = bf16;
     if (bf16) bf16->fit(m * n);
 }
@@ -197,7 +230,7 @@ template <class T>
 void Products<T>::square_gram(const T* a, T* c) {
     if constexpr (std::is_same_v<T, float>) {
         if (onednn_) {
-            const void* in = onednn_->left(a, m_ * m_);
+            const void* in = reads_upper_triangle() ? onednn_->left_symmetric(a, m_) : onednn_->left(a, m_ * m_);
             onednn_->gram_square(onednn_->stream, in, in, c);
             return;
         }
@@ -236,7 +269,7 @@ template <class T>
 void Products<T>::apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric, bool x_of_last_gram) {
     if constexpr (std::is_same_v<T, float>) {
         if (onednn_) {
-            const void* left = onednn_->left(a, m_ * m_);
+            const void* left = symmetric && reads_upper_triangle() ? onednn_->left_symmetric(a, m_) : onednn_->left(a, m_ * m_);
             const void* right = x_of_last_gram && onednn_->bf16 ? onednn_->bf16->right.data() : onednn_->right(x, m_ * n_);
             (accumulate ? onednn_->apply_accumulate : onednn_->apply)(onednn_->stream, left, right, c);
             return;
@@ -247,6 +280,27 @@ void Products<T>::apply(const T* a, const T* x, T* c, bool accumulate, bool symm
         symm(m, n, a, x, accumulate ? T(1) : T(0), c);
     else
         gemm(m, n, m, a, x, accumulate ? T(1) : T(0), c);
+}
+
+template <class T>
+bool Products<T>::updates_in_place() const {
+    return onednn_ && onednn_->bf16;
+}
+
+template <class T>
+bool Products<T>::reads_upper_triangle() const {
+    return onednn_ && onednn_->bf16;
+}
+
+template <class T>
+void Products<T>::update(const T* b, T* x, double a) {
+    MODC_ASSERT(updates_in_place(), "in-place updates need bf16 inputs");
+    if constexpr (std::is_same_v<T, float>) {
+        auto& d = *onednn_;
+        auto found = std::find_if(d.update.begin(), d.update.end(), [a](const auto& u) { return u.first == a; });
+        MODC_ASSERT(found != d.update.end(), "no update primitive for this step's coefficient");
+        found->second(d.stream, d.left_symmetric(b, m_), d.bf16->right.data(), x);
+    }
 }
 
 template class Products<float>;

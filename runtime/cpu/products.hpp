@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "program/kernel_plan.hpp"
@@ -50,7 +51,10 @@ void override_onednn_isa_for_testing(std::optional<dnnl::cpu_isa> isa);
 // A group's oneDNN primitives for one thread count (created once, shared by the threads).
 class OneDnnGroupPrimitives {
 public:
-    OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads);
+    // update_scales: the coefficients a of the group's direct Newton-Schulz steps; with bf16
+    // inputs each gets a primitive for Products::update (X = a X + B X in place).
+    OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads,
+                          const std::vector<double>& update_scales = {});
     // The scratchpad their products need, the most of any one (a thread's products run one at
     // a time on one buffer), from the primitives' descriptors: the dualizer sizes its buffer and
     // the memory estimate (--memory-limit) counts it with this.
@@ -62,6 +66,7 @@ private:
     onednn::UpperProduct gram_wide_, gram_square_;  // X X^T (k = n) and A B^T (k = m)
     onednn::Product multiply_;                      // C = A B (m x m)
     onednn::Product apply_, apply_accumulate_;      // C = A X and C += A X
+    std::vector<std::pair<double, onednn::Product>> update_;  // C = A X + a C, by a (bf16)
 };
 
 // One thread's bf16 copies of the operands, shared by its groups (as large as the largest needs).
@@ -81,6 +86,11 @@ public:
     // buffers when the primitives take bf16 inputs (null for f32).
     Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, void* scratchpad, Bf16Buffers* bf16);
 
+    // bf16 (reads_upper_triangle()): the symmetric left operands below (square_gram's A,
+    // apply's A when symmetric, update's B) are read from their upper triangle only, mirrored
+    // as they are rounded, so the caller need not mirror them in f32 first.
+    bool reads_upper_triangle() const;
+
     void gram(const T* x, T* c);                  // C = X X^T, X m x n (upper triangle)
     void square_gram(const T* a, T* c);           // C = A A^T, A m x m (upper triangle)
     void symmetric(const T* a, const T* b, T* c); // C = A B, A and B m x m symmetric, commuting (upper triangle)
@@ -90,6 +100,12 @@ public:
     // in between that reads a right-hand operand: bf16 reuses its rounded copy (one rounding
     // pass of X per step, not two).
     void apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric, bool x_of_last_gram = false);
+    // bf16 only (updates_in_place()): X = a X + B X in place, the step's end in one product.
+    // B m x m symmetric (its upper triangle read); X is what the last gram() read, unchanged since: the product reads its
+    // rounded copy, so oneDNN can add a X (its sum post-op) into X itself. This saves the pass
+    // Y = a X, and the sum's reads of it (docs/performance.md).
+    bool updates_in_place() const;
+    void update(const T* b, T* x, double a);
 
 private:
     struct OneDnn;

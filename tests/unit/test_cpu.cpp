@@ -1068,6 +1068,44 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
     }
 }
 
+TEST_CASE("cpu: bf16 steps on sizes off oneDNN's blocks and the mirroring tiles", "[cpu][bf16]") {
+    // The bf16 direct step mirrors A and B from their upper triangles as it rounds them (tiles of
+    // 32) and ends in X = a X + B X in place, one primitive per coefficient a (polar-express: a
+    // new a every step). m = 97: no multiple of 16 or 32.
+    const std::string text = "network net = (Linear(97, 211) as wide) @ (Linear(211, 97) as tall) @ (Linear(97, 97) as square)\n";
+    std::mt19937_64 rng(5);
+    for (const std::string sched : {"muon", "polar-express"}) {
+        const ScheduleInfo& info = *find_info(sched);
+        modc::CompileOptions options;
+        options.schedule = sched;
+        options.precision = modc::Precision::BF16;
+        modc::Dualizer bf16 = modc::compile_source_text("test.mod", text, options);
+        std::vector<Vec> grads;
+        for (const auto& w : bf16.weights()) {
+            int m = int(w.shape[0]), n = int(w.shape[1]);
+            Vec s(static_cast<std::size_t>(std::min(m, n)));
+            for (std::size_t i = 0; i < s.size(); ++i) s[i] = 1.0 / double(i + 1);
+            grads.push_back(with_spectrum(m, n, s, rng));
+        }
+        Result r = run(bf16, grads);
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            const auto& w = bf16.weights()[i];
+            INFO(sched << ", " << w.path);
+            int m = int(w.shape[0]), n = int(w.shape[1]);
+            const Vec& seen = r.grads[i];
+            double denom = norm2(seen) * info.norm_scale + info.eps;
+            Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
+            double scale = map_factor("rms_to_rms", w.shape) / 3;
+            double e16 = spectral_norm(minus(scaled(r.updates[i], 1 / scale), want), m, n);
+            double torch = spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n);
+            report(sched + " off-block " + w.path + ": bf16 " + fmt(e16) + ", PyTorch-style bf16 " + fmt(torch));
+            REQUIRE(all_finite(r.updates[i]));
+            CHECK(e16 > 1e-4);
+            CHECK(e16 <= torch);
+        }
+    }
+}
+
 TEST_CASE("cpu: bf16 is refused up front on a CPU without AVX512-BF16 or AMX", "[cpu][bf16]") {
     // What oneDNN sees is injected (override_onednn_isa_for_testing); the lit test
     // errors/usage_errors.test lowers the whole process's ISA with ONEDNN_MAX_CPU_ISA instead.
