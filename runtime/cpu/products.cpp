@@ -87,20 +87,44 @@ void round_to_bf16(const float* in, std::uint16_t* out, std::int64_t count) {
     (native ? round_to_bf16_avx512 : round_to_bf16_scalar)(in, out, count);
 }
 
-// out (m x m, whole) = the upper triangle of a, rounded to bf16 and mirrored: a symmetric
-// operand's rounding needs only the triangle the elementwise kernels write, which saves them a
-// strided f32 mirroring pass (symmetrize) per operand.
-void round_symmetric_to_bf16(const float* a, std::uint16_t* out, std::int64_t m) {
-    for (std::int64_t i = 0; i < m; ++i) round_to_bf16(a + i * m + i, out + i * m + i, m - i);
-    // Mirror in tiles that stay in L1 (a whole column of 768 rows would not).
-    constexpr std::int64_t tile = 32;
-    for (std::int64_t ti = 0; ti < m; ti += tile)
-        for (std::int64_t tj = ti; tj < m; tj += tile)
-            for (std::int64_t i = ti; i < std::min(ti + tile, m); ++i)
-                for (std::int64_t j = std::max(tj, i + 1); j < std::min(tj + tile, m); ++j) out[j * m + i] = out[i * m + j];
+// dst (8 x 8, row stride ds) = the transpose of src (8 x 8, row stride ss), 16-bit elements.
+__attribute__((target("sse2"))) void transpose_8x8(const std::uint16_t* src, std::int64_t ss, std::uint16_t* dst,
+                                                    std::int64_t ds) {
+    __m128i r[8], t[8], u[8];
+    for (int k = 0; k < 8; ++k) r[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k * ss));
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm_unpacklo_epi16(r[k], r[k + 1]);  // rows k, k+1 interleaved, columns 0-3
+        t[k + 1] = _mm_unpackhi_epi16(r[k], r[k + 1]);  // columns 4-7
+    }
+    for (int k = 0; k < 2; ++k)
+        for (int h = 0; h < 2; ++h) {  // from rows 0-3 (h = 0) and 4-7 (h = 1)
+            u[4 * h + 2 * k] = _mm_unpacklo_epi32(t[4 * h + k], t[4 * h + 2 + k]);
+            u[4 * h + 2 * k + 1] = _mm_unpackhi_epi32(t[4 * h + k], t[4 * h + 2 + k]);
+        }
+    for (int k = 0; k < 4; ++k) {  // u[k] holds columns 2k, 2k+1 of rows 0-3, u[4 + k] of rows 4-7
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * k * ds), _mm_unpacklo_epi64(u[k], u[4 + k]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (2 * k + 1) * ds), _mm_unpackhi_epi64(u[k], u[4 + k]));
+    }
 }
 
 }  // namespace
+
+void round_symmetric_to_bf16(const float* a, std::uint16_t* out, std::int64_t m) {
+    for (std::int64_t i = 0; i < m; ++i) round_to_bf16(a + i * m + i, out + i * m + i, m - i);
+    // The 8 x 8 blocks above the diagonal, transposed, in tiles of 64 that stay in L1 (a whole
+    // column of 768 rows would not); then the diagonal blocks and what lies past the last block.
+    const std::int64_t blocked = m / 8 * 8;
+    constexpr std::int64_t tile = 64;
+    for (std::int64_t ti = 0; ti < blocked; ti += tile)
+        for (std::int64_t tj = ti; tj < blocked; tj += tile)
+            for (std::int64_t bi = ti; bi < std::min(ti + tile, blocked); bi += 8)
+                for (std::int64_t bj = std::max(tj, bi + 8); bj < std::min(tj + tile, blocked); bj += 8)
+                    transpose_8x8(out + bi * m + bj, m, out + bj * m + bi, m);
+    for (std::int64_t i = 0; i < m; ++i) {
+        for (std::int64_t j = i + 1; j < std::min(i / 8 * 8 + 8, m); ++j) out[j * m + i] = out[i * m + j];
+        for (std::int64_t j = std::max(blocked, i / 8 * 8 + 8); j < m; ++j) out[j * m + i] = out[i * m + j];
+    }
+}
 
 void Bf16Buffers::fit(std::int64_t count) {
     auto size = static_cast<std::size_t>(count);

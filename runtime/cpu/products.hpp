@@ -48,6 +48,11 @@ std::string bf16_unavailable();
 // own ISA can only be lowered before oneDNN's first use (ONEDNN_MAX_CPU_ISA, as the lit test does).
 void override_onednn_isa_for_testing(std::optional<dnnl::cpu_isa> isa);
 
+// out (m x m, whole) = the upper triangle of a (row-major, the rest not read), rounded to bf16
+// (nearest even) and mirrored. A symmetric operand's rounding needs only the triangle the
+// elementwise kernels write, which saves them a strided f32 mirroring pass (symmetrize).
+void round_symmetric_to_bf16(const float* a, std::uint16_t* out, std::int64_t m);
+
 // A group's oneDNN primitives for one thread count (created once, shared by the threads).
 class OneDnnGroupPrimitives {
 public:

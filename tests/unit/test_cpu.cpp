@@ -1068,6 +1068,27 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
     }
 }
 
+TEST_CASE("cpu: bf16 rounding of a symmetric matrix from its upper triangle", "[cpu][bf16]") {
+    // Sizes around the 8 x 8 transposed blocks and the 64 x 64 tiles; below the diagonal NaN,
+    // which must not be read.
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> normal;
+    for (std::int64_t m : {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 72, 97, 130}) {
+        INFO("m = " << m);
+        std::vector<float> a(static_cast<std::size_t>(m * m), std::numeric_limits<float>::quiet_NaN());
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = i; j < m; ++j) a[static_cast<std::size_t>(i * m + j)] = normal(rng);
+        std::vector<std::uint16_t> out(a.size(), 0xffff);
+        modc::cpu::round_symmetric_to_bf16(a.data(), out.data(), m);
+        std::int64_t wrong = 0;
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < m; ++j)
+                wrong += out[static_cast<std::size_t>(i * m + j)] !=
+                         modc::f32_to_bf16(a[static_cast<std::size_t>(std::min(i, j) * m + std::max(i, j))]);
+        CHECK(wrong == 0);
+    }
+}
+
 TEST_CASE("cpu: bf16 steps on sizes off oneDNN's blocks and the mirroring tiles", "[cpu][bf16]") {
     // The bf16 direct step mirrors A and B from their upper triangles as it rounds them (tiles of
     // 32) and ends in X = a X + B X in place, one primitive per coefficient a (polar-express: a
