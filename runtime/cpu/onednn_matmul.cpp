@@ -90,6 +90,12 @@ std::size_t Product::scratchpad_bytes(const dnnl::engine& engine, const ProductS
     return most;
 }
 
+std::size_t Product::scratchpad_bytes() const {
+    std::size_t most = 0;
+    for (const auto& p : parts_) most = std::max(most, p.desc.scratchpad_desc().get_size());
+    return most;
+}
+
 Product::Call Product::bind(void* scratchpad) const {
     Call call;
     for (const auto& p : parts_) {

@@ -41,6 +41,8 @@ public:
     // The scratchpad the product's primitives need (the most of any chunk: they run one after
     // another on one buffer), from their descriptors alone: nothing is created or allocated.
     static std::size_t scratchpad_bytes(const dnnl::engine& engine, const ProductShape& shape, Input input, int threads);
+    // The same, from this product's own primitives.
+    std::size_t scratchpad_bytes() const;
 
     // The primitives bound to one thread's memory objects and scratchpads.
     class Call {

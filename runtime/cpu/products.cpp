@@ -171,11 +171,14 @@ OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, one
         auto same = [a](const auto& u) { return u.first == a; };
         if (std::none_of(update_.begin(), update_.end(), same))
             update_.emplace_back(a, onednn::Product(onednn::cpu_engine(), apply_shape(m, n, true, a), input, threads));
+        // They share the scratchpad sized below from apply_accumulate_ (oneDNN 2.6 sizes them alike).
+        MODC_ASSERT(update_.back().second.scratchpad_bytes() <= apply_accumulate_.scratchpad_bytes(),
+                    "an update primitive needs a larger scratchpad than the group's");
     }
 }
 
 // The update primitives differ from apply_accumulate_ only in the sum's scale, which does not
-// change the scratchpad.
+// change the scratchpad (checked as they are made).
 std::size_t OneDnnGroupPrimitives::scratchpad_bytes(std::int64_t m, std::int64_t n, onednn::Input input, int threads) {
     const auto& e = onednn::cpu_engine();
     using onednn::Product, onednn::UpperProduct;
