@@ -87,9 +87,8 @@ void round_to_bf16(const float* in, std::uint16_t* out, std::int64_t count) {
     (native ? round_to_bf16_avx512 : round_to_bf16_scalar)(in, out, count);
 }
 
-// dst (8 x 8, row stride ds) = the transpose of src (8 x 8, row stride ss), 16-bit elements.
-__attribute__((target("sse2"))) void transpose_8x8(const std::uint16_t* src, std::int64_t ss, std::uint16_t* dst,
-                                                    std::int64_t ds) {
+// dst (8 x 8, row stride ds) = the transpose of src (8 x 8, row stride ss), 16-bit elements (SSE2).
+void transpose_8x8(const std::uint16_t* src, std::int64_t ss, std::uint16_t* dst, std::int64_t ds) {
     __m128i r[8], t[8], u[8];
     for (int k = 0; k < 8; ++k) r[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k * ss));
     for (int k = 0; k < 8; k += 2) {
