@@ -106,9 +106,9 @@ public:
     // pass of X per step, not two).
     void apply(const T* a, const T* x, T* c, bool accumulate, bool symmetric, bool x_of_last_gram = false);
     // bf16 only (updates_in_place()): X = a X + B X in place, the step's end in one product.
-    // B m x m symmetric (its upper triangle read); X is what the last gram() read, unchanged since: the product reads its
-    // rounded copy, so oneDNN can add a X (its sum post-op) into X itself. This saves the pass
-    // Y = a X, and the sum's reads of it (docs/performance.md).
+    // B m x m symmetric (its upper triangle read); X is what the last gram() read, unchanged
+    // since: the product reads its rounded copy, so oneDNN can add a X (its sum post-op) into X
+    // itself. This saves the pass Y = a X, and the sum's reads of it (docs/performance.md).
     bool updates_in_place() const;
     void update(const T* b, T* x, double a);
 
