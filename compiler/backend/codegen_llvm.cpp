@@ -277,10 +277,23 @@ private:
 
     void symmetrize(const kp::Group& g, std::size_t gi) {
         begin(KernelNames::symmetrize(gi), b_.getVoidTy(), {ptr_});
-        std::int64_t m = g.small();
+        const std::int64_t m = g.small(), tile = 32, tiles = (m + tile - 1) / tile;
         Value* a = arg(0);
-        loop(m, [&](Value* i) {
-            loop(b_.CreateAdd(i, i64(1)), i64(m), [&](Value* j) { store(load(a, idx(i, m, j)), a, idx(j, m, i)); });
+        auto at_most_m = [&](Value* v) { return b_.CreateSelect(b_.CreateICmpSLT(v, i64(m)), v, i64(m)); };
+        // Tile by tile (32 x 32, the upper triangle's tiles and the diagonal's): each store goes a
+        // row down, and within a tile the rows it writes stay in cache for the next column, where
+        // a whole-row sweep would miss on every store once m rows no longer fit.
+        loop(tiles, [&](Value* ti) {
+            loop(ti, i64(tiles), [&](Value* tj) {
+                Value* i0 = b_.CreateMul(ti, i64(tile));
+                Value* j0 = b_.CreateMul(tj, i64(tile));
+                loop(i0, at_most_m(b_.CreateAdd(i0, i64(tile))), [&](Value* i) {
+                    Value* next = b_.CreateAdd(i, i64(1));
+                    Value* from = b_.CreateSelect(b_.CreateICmpSGT(next, j0), next, j0);
+                    loop(from, at_most_m(b_.CreateAdd(j0, i64(tile))),
+                         [&](Value* j) { store(load(a, idx(i, m, j)), a, idx(j, m, i)); });
+                });
+            });
         });
         b_.CreateRetVoid();
     }
