@@ -8,8 +8,8 @@ on a given machine; the budget has margin for other machines (other BLAS kernels
 differently): at the chosen learning rate seeds 0 to 4 reach 98.06% to 98.33% (seed 0, the one
 tested: 98.06%, 353 of 360), and half or twice that rate still gives 97.2% or more.
 
-Self-contained: needs scikit-learn (skipped without it), torch and the modc package (the build
-tree's python/, found as conftest.py does: PYTHONPATH, else beside MODC_BINARY, else build/).
+Needs scikit-learn (skipped without it), torch and the modc package (conftest.py finds the build
+tree's python/: PYTHONPATH, else beside MODC_BINARY, else build/).
 """
 import os
 import sys
@@ -22,13 +22,8 @@ torch = pytest.importorskip("torch")
 # One torch thread for every test (conftest.py).
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SOURCE_DIR = os.path.abspath(os.environ.get("MODC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", ".."))
-try:
-    import modc  # noqa: F401
-except ImportError:
-    binary = os.environ.get("MODC_BINARY") or os.path.join(SOURCE_DIR, os.environ.get("MODC_BUILD_DIR", "build"), "modc")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(binary)), "python"))
-    import modc  # noqa: F401,E402
+import modc  # noqa: E402,F401  (conftest.py puts the build tree's python/ on the path)
+from conftest import SOURCE_DIR  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "examples"))
 import train_digits as td  # noqa: E402

@@ -5,8 +5,8 @@ the example's parts fit together: every parameter of the PyTorch model is a weig
 (no fallback needed), the embedding is in the .mod file's (d, vocab) layout and modc updates it
 column by column, and a few steps at a tiny width lower the loss with either optimizer.
 
-Self-contained: needs torch and the modc package (the build tree's python/, found as
-conftest.py does: PYTHONPATH, else beside MODC_BINARY, else build/).
+Needs torch and the modc package (conftest.py finds the build tree's python/: PYTHONPATH, else
+beside MODC_BINARY, else build/).
 """
 import math
 import os
@@ -19,13 +19,8 @@ torch = pytest.importorskip("torch")
 # One torch thread for every test (conftest.py).
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SOURCE_DIR = os.path.abspath(os.environ.get("MODC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", ".."))
-try:
-    import modc  # noqa: F401
-except ImportError:
-    binary = os.environ.get("MODC_BINARY") or os.path.join(SOURCE_DIR, os.environ.get("MODC_BUILD_DIR", "build"), "modc")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(binary)), "python"))
-    import modc  # noqa: F401,E402
+import modc  # noqa: E402,F401  (conftest.py puts the build tree's python/ on the path)
+from conftest import SOURCE_DIR  # noqa: E402
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "examples"))
 import train_gpt as tg  # noqa: E402
