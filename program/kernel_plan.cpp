@@ -63,6 +63,17 @@ double newton_schulz_flops(double m, double n, int steps, bool gram, int restart
     return runs * 3 * m * m * n + (6.0 * steps - 5 * runs) * m * m * m;
 }
 
+double gram_lead_flops(double m, double n, int steps, int lead) {
+    if (lead <= 0 || steps < lead) return newton_schulz_flops(m, n, steps, false);
+    return 3 * m * m * n + (4.0 * lead - 3) * m * m * m + newton_schulz_flops(m, n, steps - lead, false);
+}
+
+double newton_schulz_flops(const Group& g, int steps) {
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    if (g.gram_lead > 0) return gram_lead_flops(m, n, steps, g.gram_lead);
+    return newton_schulz_flops(m, n, steps, g.gram, g.gram_restart, g.gram_restart_every);
+}
+
 std::vector<GramStep> gram_steps(const Group& group) {
     std::vector<GramStep> out;
     for (std::size_t s = 0; s < group.steps.size(); ++s)
@@ -91,9 +102,8 @@ int newton_schulz_steps(const Group& group) {
 
 double matrix_cost(const Group& g) {
     if (!orthogonalizes(g.map)) return 3.0 * static_cast<double>(g.elements());
-    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
     bool svd = std::any_of(g.steps.begin(), g.steps.end(), [](const Step& s) { return s.kind == StepKind::SvdPolar; });
-    return newton_schulz_flops(m, n, svd ? 10 : newton_schulz_steps(g), g.gram, g.gram_restart, g.gram_restart_every);
+    return newton_schulz_flops(g, svd ? 10 : newton_schulz_steps(g));
 }
 
 double member_cost(const Group& g) {
@@ -104,8 +114,7 @@ double flops(const KernelPlan& plan) {
     double total = 0;
     for (const auto& g : plan.groups) {
         double matrices = static_cast<double>(g.members.size() * g.slices);
-        double m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
-        total += matrices * newton_schulz_flops(m, n, newton_schulz_steps(g), g.gram, g.gram_restart, g.gram_restart_every);
+        total += matrices * newton_schulz_flops(g, newton_schulz_steps(g));
         total += 3.0 * static_cast<double>(g.elements()) * static_cast<double>(g.members.size());
     }
     return total;
@@ -130,6 +139,8 @@ std::string print(const KernelPlan& plan) {
         if (g.gram_restart > 0)
             out << (g.gram_restart_every ? ", restarted after step 1 and then every " : ", restarted after step ")
                 << g.gram_restart << (g.gram_restart_every ? " steps" : "");
+        if (g.gram_lead > 0)
+            out << ", the first " << g.gram_lead << " steps as one Gram run on " << g.small() << " x " << g.small();
         out << "\n";
         for (const auto& m : g.members) {
             std::snprintf(buf, sizeof buf, "  weight #%d %s scale %.9g\n", m.leaf, m.path.c_str(), m.scale);

@@ -78,6 +78,18 @@ struct Group {
     // diverged on a 32 x 128 gradient with singular values 1/i^2 (1e7); after it, runs of two
     // steps stay at the direct iteration's error (docs/cuda.md, Precision).
     bool gram_restart_every = false;
+    // The CPU's bf16 matmul inputs (Precision::BF16, where `gram` is never chosen): the first
+    // gram_lead Newton-Schulz steps as one Gram run, the rest directly (0: all directly). In the
+    // run Q_k = alpha_k I + Q'_k, alpha_k the product of the run's a so far, and only Q' is
+    // rounded: with Z = b A + c A^2,
+    //   Q'_{k+1} = a Q'_k + alpha_k Z_k + Q'_k Z_k,  A_{k+1} = a^2 A_k + 2a A_k Z_k + (A_k Z_k) Z_k,
+    // and X = alpha X_0 + Q' X_0 at the end, so, as in the direct step X = a X + B X, the large
+    // a-term never passes through bf16; the products of commuting matrices are computed as
+    // upper triangles. Chosen by lower() only for the first steps of a schedule while alpha
+    // stays small (muon: 3 steps, alpha = 41): bf16's rounding errors are amplified by up to
+    // alpha, then the direct steps that follow damp them. It keeps the bf16 error at GPT-2
+    // sizes below PyTorch's bf16 iteration (schedule.cpp, docs/performance.md).
+    int gram_lead = 0;
     std::vector<Member> members;
     std::vector<Step> steps;
 
@@ -106,6 +118,11 @@ struct KernelPlan {
 // Newton-Schulz 3 m^2 n (G and the final Q X_0) + (6 steps - 5) m^3 per run of steps, one run
 // or two with a restart.
 double newton_schulz_flops(double m, double n, int steps, bool gram, int restart = 0, bool restart_every = false);
+// The same with the first `lead` steps as one Gram run in Group::gram_lead's form: 3 m^2 n
+// (G and X = alpha X + Q' X) + (4 lead - 3) m^3, the other steps directly.
+double gram_lead_flops(double m, double n, int steps, int lead);
+// A group's, as it runs: Gram, Gram lead or direct.
+double newton_schulz_flops(const Group& group, int steps);
 
 // The steps of a Gram group as both backends run them: `step` indexes group.steps; `first`
 // starts a run (A = G = X X^T, and Q = P), `last` ends one (X = Q X instead of A = P^2 A).

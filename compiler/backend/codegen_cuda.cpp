@@ -37,6 +37,8 @@ Program Generator::run() {
         const auto& group = plan_.groups[g];
         for (const auto& m : group.members) p_.leaf_elements[static_cast<std::size_t>(m.leaf)] = group.elements();
         bool orthogonal = orthogonalizes(group.map);
+        // lower() makes Gram leads for the CPU's bf16 only (the CUDA backend restarts its Gram runs).
+        MODC_ASSERT(group.gram_lead == 0, "the CUDA backend has no Gram lead");
         if (orthogonal)
             orthogonalize(group, g);
         else

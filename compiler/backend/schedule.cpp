@@ -93,7 +93,8 @@ namespace {
 // two steps holds on GPT-2 shapes with muon (0.081 against f64 on i^-1, PyTorch's bf16 0.128)
 // but not in general: polar-express 0.445 against the direct iteration's 0.0125, and on 64 x 256
 // i^-1 gradients 1.4-2.3x PyTorch's bf16 error (bench/bf16_accuracy.py, tests/unit/test_cpu.cpp,
-// docs/performance.md). So the CPU iterates bf16 directly.
+// docs/performance.md). So the CPU's bf16 runs Gram only over its first steps, in another form
+// (choose_gram_lead below).
 void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options) {
     if (!options.gram || (options.precision == Precision::BF16 && !options.gram_restart_every)) return;
     int steps = 0;
@@ -115,6 +116,36 @@ void choose_gram(Group& g, const Schedule& schedule, const LowerOptions& options
         g.gram_restart = restart;
         g.gram_restart_every = reduced;
     }
+}
+
+// The CPU's bf16 inputs: a Gram run over the first steps (Group::gram_lead), while the
+// product alpha of their a stays at most kGramLeadAlpha (muon: 3 steps, alpha = 41; a fourth
+// makes it 141; polar-express: 2, alpha = 33). bf16 rounding in the run is amplified by up to
+// alpha and the direct steps after it damp it. Measured against float64 (bench/bf16_accuracy.py;
+// an emulation of every rounding in NumPy over spectra i^-1, i^-2, rank 16 + noise, rank d/2
+// and Gaussian, 3 seeds): muon's lead of 3 on 768 x 3072 ends 0.03-0.05 off (the direct
+// iteration 0.006-0.03, PyTorch's bf16 0.055-0.19) and as close on 512 x 1024; on 256 x 1024
+// it is 1.2x PyTorch's on i^-1 and on 64 x 256 3.5x, hence m >= kGramLeadMinRows. Only for
+// schedules whose own error dwarfs it (scalar_error >= 0.25: muon's 0.3): polar-express's lead
+// of 2 ends 0.07-0.11 off on i^-1 and i^-2, next to its own 0.14. And only where it saves at
+// least 15% of the flops (n >= 2m): a 768 x 3072 matrix does 47 m^3 instead of 65.
+constexpr double kGramLeadAlpha = 50;
+constexpr std::int64_t kGramLeadMinRows = 512;
+
+void choose_gram_lead(Group& g, const Schedule& schedule, const LowerOptions& options) {
+    if (!options.gram || options.precision != Precision::BF16 || options.gram_restart_every) return;
+    if (g.small() < kGramLeadMinRows || scalar_error(schedule) < 0.25) return;
+    int steps = 0, lead = 0;
+    double alpha = 1;
+    for (const auto& s : g.steps) {
+        if (s.kind == StepKind::IterateToConvergence || s.kind == StepKind::SvdPolar) return;
+        if (s.kind != StepKind::NewtonSchulz) continue;
+        ++steps;
+        alpha *= s.coeffs.a;
+        if (lead + 1 == steps && s.coeffs.c != 0 && alpha <= kGramLeadAlpha) lead = steps;
+    }
+    auto m = static_cast<double>(g.small()), n = static_cast<double>(g.large());
+    if (lead >= 2 && gram_lead_flops(m, n, steps, lead) <= 0.85 * newton_schulz_flops(m, n, steps, false)) g.gram_lead = lead;
 }
 
 }  // namespace
@@ -175,6 +206,7 @@ KernelPlan lower(const DualPlan& plan, const Schedule& default_schedule,
                     break;
             }
             choose_gram(g, schedule, options);
+            choose_gram_lead(g, schedule, options);
             index[key] = kp.groups.size();
             kp.groups.push_back(std::move(g));
             it = index.find(key);

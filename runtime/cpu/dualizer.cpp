@@ -97,7 +97,7 @@ struct Dualizer<T>::Workspace {
         for (auto* v : {&x, &y}) grow(*v, m * n);
         grow(scratchpad, (scratchpad_bytes + sizeof(Line) - 1) / sizeof(Line));
         for (auto* v : {&a, &aa, &b}) grow(*v, m * m);
-        if (g.gram)
+        if (g.gram || g.gram_lead > 0)
             for (auto* v : {&q, &t}) grow(*v, m * m);
         for (const auto& s : g.steps)
             if (s.kind == kp::StepKind::SvdPolar) {
@@ -188,9 +188,19 @@ void Dualizer<T>::bind_products(const Item& item, Workspace& w) {
     auto input = plan_.precision == kp::Precision::BF16 ? onednn::Input::BF16 : onednn::Input::F32;
     auto& primitives = item.alone ? kernels_[item.group].onednn_alone : kernels_[item.group].onednn_shared;
     if (!primitives) {
-        std::vector<double> update_scales;  // a of each direct step (Products::update)
-        for (const auto& s : group.steps)
-            if (s.kind == kp::StepKind::NewtonSchulz && !group.gram) update_scales.push_back(s.coeffs.a);
+        // Products::update's scales: a of each direct step, and a Gram lead's alpha.
+        std::vector<double> update_scales;
+        double alpha = 1;
+        int step = 0;
+        for (const auto& s : group.steps) {
+            if (s.kind != kp::StepKind::NewtonSchulz || group.gram) continue;
+            if (step++ < group.gram_lead) {
+                alpha *= s.coeffs.a;
+                if (step == group.gram_lead) update_scales.push_back(alpha);
+            } else {
+                update_scales.push_back(s.coeffs.a);
+            }
+        }
         primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1, update_scales);
     }
     slot = std::make_unique<Products<T>>(m, n, *primitives, w.scratchpad.data(), input == onednn::Input::BF16 ? &w.bf16 : nullptr);
@@ -260,6 +270,65 @@ T* Dualizer<T>::gram_newton_schulz(std::size_t g, Workspace& w, Products<T>& mm)
     return x;
 }
 
+namespace {
+
+// out = p x + q y + r z on the upper triangle of m x m matrices (out may be x).
+template <class T>
+void combine_upper(std::int64_t m, T* out, double p, const T* x, double q, const T* y, double r, const T* z) {
+    const T tp = static_cast<T>(p), tq = static_cast<T>(q), tr = static_cast<T>(r);
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = i; j < m; ++j) {
+            auto e = i * m + j;
+            out[e] = tp * x[e] + tq * y[e] + tr * z[e];
+        }
+}
+
+}  // namespace
+
+// The group's first gram_lead Newton-Schulz steps as one Gram run (kernel_plan.hpp,
+// Group::gram_lead) on X_0 in x: X = alpha X_0 + Q' X_0, into x (bf16: in place) or y.
+template <class T>
+void Dualizer<T>::gram_lead(std::size_t g, T*& x, T*& y, Workspace& w, Products<T>& mm) {
+    const auto& group = plan_.groups[g];
+    const auto& k = kernels_[g];
+    const bool upper_only = mm.reads_upper_triangle();  // else the products read whole matrices
+    const std::int64_t m = group.small();
+    T *r = w.a.data(), *rr = w.aa.data(), *z = w.b.data(), *q = w.q.data(), *t = w.t.data();
+    mm.gram(x, r);  // R = X X^T
+    double alpha = 1;
+    int done = 0;
+    for (std::size_t s = 0; s < group.steps.size() && done < group.gram_lead; ++s) {
+        if (group.steps[s].kind != kp::StepKind::NewtonSchulz) continue;
+        const double a = group.steps[s].coeffs.a;
+        if (!upper_only) k.symmetrize(r);
+        mm.square_gram(r, rr);  // R R
+        k.poly[s](z, r, rr);    // Z = b R + c R R (upper triangle)
+        if (!upper_only) k.symmetrize(z);
+        if (done == 0) {
+            std::copy(z, z + m * m, q);  // Q' = Z
+        } else {
+            mm.symmetric(q, z, t);                          // Q' Z
+            combine_upper(m, q, a, q, alpha, z, 1.0, t);    // Q' = a Q' + alpha Z + Q' Z
+            if (!upper_only) k.symmetrize(q);
+        }
+        alpha *= a;
+        if (++done < group.gram_lead) {
+            mm.symmetric(r, z, t);  // R Z
+            if (!upper_only) k.symmetrize(t);
+            mm.symmetric(t, z, rr);                                 // (R Z) Z
+            combine_upper(m, r, a * a, r, 2 * a, t, 1.0, rr);       // R = a^2 R + 2a R Z + (R Z) Z
+        }
+    }
+    if (mm.updates_in_place()) {
+        mm.update(q, x, alpha, false);  // X = alpha X + Q' X (X rounded again: the run's products reused its buffer)
+        return;
+    }
+    const auto count = static_cast<std::size_t>(m * group.large());
+    std::transform(x, x + count, y, [alpha](T v) { return static_cast<T>(alpha) * v; });
+    mm.apply(q, x, y, true, true);  // Y = alpha X + Q' X
+    std::swap(x, y);
+}
+
 template <class T>
 void Dualizer<T>::svd_polar(const kp::Group& group, T* x, Workspace& w) {
     // In double whatever T is: sgesdd's singular vectors of small singular values are off by
@@ -289,6 +358,7 @@ void Dualizer<T>::orthogonalize(const Item& item, const T* grad, T* update, Work
     T* x = w.x.data();
     T* y = w.y.data();
     bool gram_done = false;  // Gram Newton-Schulz runs all of the group's steps at once
+    int newton_schulz_done = 0;  // a Gram lead (Group::gram_lead) runs its steps at once
     for (std::size_t s = 0; s < group.steps.size(); ++s) {
         const auto& step = group.steps[s];
         switch (step.kind) {
@@ -298,7 +368,9 @@ void Dualizer<T>::orthogonalize(const Item& item, const T* grad, T* update, Work
                 svd_polar(group, x, w);
                 break;
             case kp::StepKind::NewtonSchulz:
-                if (!group.gram) {
+                if (newton_schulz_done++ < group.gram_lead) {
+                    if (newton_schulz_done == 1) gram_lead(g, x, y, w, *mm);
+                } else if (!group.gram) {
                     newton_schulz_step(g, s, x, y, w, *mm);
                 } else if (!gram_done) {
                     x = gram_newton_schulz(g, w, *mm);

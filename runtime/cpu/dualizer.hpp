@@ -61,6 +61,7 @@ private:
     void orthogonalize(const Item& item, const T* grad, T* update, Workspace& w);
     void newton_schulz_step(std::size_t g, std::size_t step, T*& x, T*& y, Workspace& w, Products<T>& mm);
     T* gram_newton_schulz(std::size_t g, Workspace& w, Products<T>& mm);
+    void gram_lead(std::size_t g, T*& x, T*& y, Workspace& w, Products<T>& mm);
     void svd_polar(const kp::Group& group, T* x, Workspace& w);
 };
 

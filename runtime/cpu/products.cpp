@@ -206,10 +206,12 @@ struct Products<T>::OneDnn {
     const void* left(const float* x, std::int64_t count) { return input(bf16 ? &bf16->left : nullptr, x, count); }
     const void* right(const float* x, std::int64_t count) { return input(bf16 ? &bf16->right : nullptr, x, count); }
     // bf16 only: the symmetric m x m a from its upper triangle, into the left-hand buffer.
-    const void* left_symmetric(const float* a, std::int64_t m) {
-        MODC_ASSERT(bf16 && static_cast<std::int64_t>(bf16->left.size()) >= m * m, "bf16 buffer too small");
-        round_symmetric_to_bf16(a, bf16->left.data(), m);
-        return bf16->left.data();
+    const void* left_symmetric(const float* a, std::int64_t m) { return symmetric_input(bf16->left, a, m); }
+    const void* right_symmetric(const float* a, std::int64_t m) { return symmetric_input(bf16->right, a, m); }
+    const void* symmetric_input(std::vector<std::uint16_t>& buffer, const float* a, std::int64_t m) {
+        MODC_ASSERT(bf16 && static_cast<std::int64_t>(buffer.size()) >= m * m, "bf16 buffer too small");
+        round_symmetric_to_bf16(a, buffer.data(), m);
+        return buffer.data();
     }
     static const void* input(std::vector<std::uint16_t>* buffer, const float* x, std::int64_t count) {
         if (!buffer) return x;
@@ -269,8 +271,9 @@ void Products<T>::symmetric(const T* a, const T* b, T* c) {
     if constexpr (std::is_same_v<T, float>) {
         if (onednn_) {
             // A B = A B^T (B symmetric), itself symmetric since A and B commute.
-            const void* left = onednn_->left(a, m_ * m_);
-            const void* right = onednn_->right(b, m_ * m_);
+            const bool upper = reads_upper_triangle();
+            const void* left = upper ? onednn_->left_symmetric(a, m_) : onednn_->left(a, m_ * m_);
+            const void* right = upper ? onednn_->right_symmetric(b, m_) : onednn_->right(b, m_ * m_);
             onednn_->gram_square(onednn_->stream, left, right, c);
             return;
         }
@@ -319,13 +322,14 @@ bool Products<T>::reads_upper_triangle() const {
 }
 
 template <class T>
-void Products<T>::update(const T* b, T* x, double a) {
+void Products<T>::update(const T* b, T* x, double a, bool x_of_last_gram) {
     MODC_ASSERT(updates_in_place(), "in-place updates need bf16 inputs");
     if constexpr (std::is_same_v<T, float>) {
         auto& d = *onednn_;
         auto found = std::find_if(d.update.begin(), d.update.end(), [a](const auto& u) { return u.first == a; });
         MODC_ASSERT(found != d.update.end(), "no update primitive for this step's coefficient");
-        found->second(d.stream, d.left_symmetric(b, m_), d.bf16->right.data(), x);
+        const void* right = x_of_last_gram ? d.bf16->right.data() : d.right(x, m_ * n_);
+        found->second(d.stream, d.left_symmetric(b, m_), right, x);
     }
 }
 

@@ -91,14 +91,15 @@ public:
     // buffers when the primitives take bf16 inputs (null for f32).
     Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, void* scratchpad, Bf16Buffers* bf16);
 
-    // bf16 (reads_upper_triangle()): the symmetric left operands below (square_gram's A,
-    // apply's A when symmetric, update's B) are read from their upper triangle only, mirrored
+    // bf16 (reads_upper_triangle()): the symmetric operands below (square_gram's A, both of
+    // symmetric's, apply's A when symmetric, update's B) are read from their upper triangle only, mirrored
     // as they are rounded, so the caller need not mirror them in f32 first.
     bool reads_upper_triangle() const;
 
     void gram(const T* x, T* c);                  // C = X X^T, X m x n (upper triangle)
     void square_gram(const T* a, T* c);           // C = A A^T, A m x m (upper triangle)
-    void symmetric(const T* a, const T* b, T* c); // C = A B, A and B m x m symmetric, commuting (upper triangle)
+    // C = A B, A and B m x m symmetric, commuting (upper triangle); bf16 reads both from their upper triangles.
+    void symmetric(const T* a, const T* b, T* c);
     void multiply(const T* a, const T* b, T* c);  // C = A B, A m x m symmetric, B m x m (whole)
     // C (+)= A X, A m x m (symmetric: OpenBLAS reads its upper triangle only), X m x n.
     // x_of_last_gram: X is what the last gram() read, unchanged since, and no other product ran
@@ -109,8 +110,9 @@ public:
     // B m x m symmetric (its upper triangle read); X is what the last gram() read, unchanged
     // since: the product reads its rounded copy, so oneDNN can add a X (its sum post-op) into X
     // itself. This saves the pass Y = a X, and the sum's reads of it (docs/performance.md).
+    // x_of_last_gram false: other products ran since, and X is rounded again.
     bool updates_in_place() const;
-    void update(const T* b, T* x, double a);
+    void update(const T* b, T* x, double a, bool x_of_last_gram = true);
 
 private:
     struct OneDnn;

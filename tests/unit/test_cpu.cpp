@@ -4,6 +4,7 @@
 // rank-deficient, 1 x n, huge and tiny gradients), whole networks, the C API and
 // `modc dualize` end to end. Set MODC_TEST_VERBOSE=1 to print the measured errors.
 #include <catch2/catch.hpp>
+#include <cblas.h>
 #include <lapacke.h>
 
 #include <sys/wait.h>
@@ -27,10 +28,12 @@
 #include <vector>
 
 #include "compiler/analysis/compilation.hpp"
+#include "compiler/backend/codegen_llvm.hpp"
 #include "compiler/backend/schedule.hpp"
 #include "library/modc.h"
 #include "library/modc.hpp"
 #include "support/bf16.hpp"
+#include "runtime/cpu/dualizer.hpp"
 #include "runtime/cpu/products.hpp"
 #include "runtime/tensor_io.hpp"
 #include "support.hpp"
@@ -65,9 +68,8 @@ Svd svd(Vec a, int m, int n) {
     r.s.assign(static_cast<std::size_t>(r.k), 0.0);
     r.u.assign(static_cast<std::size_t>(m * r.k), 0.0);
     r.vt.assign(static_cast<std::size_t>(r.k * n), 0.0);
-    Vec superb(static_cast<std::size_t>(std::max(1, r.k)));
-    int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, a.data(), n, r.s.data(), r.u.data(), r.k,
-                              r.vt.data(), n, superb.data());
+    // Divide and conquer: several times faster than dgesvd with vectors at the sizes of layers.
+    int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, a.data(), n, r.s.data(), r.u.data(), r.k, r.vt.data(), n);
     REQUIRE(info == 0);
     return r;
 }
@@ -101,12 +103,12 @@ Vec polar(const Vec& a, int m, int n, double rel_tol = 1e-10) {
 // U diag(f(s)) V^T: an odd matrix function through the SVD.
 Vec apply_to_spectrum(const Vec& a, int m, int n, const std::function<double(double)>& f) {
     Svd d = svd(a, m, n);
+    Vec us(d.u);  // U diag(f(s))
+    for (int i = 0; i < m; ++i)
+        for (int l = 0; l < d.k; ++l) us[i * d.k + l] *= f(d.s[l]);
     Vec out(static_cast<std::size_t>(m * n), 0.0);
-    for (int l = 0; l < d.k; ++l) {
-        double fs = f(d.s[l]);
-        for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) out[i * n + j] += d.u[i * d.k + l] * fs * d.vt[l * n + j];
-    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, d.k, 1.0, us.data(), d.k, d.vt.data(), n, 0.0,
+                out.data(), n);
     return out;
 }
 
@@ -181,13 +183,10 @@ Vec with_spectrum(int m, int n, const Vec& s, std::mt19937_64& rng) {
     int k = std::min(m, n);
     REQUIRE(static_cast<int>(s.size()) == k);
     Vec u = orthonormal_columns(m, k, rng), v = orthonormal_columns(n, k, rng);
-    Vec g(static_cast<std::size_t>(m * n), 0.0);
     for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) {
-            double x = 0;
-            for (int l = 0; l < k; ++l) x += u[i * k + l] * s[l] * v[j * k + l];
-            g[i * n + j] = x;
-        }
+        for (int l = 0; l < k; ++l) u[i * k + l] *= s[l];
+    Vec g(static_cast<std::size_t>(m * n), 0.0);  // (U diag(s)) V^T
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, u.data(), k, v.data(), k, 0.0, g.data(), n);
     return g;
 }
 
@@ -984,12 +983,8 @@ Vec torch_bf16_iteration(const Vec& g, int rows, int cols, const ScheduleInfo& s
     // C = A B^T rounded (A p x k, B q x k, row-major).
     auto product_t = [&](const Vec& a, const Vec& b, int p, int q, int k) {
         Vec c(static_cast<std::size_t>(p * q));
-        for (int i = 0; i < p; ++i)
-            for (int j = 0; j < q; ++j) {
-                double acc = 0;
-                for (int l = 0; l < k; ++l) acc += a[i * k + l] * b[j * k + l];
-                c[i * q + j] = r(acc);
-            }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p, q, k, 1.0, a.data(), k, b.data(), k, 0.0, c.data(), q);
+        for (auto& v : c) v = r(v);
         return c;
     };
     Vec xt(x.size());
@@ -1064,6 +1059,115 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
                 CHECK(e16 > 1e-4);     // the inputs really were rounded to bf16
                 CHECK(e16 <= torch);   // and no worse than PyTorch's bf16 iteration
             }
+        }
+    }
+}
+
+// One weight's update from a kernel plan as given (not as lower() would make it), on the CPU
+// dualizer in `type`, one thread; `seen`: the gradient as rounded to the element type.
+template <class T>
+Vec run_plan_typed(const modc::kp::KernelPlan& plan, const Vec& grad, Vec* seen) {
+    const auto type = std::is_same_v<T, float> ? modc::ElementType::F32 : modc::ElementType::F64;
+    modc::cpu::Dualizer<T> dualizer(plan, modc::codegen_llvm(plan, type), 1);
+    std::vector<T> in(grad.begin(), grad.end()), out(grad.size(), std::numeric_limits<T>::quiet_NaN());
+    const T* in_ptr = in.data();
+    T* out_ptr = out.data();
+    dualizer.run(&in_ptr, &out_ptr);
+    if (seen) seen->assign(in.begin(), in.end());
+    return Vec(out.begin(), out.end());
+}
+
+Vec run_plan(const modc::kp::KernelPlan& plan, modc::DType dtype, const Vec& grad, Vec* seen = nullptr) {
+    return dtype == modc::DType::F32 ? run_plan_typed<float>(plan, grad, seen) : run_plan_typed<double>(plan, grad, seen);
+}
+
+TEST_CASE("cpu: a Gram lead computes the same polynomial as the direct iteration", "[cpu]") {
+    // Group::gram_lead's algebra (Q = alpha I + Q' with only Q' in the products; A updated as
+    // a^2 A + 2a A Z + (A Z) Z; X = alpha X + Q' X) on both other paths that can run it: f32 on
+    // oneDNN (m >= 32) and f64 on OpenBLAS. lower() makes a lead only for bf16 inputs (next
+    // test), so it is set on a direct plan here, with muon's 3 steps and polar-express's 2, on a
+    // wide and a tall matrix (the latter transposed) with singular values over [0.003, 2.5].
+    for (auto dtype : {modc::DType::F32, modc::DType::F64}) {
+        for (const std::string sched : {"muon", "polar-express"}) {
+            const ScheduleInfo& info = *find_info(sched);
+            for (const Shape& shape : {Shape{96, 384}, Shape{384, 96}}) {
+                const int m = int(shape[0]), n = int(shape[1]);
+                INFO(sched << " on " << m << " x " << n << " in " << name(dtype));
+                auto c = modc::compile_source(
+                    "t.mod", "network net = Linear(" + std::to_string(m) + ", " + std::to_string(n) + ")\n", {});
+                REQUIRE_FALSE(c->diags.has_errors());
+                auto direct = modc::kp::lower(c->plans.front(), *modc::kp::find_schedule(sched), {}, {.gram = false});
+                REQUIRE(direct.groups.size() == 1);
+                REQUIRE(direct.groups[0].gram_lead == 0);
+                auto lead = direct;
+                lead.groups[0].gram_lead = sched == "muon" ? 3 : 2;
+                std::mt19937_64 rng(5);
+                Vec g = gradient_for("rms_to_rms", shape, rng, 0.003, 2.5), seen;
+                Vec xl = run_plan(lead, dtype, g, &seen), xd = run_plan(direct, dtype, g);
+                REQUIRE(all_finite(xl));
+                REQUIRE(xl != xd);  // the two ways really ran
+                const double scale = map_factor("rms_to_rms", shape);
+                const double denom = norm2(seen) * info.norm_scale + info.eps;
+                Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scale * scalar_map(info, v / denom); });
+                const double lead_error = spectral_norm(minus(xl, want), m, n) / scale;
+                const double direct_error = spectral_norm(minus(xd, want), m, n) / scale;
+                report(sched + " " + std::to_string(m) + " x " + std::to_string(n) + " " + name(dtype) + ": Gram lead " +
+                       fmt(lead_error) + ", direct " + fmt(direct_error));
+                // As close as the direct iteration (f32: 6e-6 to 1.5e-5 for both), where Gram's
+                // whole run of 5 steps rounds 100x more (test above).
+                const double tol = dtype == modc::DType::F64 ? 1e-11 : 5e-5;
+                CHECK(lead_error <= tol);
+                CHECK(spectral_norm(minus(xl, xd), m, n) / scale <= tol);
+            }
+        }
+    }
+}
+
+TEST_CASE("cpu: bf16 with a Gram lead stays closer to the f64 iteration than PyTorch's bf16 Newton-Schulz", "[cpu][bf16]") {
+    // Where lower() chooses the Gram lead (muon, m >= 512, n >= 2m; plan test below), on the
+    // ill-conditioned and rank-deficient gradients where Gram forms lose accuracy first: the
+    // update must stay at least as close to the exact polynomial as PyTorch's bf16 iteration
+    // (the bar of issue 16), and in fact stays well inside it (0.03-0.05 against 0.1-0.2 at
+    // GPT-2's 768 x 3072: bench/bf16_accuracy.py). Gaussian gradients are left to that script:
+    // at this size modc's direct bf16 iteration and PyTorch's are within noise of each other.
+    const std::string text = "network net = (Linear(512, 1024) as wide) @ (Linear(1024, 512) as tall)\n";
+    const ScheduleInfo& info = *find_info("muon");
+    std::map<bool, modc::Dualizer> dualizers;  // by gram
+    for (bool gram : {true, false}) {
+        modc::CompileOptions options;
+        options.schedule = "muon";
+        options.precision = modc::Precision::BF16;
+        options.gram = gram;
+        dualizers.emplace(gram, modc::compile_source_text("test.mod", text, options));
+    }
+    const auto& weights = dualizers.at(true).weights();
+    for (const int decay : {1, 2, 0}) {  // 0: exactly rank-deficient, half the singular values 1, half 0
+        const std::string spectrum = decay ? "i^-" + std::to_string(decay) : "rank m/2";
+        std::mt19937_64 rng(23);
+        std::vector<Vec> grads;
+        for (const auto& w : weights) {
+            int m = int(w.shape[0]), n = int(w.shape[1]);
+            Vec s(static_cast<std::size_t>(std::min(m, n)));
+            for (std::size_t i = 0; i < s.size(); ++i)
+                s[i] = decay ? std::pow(double(i + 1), -decay) : 2 * i < s.size() ? 1.0 : 0.0;
+            grads.push_back(with_spectrum(m, n, s, rng));
+        }
+        Result lead = run(dualizers.at(true), grads), direct = run(dualizers.at(false), grads);
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            INFO(spectrum << ", " << weights[i].path);
+            int m = int(weights[i].shape[0]), n = int(weights[i].shape[1]);
+            const Vec& seen = lead.grads[i];
+            double denom = norm2(seen) * info.norm_scale + info.eps;
+            Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
+            double scale = map_factor("rms_to_rms", weights[i].shape) / 2;  // target 1/2
+            double e_lead = spectral_norm(minus(scaled(lead.updates[i], 1 / scale), want), m, n);
+            double e_direct = spectral_norm(minus(scaled(direct.updates[i], 1 / scale), want), m, n);
+            double torch = spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n);
+            report("muon " + spectrum + " " + weights[i].path + ": bf16 with Gram lead " + fmt(e_lead) + ", direct " +
+                   fmt(e_direct) + ", PyTorch-style bf16 " + fmt(torch));
+            REQUIRE(all_finite(lead.updates[i]));
+            CHECK(lead.updates[i] != direct.updates[i]);  // the lead really ran
+            CHECK(e_lead <= torch);
         }
     }
 }
@@ -1190,12 +1294,36 @@ TEST_CASE("cpu: the kernel plan uses Gram Newton-Schulz only where it saves flop
     CHECK_FALSE(gram_of("768, 3072", "cubic"));         // its convergence test watches X
     CHECK_FALSE(gram_of("768, 3072", "svd"));
     CHECK_FALSE(gram_of("768, 3072", "polar-express", false));
-    // bf16 inputs: the CPU iterates directly (test above); the CUDA backend restarts every 2 steps.
-    for (bool restart_every : {false, true}) {
+    // bf16 inputs: the CUDA backend restarts every 2 steps; the CPU runs only a Gram lead
+    // (Group::gram_lead), for muon (whose own error dwarfs the lead's rounding) on matrices with
+    // m >= 512 where it saves at least 15% (tests above).
+    auto lead_of = [](const std::string& dims, const std::string& sched, bool restart_every = false, bool gram = true) {
+        auto c = modc::compile_source("t.mod", "network net = Linear(" + dims + ")\n", {});
+        auto bf16 = modc::kp::lower(c->plans.front(), *modc::kp::find_schedule(sched), {},
+                                    {.gram = gram, .precision = modc::kp::Precision::BF16, .gram_restart_every = restart_every});
+        REQUIRE(bf16.groups.size() == 1);
+        CHECK(bf16.groups[0].gram == (restart_every && gram));
+        return bf16.groups[0].gram_lead;
+    };
+    CHECK(lead_of("768, 3072", "muon") == 3);  // alpha = 3.4445^3 = 41; a fourth step would make it 141
+    CHECK(lead_of("3072, 768", "muon") == 3);
+    CHECK(lead_of("512, 1024", "muon") == 3);
+    CHECK(lead_of("768, 3072", "muon", true) == 0);         // the CUDA backend
+    CHECK(lead_of("768, 3072", "muon", false, false) == 0);  // --no-gram
+    CHECK(lead_of("256, 1024", "muon") == 0);                // m < 512
+    CHECK(lead_of("768, 1024", "muon") == 0);                // saves 11%
+    CHECK(lead_of("768, 768", "muon") == 0);
+    CHECK(lead_of("768, 3072", "polar-express") == 0);  // its own error, 0.14, is not far above the lead's
+    CHECK(lead_of("768, 3072", "you") == 0);
+    CHECK(lead_of("768, 3072", "cubic") == 0);
+    {
         auto c = modc::compile_source("t.mod", "network net = Linear(768, 3072)\n", {});
         auto bf16 = modc::kp::lower(c->plans.front(), *modc::kp::find_schedule("muon"), {},
-                                    {.precision = modc::kp::Precision::BF16, .gram_restart_every = restart_every});
-        CHECK(bf16.groups[0].gram == restart_every);
+                                    {.precision = modc::kp::Precision::BF16});
+        // The lead's 3 m^2 n + 9 m^3 and two direct steps: 47 m^3 + 3 m n instead of 65 m^3 + 3 m n.
+        double m = 768, n = 3072;
+        CHECK(modc::kp::flops(bf16) == Approx(3 * m * m * n + 9 * m * m * m + 2 * (3 * m * m * n + m * m * m) + 3 * m * n));
+        CHECK(modc::kp::print(bf16).find("the first 3 steps as one Gram run on 768 x 768") != std::string::npos);
     }
     // The flop count follows: 3 m^2 n + 25 m^3 for 5 steps, against 5 (3 m^2 n + m^3).
     double m = 768, n = 3072;
