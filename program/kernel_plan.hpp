@@ -61,8 +61,9 @@ struct Group {
     // with Q_k a polynomial in G = X_0 X_0^T, so with A_k = X_k X_k^T and P_k = a I + b A_k + c A_k^2:
     //   Q_{k+1} = P_k Q_k,  A_{k+1} = P_k^2 A_k  (all commute),  and at the end X = Q_K X_0.
     // Chosen by lower() where it saves at least a quarter of the flops (n >= 3m for 5 steps),
-    // never with bf16 matmul inputs (Precision::BF16): rounding G to bf16 loses its small
-    // eigenvalues, and the iteration diverges on ill-conditioned gradients (schedule.cpp).
+    // never with the CPU's bf16 matmul inputs (Precision::BF16): rounding G to bf16 loses its
+    // small eigenvalues, and the iteration diverges on ill-conditioned gradients (schedule.cpp;
+    // the CPU's bf16 has gram_lead below instead).
     // Its rounding is about 100x the direct iteration's (2e-3 at worst in f32, see
     // tests/unit/test_cpu.cpp): fine where the schedule's own error dwarfs it (polar-express,
     // muon), and restarted once (below) where it does not.

@@ -35,7 +35,8 @@ struct LowerOptions {
     // The matmuls' input precision, recorded in the plan for the backends (KernelPlan::precision).
     Precision precision = Precision::F32;
     // tf32 and bf16 GEMMs that run Gram Newton-Schulz restarted after step 1 and then every 2
-    // steps (the CUDA backend: Group::gram_restart_every). Without it, bf16 has no Gram (the CPU).
+    // steps (the CUDA backend: Group::gram_restart_every). Without it (the CPU), bf16 runs no whole Gram
+    // groups, only a Gram lead over the first steps (Group::gram_lead).
     bool gram_restart_every = false;
 };
 

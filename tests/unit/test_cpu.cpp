@@ -1012,10 +1012,10 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
     // bench/bf16_accuracy.py), and on exactly rank-deficient ones. Reference: the same schedule's
     // polynomial applied to the exact spectrum in f64, so that only rounding is measured (the
     // schedule's own error, e.g. muon's 0.32, cancels). --precision bf16 keeps the iterate in f32
-    // and rounds only the matmuls' inputs, and iterates directly (no Gram Newton-Schulz, which
-    // bf16 breaks: restarted as the CUDA backend does, it is 1.4-2.3x PyTorch's error on these
-    // i^-1 gradients, docs/performance.md): it must be no worse than PyTorch, which keeps
-    // everything in bf16.
+    // and rounds only the matmuls' inputs, and at these sizes iterates directly (no Gram
+    // Newton-Schulz, which bf16 breaks: restarted as the CUDA backend does, it is 1.4-2.3x
+    // PyTorch's error on these i^-1 gradients, docs/performance.md; the Gram lead starts at
+    // m = 512, test below): it must be no worse than PyTorch, which keeps everything in bf16.
     const std::string text = "network net = (Linear(64, 256) as wide) @ (Linear(256, 64) as tall) @ (Linear(64, 64) as square)\n";
     for (const int decay : {1, 2, 0}) {  // 0: exactly rank-deficient, half the singular values 1, half 0
         const std::string spectrum = decay ? "i^-" + std::to_string(decay) : "rank m/2";
