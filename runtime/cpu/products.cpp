@@ -145,13 +145,18 @@ std::string bf16_unavailable() {
 
 void override_onednn_isa_for_testing(std::optional<dnnl::cpu_isa> isa) { isa_override = isa; }
 
-// The m x m products of Gram Newton-Schulz sum over k in chunks (onednn_matmul.hpp, k_chunk).
-constexpr std::int64_t kSquareChunk = 128;
-
 namespace {
 
+// The m x m products of Gram Newton-Schulz sum over k in chunks in f32 (onednn_matmul.hpp,
+// k_chunk). Not with bf16 inputs: there the f32 sum's rounding is far below the inputs' (2^-9),
+// and the chunks' k = 128 takes oneDNN off its brgemm kernels onto gemm:jit, at 390 instead of
+// 480 GFLOP/s per thread (ONEDNN_VERBOSE, 768 x 768 products).
+std::int64_t square_chunk(onednn::Input input) { return input == onednn::Input::BF16 ? 0 : 128; }
+
 // The group's full products (both the primitives and their scratchpad sizes come from these).
-onednn::ProductShape multiply_shape(std::int64_t m) { return {m, m, m, m, m, m, false, false, kSquareChunk}; }
+onednn::ProductShape multiply_shape(std::int64_t m, onednn::Input input) {
+    return {m, m, m, m, m, m, false, false, square_chunk(input)};
+}
 onednn::ProductShape apply_shape(std::int64_t m, std::int64_t n, bool accumulate, double sum_scale = 1) {
     return {m, n, m, m, n, n, false, accumulate, 0, static_cast<float>(sum_scale)};
 }
@@ -161,8 +166,8 @@ onednn::ProductShape apply_shape(std::int64_t m, std::int64_t n, bool accumulate
 OneDnnGroupPrimitives::OneDnnGroupPrimitives(std::int64_t m, std::int64_t n, onednn::Input input, int threads,
                                              const std::vector<double>& update_scales)
     : gram_wide_(onednn::cpu_engine(), m, n, input, threads),
-      gram_square_(onednn::cpu_engine(), m, m, input, threads, kSquareChunk),
-      multiply_(onednn::cpu_engine(), multiply_shape(m), input, threads),
+      gram_square_(onednn::cpu_engine(), m, m, input, threads, square_chunk(input)),
+      multiply_(onednn::cpu_engine(), multiply_shape(m, input), input, threads),
       apply_(onednn::cpu_engine(), apply_shape(m, n, false), input, threads),
       apply_accumulate_(onednn::cpu_engine(), apply_shape(m, n, true), input, threads) {
     if (input != onednn::Input::BF16) return;
@@ -182,8 +187,8 @@ std::size_t OneDnnGroupPrimitives::scratchpad_bytes(std::int64_t m, std::int64_t
     const auto& e = onednn::cpu_engine();
     using onednn::Product, onednn::UpperProduct;
     return std::max({UpperProduct::scratchpad_bytes(e, m, n, input, threads),
-                     UpperProduct::scratchpad_bytes(e, m, m, input, threads, kSquareChunk),
-                     Product::scratchpad_bytes(e, multiply_shape(m), input, threads),
+                     UpperProduct::scratchpad_bytes(e, m, m, input, threads, square_chunk(input)),
+                     Product::scratchpad_bytes(e, multiply_shape(m, input), input, threads),
                      Product::scratchpad_bytes(e, apply_shape(m, n, false), input, threads),
                      Product::scratchpad_bytes(e, apply_shape(m, n, true), input, threads)});
 }
