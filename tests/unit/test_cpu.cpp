@@ -1005,6 +1005,33 @@ Vec torch_bf16_iteration(const Vec& g, int rows, int cols, const ScheduleInfo& s
     return out;
 }
 
+// A gradient per weight with singular values i^-decay (decay 0: exactly rank-deficient, half of
+// them 1 and half 0).
+std::vector<Vec> spectrum_gradients(const std::vector<modc::WeightInfo>& weights, int decay, std::mt19937_64& rng) {
+    std::vector<Vec> grads;
+    for (const auto& w : weights) {
+        int m = int(w.shape[0]), n = int(w.shape[1]);
+        Vec s(static_cast<std::size_t>(std::min(m, n)));
+        for (std::size_t i = 0; i < s.size(); ++i) s[i] = decay ? std::pow(double(i + 1), -decay) : 2 * i < s.size() ? 1.0 : 0.0;
+        grads.push_back(with_spectrum(m, n, s, rng));
+    }
+    return grads;
+}
+
+// The rounding errors of updates of one weight: the spectral norm of each (divided by `scale`)
+// minus the schedule's polynomial applied to the exact spectrum of `seen` (the gradient as the
+// dualizer read it), so that the schedule's own error cancels; last, PyTorch's bf16 iteration's.
+std::vector<double> rounding_errors(const Vec& seen, const modc::WeightInfo& weight, const ScheduleInfo& info,
+                                    double scale, const std::vector<const Vec*>& updates) {
+    int m = int(weight.shape[0]), n = int(weight.shape[1]);
+    double denom = norm2(seen) * info.norm_scale + info.eps;
+    Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
+    std::vector<double> errors;
+    for (const Vec* u : updates) errors.push_back(spectral_norm(minus(scaled(*u, 1 / scale), want), m, n));
+    errors.push_back(spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n));
+    return errors;
+}
+
 TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch's bf16 Newton-Schulz", "[cpu][bf16]") {
     // The three shapes of a layer (square, tall, wide; m >= 32, so oneDNN runs them in f32 too),
     // on ill-conditioned gradients (singular values i^-1 and i^-2; Gaussian ones, where modc and
@@ -1030,26 +1057,14 @@ TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch
                 dualizers.emplace(precision, modc::compile_source_text("test.mod", text, options));
             }
             const auto& weights = dualizers.at(modc::Precision::F32).weights();
-            std::vector<Vec> grads;
-            for (const auto& w : weights) {
-                int m = int(w.shape[0]), n = int(w.shape[1]);
-                Vec s(static_cast<std::size_t>(std::min(m, n)));
-                for (std::size_t i = 0; i < s.size(); ++i)
-                    s[i] = decay ? std::pow(double(i + 1), -decay) : 2 * i < s.size() ? 1.0 : 0.0;
-                grads.push_back(with_spectrum(m, n, s, rng));
-            }
+            std::vector<Vec> grads = spectrum_gradients(weights, decay, rng);
             Result f32 = run(dualizers.at(modc::Precision::F32), grads);
             Result bf16 = run(dualizers.at(modc::Precision::BF16), grads);
             for (std::size_t i = 0; i < weights.size(); ++i) {
                 INFO(sched << ", " << spectrum << ", " << weights[i].path);
-                int m = int(weights[i].shape[0]), n = int(weights[i].shape[1]);
-                const Vec& seen = f32.grads[i];
-                double denom = norm2(seen) * info.norm_scale + info.eps;
-                Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
                 double scale = map_factor("rms_to_rms", weights[i].shape) / 3;  // target 1/3
-                double e32 = spectral_norm(minus(scaled(f32.updates[i], 1 / scale), want), m, n);
-                double e16 = spectral_norm(minus(scaled(bf16.updates[i], 1 / scale), want), m, n);
-                double torch = spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n);
+                auto errors = rounding_errors(f32.grads[i], weights[i], info, scale, {&f32.updates[i], &bf16.updates[i]});
+                double e32 = errors[0], e16 = errors[1], torch = errors[2];
                 report(sched + " " + spectrum + " " + weights[i].path + ": f32 " + fmt(e32) + ", bf16 " + fmt(e16) +
                        ", PyTorch-style bf16 " + fmt(torch));
                 REQUIRE(all_finite(bf16.updates[i]));
@@ -1144,25 +1159,13 @@ TEST_CASE("cpu: bf16 with a Gram lead stays closer to the f64 iteration than PyT
     for (const int decay : {1, 2, 0}) {  // 0: exactly rank-deficient, half the singular values 1, half 0
         const std::string spectrum = decay ? "i^-" + std::to_string(decay) : "rank m/2";
         std::mt19937_64 rng(23);
-        std::vector<Vec> grads;
-        for (const auto& w : weights) {
-            int m = int(w.shape[0]), n = int(w.shape[1]);
-            Vec s(static_cast<std::size_t>(std::min(m, n)));
-            for (std::size_t i = 0; i < s.size(); ++i)
-                s[i] = decay ? std::pow(double(i + 1), -decay) : 2 * i < s.size() ? 1.0 : 0.0;
-            grads.push_back(with_spectrum(m, n, s, rng));
-        }
+        std::vector<Vec> grads = spectrum_gradients(weights, decay, rng);
         Result lead = run(dualizers.at(true), grads), direct = run(dualizers.at(false), grads);
         for (std::size_t i = 0; i < weights.size(); ++i) {
             INFO(spectrum << ", " << weights[i].path);
-            int m = int(weights[i].shape[0]), n = int(weights[i].shape[1]);
-            const Vec& seen = lead.grads[i];
-            double denom = norm2(seen) * info.norm_scale + info.eps;
-            Vec want = apply_to_spectrum(seen, m, n, [&](double v) { return scalar_map(info, v / denom); });
             double scale = map_factor("rms_to_rms", weights[i].shape) / 2;  // target 1/2
-            double e_lead = spectral_norm(minus(scaled(lead.updates[i], 1 / scale), want), m, n);
-            double e_direct = spectral_norm(minus(scaled(direct.updates[i], 1 / scale), want), m, n);
-            double torch = spectral_norm(minus(torch_bf16_iteration(seen, m, n, info), want), m, n);
+            auto errors = rounding_errors(lead.grads[i], weights[i], info, scale, {&lead.updates[i], &direct.updates[i]});
+            double e_lead = errors[0], e_direct = errors[1], torch = errors[2];
             report("muon " + spectrum + " " + weights[i].path + ": bf16 with Gram lead " + fmt(e_lead) + ", direct " +
                    fmt(e_direct) + ", PyTorch-style bf16 " + fmt(torch));
             REQUIRE(all_finite(lead.updates[i]));
