@@ -245,8 +245,11 @@ private:
         tiled(cols / kBlock, rows / kBlock, x_rows / kBlock, grad_rows / kBlock, [&](Value* bc, Value* bo) {
             block(b_.CreateMul(bo, i64(kBlock)), b_.CreateMul(bc, i64(kBlock)));
         });
-        if (rows < g.rows) loop(i64(rows), i64(g.rows), [&](Value* o) { loop(g.cols, [&](Value* c) { element(o, c); }); });
-        if (cols < g.cols) loop(rows, [&](Value* o) { loop(i64(cols), i64(g.cols), [&](Value* c) { element(o, c); }); });
+        auto edge = [&](std::int64_t o_from, std::int64_t o_to, std::int64_t c_from) {
+            loop(i64(o_from), i64(o_to), [&](Value* o) { loop(i64(c_from), i64(g.cols), [&](Value* c) { element(o, c); }); });
+        };
+        if (rows < g.rows) edge(rows, g.rows, 0);  // the last rows, whole
+        if (cols < g.cols) edge(0, rows, cols);    // the last columns of the rows above
     }
     // Row k of a block: the <8 x T> at base + (first + k) * stride + offset.
     Value* block_row(Value* base, Value* first, unsigned k, std::int64_t stride, Value* offset) {
@@ -311,7 +314,8 @@ private:
             std::vector<int> widen_mask;
             for (unsigned k = 0; k < kLanes; ++k) widen_mask.push_back(static_cast<int>(std::min(k, rest)));
             std::vector<Value*> values = terms(i64(n - rest), rest);
-            for (Value*& v : values) v = b_.CreateShuffleVector(v, llvm::Constant::getNullValue(v->getType()), widen_mask);
+            for (Value*& v : values)
+                v = b_.CreateShuffleVector(v, llvm::Constant::getNullValue(v->getType()), widen_mask);
             accumulate(values);
         }
         std::vector<Value*> out;
@@ -336,14 +340,12 @@ private:
         Value* where = b_.CreateBitCast(at(base, first), llvm::PointerType::getUnqual(type));
         return b_.CreateAlignedLoad(type, where, llvm::Align(t_->getPrimitiveSizeInBits() / 8));
     }
-    Value* narrow_lanes(Value* v) {
-        if (t_ == acc_) return v;
-        return b_.CreateFPTrunc(v, llvm::FixedVectorType::get(t_, llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements()));
+    // The vector of v's length with elements of type `element`.
+    static llvm::Type* lanes_of(llvm::Type* element, Value* v) {
+        return llvm::FixedVectorType::get(element, llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements());
     }
-    Value* widen_lanes(Value* v) {
-        if (t_ == acc_) return v;
-        return b_.CreateFPExt(v, llvm::FixedVectorType::get(acc_, llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements()));
-    }
+    Value* narrow_lanes(Value* v) { return t_ == acc_ ? v : b_.CreateFPTrunc(v, lanes_of(t_, v)); }
+    Value* widen_lanes(Value* v) { return t_ == acc_ ? v : b_.CreateFPExt(v, lanes_of(acc_, v)); }
     // The sum of squares, in double, of n elements that elements(first, width) gives as <width x T>.
     Value* sum_of_squares(std::int64_t n, const std::function<Value*(Value*, unsigned)>& elements) {
         return lane_sums(n, 1, [&](Value* first, unsigned width) {

@@ -1,9 +1,9 @@
 // The CPU kernels of compiler/backend/codegen_llvm, JIT-compiled and called one by one on
 // hand-made groups, against plain loops written here:
-//   - normalize and finish of a transposed group (tiled) place every element where the
-//     untransposed group's row-by-row loops do, bit for bit, on shapes off the tile size and
-//     larger than one tile both ways, with kernel slices; and X against G / (||G|| ns + eps)
-//     in long double;
+//   - normalize and finish of a transposed group (8 x 8 blocks in tiles; tiles of elements for
+//     several slices) place every element where the untransposed group's row-by-row loops do,
+//     bit for bit, on shapes off the block size and larger than one tile both ways, with kernel
+//     slices; and X against G / (||G|| ns + eps) in long double;
 //   - the sums of squares (in interleaved lanes) against long double on magnitudes from 1e-30
 //     to 1e+30, for lengths off the lane count, the same whatever the data's alignment.
 #include <catch2/catch.hpp>
@@ -81,7 +81,9 @@ void check_transposed_normalize_and_finish(std::int64_t rows, std::int64_t cols,
     // Group 0 transposed (X = G^T, cols x rows), group 1 not (X = G): the same gradient.
     Kernels<T> k({group(rows, cols, slices, true), group(rows, cols, slices, false)});
     const std::int64_t n = rows * cols;
-    auto at = [&](std::int64_t o, std::int64_t c, std::int64_t s) { return static_cast<std::size_t>((o * cols + c) * slices + s); };
+    auto at = [&](std::int64_t o, std::int64_t c, std::int64_t s) {
+        return static_cast<std::size_t>((o * cols + c) * slices + s);
+    };
     std::vector<T> grad = gaussian<T>(static_cast<std::size_t>(n * slices), 11);
     const T sentinel = T(-123.5);
     std::vector<T> update_t(grad.size(), sentinel), update_p(grad.size(), sentinel);
@@ -91,7 +93,10 @@ void check_transposed_normalize_and_finish(std::int64_t rows, std::int64_t cols,
         k.normalize(1)(grad.data(), xp.data(), s);
         long double ss = 0;
         for (std::int64_t o = 0; o < rows; ++o)
-            for (std::int64_t c = 0; c < cols; ++c) ss += static_cast<long double>(grad[at(o, c, s)]) * grad[at(o, c, s)];
+            for (std::int64_t c = 0; c < cols; ++c) {
+                long double v = grad[at(o, c, s)];
+                ss += v * v;
+            }
         const long double denom = std::sqrt(ss) * kNormScale + kEps;
         const double tol = 4 * std::numeric_limits<T>::epsilon();
         std::int64_t misplaced = 0, off = 0;
@@ -110,9 +115,8 @@ void check_transposed_normalize_and_finish(std::int64_t rows, std::int64_t cols,
         std::int64_t wrong = 0;
         for (std::int64_t o = 0; o < rows; ++o)
             for (std::int64_t c = 0; c < cols; ++c)
-                for (std::int64_t t = 0; t < slices; ++t) {
-                    T want = t <= s ? static_cast<T>(kScale) * xp[static_cast<std::size_t>(o * cols + c)] : sentinel;
-                    if (t < s) continue;  // checked when it was slice s
+                for (std::int64_t t = s; t < slices; ++t) {  // slices before s: checked already
+                    T want = t == s ? static_cast<T>(kScale) * xp[static_cast<std::size_t>(o * cols + c)] : sentinel;
                     if (update_t[at(o, c, t)] != want || update_p[at(o, c, t)] != want) ++wrong;
                 }
         CHECK(wrong == 0);
@@ -122,7 +126,8 @@ void check_transposed_normalize_and_finish(std::int64_t rows, std::int64_t cols,
 }  // namespace
 
 TEST_CASE("llvm: transposed normalize and finish in tiles place each element as the plain loops do", "[cpu][llvm]") {
-    // 70 x 33: three tiles by two, both cut at the edge; 5 x 3: less than one tile; 96 x 64: whole tiles.
+    // 70 x 33: blocks and left-over edges both ways; 5 x 3: edges alone; 96 x 64: whole blocks, in
+    // several tiles both ways; slices: tiles of elements, cut at the edges.
     for (auto [rows, cols, slices] : std::vector<std::array<std::int64_t, 3>>{
              {70, 33, 1}, {33, 70, 1}, {5, 3, 1}, {96, 64, 1}, {70, 33, 3}, {33, 41, 9}}) {
         check_transposed_normalize_and_finish<float>(rows, cols, slices);
@@ -167,7 +172,8 @@ TEST_CASE("llvm: sums of squares in lanes are exact to rounding and ignore align
         for (std::size_t i = 0; i < xa.size(); ++i) {
             long double w = x[i] / denom;
             // Elements far below the norm come out subnormal: rounded to a multiple of denorm_min.
-            long double tol = 4 * std::numeric_limits<float>::epsilon() * std::fabs(w) + std::numeric_limits<float>::denorm_min();
+            long double tol = 4 * std::numeric_limits<float>::epsilon() * std::fabs(w) +
+                              std::numeric_limits<float>::denorm_min();
             if (std::fabs(static_cast<long double>(xa[i]) - w) > tol) ++off;
         }
         CHECK(off == 0);
