@@ -444,25 +444,49 @@ private:
         b_.CreateRetVoid();
     }
 
+    // Copies A's upper triangle into its lower one in 8 x 8 blocks (rows of 8 read and written,
+    // transpose_block between): block (bi, bj) above the diagonal into (bj, bi), in tiles of 4 x 4
+    // blocks, within which the rows the stores go to stay in cache for the next block; the
+    // diagonal blocks keep their upper halves; rows past the last whole block element by element.
     void symmetrize(const kp::Group& g, std::size_t gi) {
         begin(KernelNames::symmetrize(gi), b_.getVoidTy(), {ptr_});
-        const std::int64_t m = g.small(), tile = 32, tiles = (m + tile - 1) / tile;
+        const std::int64_t m = g.small(), whole = m / kBlock * kBlock, blocks = whole / kBlock;
+        const std::int64_t per_tile = 4, tiles = (blocks + per_tile - 1) / per_tile;
         Value* a = arg(0);
-        auto at_most_m = [&](Value* v) { return b_.CreateSelect(b_.CreateICmpSLT(v, i64(m)), v, i64(m)); };
-        // Tile by tile (32 x 32, the upper triangle's tiles and the diagonal's): each store goes a
-        // row down, and within a tile the rows it writes stay in cache for the next column, where
-        // a whole-row sweep would miss on every store once m rows no longer fit.
+        auto first_of = [&](Value* block) { return b_.CreateMul(block, i64(kBlock)); };
+        loop(blocks, [&](Value* b) {
+            Value* i0 = first_of(b);
+            std::vector<Value*> rows;
+            for (unsigned k = 0; k < kBlock; ++k) rows.push_back(block_row(a, i0, k, m, i0));
+            std::vector<Value*> cols = transpose_block(rows);
+            for (unsigned k = 0; k < kBlock; ++k) {
+                std::vector<int> lower_from_cols;  // lanes left of the diagonal from the transpose
+                for (unsigned l = 0; l < kBlock; ++l) lower_from_cols.push_back(static_cast<int>(l < k ? kBlock + l : l));
+                store_block_row(b_.CreateShuffleVector(rows[k], cols[k], lower_from_cols), a, i0, k, m, i0);
+            }
+        });
+        auto at_most = [&](Value* v, std::int64_t limit) {
+            return b_.CreateSelect(b_.CreateICmpSLT(v, i64(limit)), v, i64(limit));
+        };
         loop(tiles, [&](Value* ti) {
             loop(ti, i64(tiles), [&](Value* tj) {
-                Value* i0 = b_.CreateMul(ti, i64(tile));
-                Value* j0 = b_.CreateMul(tj, i64(tile));
-                loop(i0, at_most_m(b_.CreateAdd(i0, i64(tile))), [&](Value* i) {
-                    Value* next = b_.CreateAdd(i, i64(1));
-                    Value* from = b_.CreateSelect(b_.CreateICmpSGT(next, j0), next, j0);
-                    loop(from, at_most_m(b_.CreateAdd(j0, i64(tile))),
-                         [&](Value* j) { store(load(a, idx(i, m, j)), a, idx(j, m, i)); });
+                Value* bi0 = b_.CreateMul(ti, i64(per_tile));
+                Value* bj0 = b_.CreateMul(tj, i64(per_tile));
+                loop(bi0, at_most(b_.CreateAdd(bi0, i64(per_tile)), blocks), [&](Value* bi) {
+                    Value* next = b_.CreateAdd(bi, i64(1));
+                    Value* from = b_.CreateSelect(b_.CreateICmpSGT(next, bj0), next, bj0);
+                    loop(from, at_most(b_.CreateAdd(bj0, i64(per_tile)), blocks), [&](Value* bj) {
+                        Value *i0 = first_of(bi), *j0 = first_of(bj);
+                        std::vector<Value*> rows;
+                        for (unsigned k = 0; k < kBlock; ++k) rows.push_back(block_row(a, i0, k, m, j0));
+                        std::vector<Value*> cols = transpose_block(rows);
+                        for (unsigned k = 0; k < kBlock; ++k) store_block_row(cols[k], a, j0, k, m, i0);
+                    });
                 });
             });
+        });
+        loop(i64(whole), i64(m), [&](Value* j) {
+            loop(i64(0), j, [&](Value* i) { store(load(a, idx(i, m, j)), a, idx(j, m, i)); });
         });
         b_.CreateRetVoid();
     }

@@ -4,6 +4,7 @@
 //     several slices) place every element where the untransposed group's row-by-row loops do,
 //     bit for bit, on shapes off the block size and larger than one tile both ways, with kernel
 //     slices; and X against G / (||G|| ns + eps) in long double;
+//   - symmetrize (8 x 8 blocks) mirrors the upper triangle exactly, on sizes off the block;
 //   - the sums of squares (in interleaved lanes) against long double on magnitudes from 1e-30
 //     to 1e+30, for lengths off the lane count, the same whatever the data's alignment.
 #include <catch2/catch.hpp>
@@ -64,6 +65,8 @@ struct Kernels {
     Normalize* normalize(std::size_t g) { return jit->function<Normalize>(KernelNames::normalize(g)); }
     Finish* finish(std::size_t g) { return jit->function<Finish>(KernelNames::finish(g, 0)); }
     Change* change(std::size_t g) { return jit->function<Change>(KernelNames::change(g)); }
+    using Symmetrize = void(T*);
+    Symmetrize* symmetrize(std::size_t g) { return jit->function<Symmetrize>(KernelNames::symmetrize(g)); }
 };
 
 template <class T>
@@ -123,7 +126,32 @@ void check_transposed_normalize_and_finish(std::int64_t rows, std::int64_t cols,
     }
 }
 
+template <class T>
+void check_symmetrize(std::int64_t m) {
+    INFO("m = " << m << ", " << (sizeof(T) == 4 ? "f32" : "f64"));
+    Kernels<T> k({group(m, m + 3, 1, false)});  // the Gram side m
+    std::vector<T> a = gaussian<T>(static_cast<std::size_t>(m * m), 5), upper = a;
+    auto at = [&](std::int64_t i, std::int64_t j) { return static_cast<std::size_t>(i * m + j); };
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < i; ++j) a[at(i, j)] = T(-123.5);  // below the diagonal: not read
+    k.symmetrize(0)(a.data());
+    std::int64_t wrong = 0;
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < m; ++j)
+            if (a[at(i, j)] != (j >= i ? upper[at(i, j)] : upper[at(j, i)])) ++wrong;
+    CHECK(wrong == 0);
+}
+
 }  // namespace
+
+TEST_CASE("llvm: symmetrize mirrors the upper triangle exactly", "[cpu][llvm]") {
+    // Whole 8 x 8 blocks in one tile and in several (96: 12 blocks, 3 tiles), with rows left over
+    // (70, 33), and none whole (5).
+    for (std::int64_t m : {1, 5, 8, 33, 70, 96}) {
+        check_symmetrize<float>(m);
+        check_symmetrize<double>(m);
+    }
+}
 
 TEST_CASE("llvm: transposed normalize and finish in tiles place each element as the plain loops do", "[cpu][llvm]") {
     // 70 x 33: blocks and left-over edges both ways; 5 x 3: edges alone; 96 x 64: whole blocks, in
