@@ -356,7 +356,7 @@ double cpu_work_bytes(const kp::KernelPlan& plan, double element, unsigned threa
                                                                                              element == 8, alone ? 0 : 1)));
             a = std::max(a, m * m * element);
             if (bf16_inputs) bf16 = std::max(bf16, m * n * 2);  // the bf16 copies of the operands
-            if (g.gram) q = std::max(q, m * m * element);
+            if (g.runs_gram()) q = std::max(q, m * m * element);
             for (const auto& s : g.steps)
                 if (s.kind == kp::StepKind::SvdPolar) {
                     wide = std::max(wide, m * n * 8);

@@ -95,6 +95,8 @@ struct Group {
     std::vector<Step> steps;
 
     std::int64_t elements() const;          // per leaf
+    // Runs a Gram form (whole or a lead), which needs two more m x m buffers (Q and a spare).
+    bool runs_gram() const { return gram || gram_lead > 0; }
     std::int64_t small() const { return transpose ? cols : rows; }  // m: the Gram side
     std::int64_t large() const { return transpose ? rows : cols; }  // n
 };

@@ -97,7 +97,7 @@ struct Dualizer<T>::Workspace {
         for (auto* v : {&x, &y}) grow(*v, m * n);
         grow(scratchpad, (scratchpad_bytes + sizeof(Line) - 1) / sizeof(Line));
         for (auto* v : {&a, &aa, &b}) grow(*v, m * m);
-        if (g.gram || g.gram_lead > 0)
+        if (g.runs_gram())
             for (auto* v : {&q, &t}) grow(*v, m * m);
         for (const auto& s : g.steps)
             if (s.kind == kp::StepKind::SvdPolar) {
@@ -307,16 +307,16 @@ void Dualizer<T>::gram_lead(std::size_t g, T*& x, T*& y, Workspace& w, Products<
         if (done == 0) {
             std::copy(z, z + m * m, q);  // Q' = Z
         } else {
-            mm.symmetric(q, z, t);                          // Q' Z
-            combine_upper(m, q, a, q, alpha, z, 1.0, t);    // Q' = a Q' + alpha Z + Q' Z
+            mm.symmetric(q, z, t);                        // Q' Z
+            combine_upper(m, q, a, q, alpha, z, 1.0, t);  // Q' = a Q' + alpha Z + Q' Z
             if (!upper_only) k.symmetrize(q);
         }
         alpha *= a;
         if (++done < group.gram_lead) {
             mm.symmetric(r, z, t);  // R Z
             if (!upper_only) k.symmetrize(t);
-            mm.symmetric(t, z, rr);                                 // (R Z) Z
-            combine_upper(m, r, a * a, r, 2 * a, t, 1.0, rr);       // R = a^2 R + 2a R Z + (R Z) Z
+            mm.symmetric(t, z, rr);                            // (R Z) Z
+            combine_upper(m, r, a * a, r, 2 * a, t, 1.0, rr);  // R = a^2 R + 2a R Z + (R Z) Z
         }
     }
     if (mm.updates_in_place()) {
