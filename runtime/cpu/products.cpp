@@ -210,11 +210,13 @@ struct Products<T>::OneDnn {
     // The operands as the primitives take them: as they are in f32, rounded to bf16 in bf16.
     const void* left(const float* x, std::int64_t count) { return input(bf16 ? &bf16->left : nullptr, x, count); }
     const void* right(const float* x, std::int64_t count) { return input(bf16 ? &bf16->right : nullptr, x, count); }
-    // bf16 only: the symmetric m x m a from its upper triangle, into the left-hand buffer.
-    const void* left_symmetric(const float* a, std::int64_t m) { return symmetric_input(bf16->left, a, m); }
-    const void* right_symmetric(const float* a, std::int64_t m) { return symmetric_input(bf16->right, a, m); }
-    const void* symmetric_input(std::vector<std::uint16_t>& buffer, const float* a, std::int64_t m) {
-        MODC_ASSERT(bf16 && static_cast<std::int64_t>(buffer.size()) >= m * m, "bf16 buffer too small");
+    // bf16 only: the symmetric m x m a from its upper triangle, into the left- or right-hand buffer.
+    const void* left_symmetric(const float* a, std::int64_t m) { return symmetric_input(false, a, m); }
+    const void* right_symmetric(const float* a, std::int64_t m) { return symmetric_input(true, a, m); }
+    const void* symmetric_input(bool right_hand, const float* a, std::int64_t m) {
+        MODC_ASSERT(bf16, "symmetric operands are read from their upper triangle with bf16 inputs only");
+        auto& buffer = right_hand ? bf16->right : bf16->left;
+        MODC_ASSERT(static_cast<std::int64_t>(buffer.size()) >= m * m, "bf16 buffer too small");
         round_symmetric_to_bf16(a, buffer.data(), m);
         return buffer.data();
     }

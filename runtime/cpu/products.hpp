@@ -92,8 +92,8 @@ public:
     Products(std::int64_t m, std::int64_t n, const OneDnnGroupPrimitives& primitives, void* scratchpad, Bf16Buffers* bf16);
 
     // bf16 (reads_upper_triangle()): the symmetric operands below (square_gram's A, both of
-    // symmetric's, apply's A when symmetric, update's B) are read from their upper triangle only, mirrored
-    // as they are rounded, so the caller need not mirror them in f32 first.
+    // symmetric's, apply's A when symmetric, update's B) are read from their upper triangle only,
+    // mirrored as they are rounded, so the caller need not mirror them in f32 first.
     bool reads_upper_triangle() const;
 
     void gram(const T* x, T* c);                  // C = X X^T, X m x n (upper triangle)
