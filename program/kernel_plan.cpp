@@ -74,6 +74,14 @@ double newton_schulz_flops(const Group& g, int steps) {
     return newton_schulz_flops(m, n, steps, g.gram, g.gram_restart, g.gram_restart_every);
 }
 
+double gram_lead_alpha(const Group& group) {
+    double alpha = 1;
+    int steps = 0;
+    for (const auto& s : group.steps)
+        if (s.kind == StepKind::NewtonSchulz && steps++ < group.gram_lead) alpha *= s.coeffs.a;
+    return alpha;
+}
+
 std::vector<GramStep> gram_steps(const Group& group) {
     std::vector<GramStep> out;
     for (std::size_t s = 0; s < group.steps.size(); ++s)

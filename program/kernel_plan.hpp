@@ -126,6 +126,8 @@ double newton_schulz_flops(double m, double n, int steps, bool gram, int restart
 double gram_lead_flops(double m, double n, int steps, int lead);
 // A group's, as it runs: Gram, Gram lead or direct.
 double newton_schulz_flops(const Group& group, int steps);
+// alpha of a Gram lead (Group::gram_lead): the product of a over its steps (1 without a lead).
+double gram_lead_alpha(const Group& group);
 
 // The steps of a Gram group as both backends run them: `step` indexes group.steps; `first`
 // starts a run (A = G = X X^T, and Q = P), `last` ends one (X = Q X instead of A = P^2 A).

@@ -188,19 +188,13 @@ void Dualizer<T>::bind_products(const Item& item, Workspace& w) {
     auto input = plan_.precision == kp::Precision::BF16 ? onednn::Input::BF16 : onednn::Input::F32;
     auto& primitives = item.alone ? kernels_[item.group].onednn_alone : kernels_[item.group].onednn_shared;
     if (!primitives) {
-        // Products::update's scales: a of each direct step, and a Gram lead's alpha.
+        // Products::update's scales: a Gram lead's alpha, and a of each direct step after it.
         std::vector<double> update_scales;
-        double alpha = 1;
+        if (group.gram_lead > 0) update_scales.push_back(kp::gram_lead_alpha(group));
         int step = 0;
-        for (const auto& s : group.steps) {
-            if (s.kind != kp::StepKind::NewtonSchulz || group.gram) continue;
-            if (step++ < group.gram_lead) {
-                alpha *= s.coeffs.a;
-                if (step == group.gram_lead) update_scales.push_back(alpha);
-            } else {
+        for (const auto& s : group.steps)
+            if (s.kind == kp::StepKind::NewtonSchulz && !group.gram && step++ >= group.gram_lead)
                 update_scales.push_back(s.coeffs.a);
-            }
-        }
         primitives = std::make_unique<OneDnnGroupPrimitives>(m, n, input, item.alone ? 0 : 1, update_scales);
     }
     slot = std::make_unique<Products<T>>(m, n, *primitives, w.scratchpad.data(), input == onednn::Input::BF16 ? &w.bf16 : nullptr);
