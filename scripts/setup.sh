@@ -9,6 +9,7 @@ packages=(
   llvm-14-dev llvm-14-tools
   libopenblas-dev liblapacke-dev
   libdnnl-dev              # oneDNN: the CPU matmuls in f32 and bf16 (runtime/cpu), bench/gemm_rate
+  ocl-icd-opencl-dev       # oneDNN's CMake package looks for OpenCL (libdnnl-dev only recommends it)
   graphviz
   python3-numpy            # tests: .npy interop; bench/run.py
   python3-torch python3-matplotlib   # bench/run.py: the PyTorch peer and the plot

@@ -7,6 +7,7 @@ is not importable already.
 
     PYTHONPATH=build/python /usr/bin/python3 -m pytest -q tests/python
 """
+import importlib
 import os
 import subprocess
 import sys
@@ -17,6 +18,18 @@ import pytest
 SOURCE_DIR = os.path.abspath(os.environ.get("MODC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", ".."))
 _BUILD_DIR = os.path.join(SOURCE_DIR, os.environ.get("MODC_BUILD_DIR", "build"))
 MODC_BINARY = os.path.abspath(os.environ.get("MODC_BINARY") or os.path.join(_BUILD_DIR, "modc"))
+
+if os.environ.get("MODC_TEST_STRICT") == "1":
+    # scripts/test.sh's strict mode (CI's fresh system): a missing module is a missing package in
+    # scripts/setup.sh, so pytest.importorskip fails instead of skipping.
+    def _import_or_fail(modname, *args, **kwargs):
+        try:
+            return importlib.import_module(modname)
+        except ImportError as error:
+            pytest.fail(f"MODC_TEST_STRICT=1: cannot import {modname} ({error}); "
+                        "scripts/setup.sh should install it", pytrace=False)
+
+    pytest.importorskip = _import_or_fail
 
 try:
     import modc  # noqa: F401

@@ -1212,7 +1212,8 @@ TEST_CASE("modc dualize --backend cuda without a GPU says so and exits 1", "[cud
 #ifdef MODC_WITH_CUDA
     CHECK_THAT(message, Contains("modc: error: the CUDA backend cannot run here: " + why + "; use --backend cpu"));
 #else
-    CHECK_THAT(message, Contains("this modc was built without NVRTC"));
+    CHECK_THAT(message, Contains("modc: error: the CUDA backend cannot run here: " + backend_unavailable(Backend::Cuda)));
+    CHECK_THAT(message, Contains("this modc was built without the CUDA toolkit"));
 #endif
     CHECK(!fs::exists(dir.path / "updates.safetensors"));
 }
@@ -1229,7 +1230,7 @@ TEST_CASE("modc bench --backend cuda without a GPU: one line on stderr, nothing 
         INFO("modc bench --backend cuda" << extra << "\n" << run.err);
         CHECK(run.status == 1);
         CHECK(run.out.empty());
-        // The API's BackendUnavailable message (a modc built without NVRTC says that instead).
+        // The API's BackendUnavailable message (a modc built without the CUDA toolkit says that instead).
         CHECK(run.err == "modc: error: the CUDA backend cannot run here: " + why + "\n");
     }
 }
@@ -1243,7 +1244,7 @@ TEST_CASE("the API with Backend::Cuda without a GPU throws BackendUnavailable, s
 #ifdef MODC_WITH_CUDA
     CHECK(why == cuda::gpu_unavailable());
 #else
-    CHECK_THAT(why, Contains("this modc was built without NVRTC"));
+    CHECK_THAT(why, Contains("this modc was built without the CUDA toolkit"));
 #endif
     CHECK(backend_unavailable(Backend::Cpu).empty());
     CompileOptions options;
@@ -1294,7 +1295,8 @@ TEST_CASE("modc emit --emit cuda and --emit ptx", "[cuda][cli]") {
     CHECK_THAT(last.err, Contains("--arch"));
 #else
     CHECK(run("--emit ptx") == 1);
-    CHECK_THAT(last.err, Contains("this modc was built without NVRTC"));
+    CHECK(last.err == "modc: error: " + backend_unavailable(Backend::Cuda) + "; --emit ptx needs it\n");
+    CHECK_THAT(last.err, Contains("this modc was built without the CUDA toolkit"));
 #endif
 }
 

@@ -267,7 +267,7 @@ int emit_cuda(const Options& o, const kp::KernelPlan& kernel_plan, const std::fu
     }
     return write(compiled.ptx);
 #else
-    return fail("this modc was built without NVRTC (no CUDA toolkit was found when it was built); --emit ptx needs it");
+    return fail(backend_unavailable(Backend::Cuda) + "; --emit ptx needs it");
 #endif
 }
 
