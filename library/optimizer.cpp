@@ -3,7 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "compiler/analysis/step.hpp"
+#include "compiler/analysis/lower_step.hpp"
 #include "compiler/backend/codegen_llvm.hpp"
 #include "library/compile.hpp"
 #include "library/modc.hpp"

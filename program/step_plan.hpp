@@ -1,5 +1,5 @@
 // The step plan: an `optimizer` block as the program that runs it, once per training step and
-// for every weight of the network (made by compiler/analysis/step.cpp from a type-checked
+// for every weight of the network (made by compiler/analysis/lower_step.cpp from a type-checked
 // block; run by the runtime with the dualizer of the network's kernel plan).
 //
 // The statements run in order. Every value but the hyperparameters is a tensor shaped like

@@ -1,9 +1,5 @@
 #include "compiler/backend/codegen_llvm.hpp"
 
-#include <llvm/IR/IRBuilder.h>
-#include <llvm/IR/Intrinsics.h>
-#include <llvm/IR/LLVMContext.h>
-#include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
@@ -14,29 +10,18 @@
 #include <map>
 #include <set>
 
+#include "compiler/backend/llvm_emitter.hpp"
 #include "support/diagnostics.hpp"
 
 namespace modc {
 
 namespace {
 
-using llvm::IRBuilder;
-using llvm::Value;
+using namespace llvm_emitter;
 
-class Emitter {
+class DualizerEmitter : public Emitter {
 public:
-    Emitter(llvm::Module& m, ElementType type)
-        : m_(m), ctx_(m.getContext()), b_(ctx_), type_(type) {
-        t_ = type == ElementType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_);
-        acc_ = llvm::Type::getDoubleTy(ctx_);
-        i64_ = llvm::Type::getInt64Ty(ctx_);
-        ptr_ = llvm::PointerType::getUnqual(t_);
-        // Reassociation lets the vectorizer split reductions into lanes.
-        llvm::FastMathFlags fmf;
-        fmf.setAllowReassoc();
-        fmf.setAllowContract();
-        b_.setFastMathFlags(fmf);
-    }
+    using Emitter::Emitter;
 
     void group(const kp::Group& g, std::size_t gi) {
         bool orthogonal = orthogonalizes(g.map);
@@ -57,137 +42,7 @@ public:
         }
     }
 
-    // Segment k of an optimizer's step over one weight of n elements (cpu_program.hpp: step).
-    // Numbers and hyperparameters are combined in double once, before the loop; the tensors
-    // are computed in T, each statement in order, kept in registers and stored once at the end.
-    void step_segment(const step::StepPlan& plan, std::size_t k, std::int64_t n) {
-        begin(KernelNames::step(k, n), llvm::Type::getVoidTy(ctx_),
-              {llvm::PointerType::getUnqual(ptr_), llvm::PointerType::getUnqual(acc_)});
-        std::vector<Value*> buffers;
-        for (int j = 0; j < plan.buffer_count(); ++j)
-            buffers.push_back(b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(ptr_, arg(0), static_cast<std::uint64_t>(j))));
-        std::vector<Value*> scalars(plan.nodes.size(), nullptr);
-        for (std::size_t j = 0; j < plan.nodes.size(); ++j)
-            if (plan.nodes[j].scalar) scalars[j] = step_scalar(plan.nodes[j], scalars);
-        const step::Segment& segment = plan.segments.at(k);
-        loop(n, [&](Value* i) {
-            std::map<int, Value*> assigned;  // buffer -> its value after the statements so far
-            auto read = [&](int buffer) {
-                auto it = assigned.find(buffer);
-                return it != assigned.end() ? it->second : load(buffers[static_cast<std::size_t>(buffer)], i);
-            };
-            std::function<Value*(int)> eval = [&](int id) -> Value* {
-                const step::Node& node = plan.nodes.at(static_cast<std::size_t>(id));
-                if (node.scalar) return narrow(scalars[static_cast<std::size_t>(id)]);
-                switch (node.kind) {
-                    case step::NodeKind::Weight: return read(step::StepPlan::weight_buffer());
-                    case step::NodeKind::Grad: return read(step::StepPlan::grad_buffer());
-                    case step::NodeKind::Var: return read(plan.var_buffer(node.index));
-                    case step::NodeKind::Dual: return read(plan.dual_out_buffer(node.index));
-                    case step::NodeKind::Neg: return b_.CreateFNeg(eval(node.a));
-                    case step::NodeKind::Add: return add(eval(node.a), eval(node.b));
-                    case step::NodeKind::Sub: return b_.CreateFSub(eval(node.a), eval(node.b));
-                    case step::NodeKind::Mul: return mul(eval(node.a), eval(node.b));
-                    case step::NodeKind::Div: return b_.CreateFDiv(eval(node.a), eval(node.b));
-                    default: MODC_ASSERT(false, std::string("a tensor ") + step::to_string(node.kind) + " in a step plan");
-                }
-                return nullptr;
-            };
-            for (const auto& a : segment.assigns) {
-                int buffer = a.target == step::kWeightTarget ? step::StepPlan::weight_buffer() : plan.var_buffer(a.target);
-                assigned[buffer] = eval(a.value);
-            }
-            for (const auto& d : segment.duals) store(eval(d.value), buffers[static_cast<std::size_t>(plan.dual_in_buffer(d.dual))], i);
-            for (const auto& [buffer, value] : assigned) store(value, buffers[static_cast<std::size_t>(buffer)], i);
-        });
-        b_.CreateRetVoid();
-    }
-
 private:
-    Value* step_scalar(const step::Node& node, const std::vector<Value*>& done) {
-        auto at = [&](int id) { return done.at(static_cast<std::size_t>(id)); };
-        switch (node.kind) {
-            case step::NodeKind::Number: return wide(node.value);
-            case step::NodeKind::Hyper:
-                return b_.CreateLoad(acc_, b_.CreateConstGEP1_64(acc_, arg(1), static_cast<std::uint64_t>(node.index)));
-            case step::NodeKind::Neg: return b_.CreateFNeg(at(node.a));
-            case step::NodeKind::Add: return add(at(node.a), at(node.b));
-            case step::NodeKind::Sub: return b_.CreateFSub(at(node.a), at(node.b));
-            case step::NodeKind::Mul: return mul(at(node.a), at(node.b));
-            case step::NodeKind::Div: return b_.CreateFDiv(at(node.a), at(node.b));
-            case step::NodeKind::Pow: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, at(node.a), at(node.b));
-            default: MODC_ASSERT(false, std::string("a scalar ") + step::to_string(node.kind) + " in a step plan");
-        }
-        return nullptr;
-    }
-
-    llvm::Module& m_;
-    llvm::LLVMContext& ctx_;
-    IRBuilder<> b_;
-    ElementType type_;
-    llvm::Type* t_;
-    llvm::Type* acc_;  // sums of squares and norms, in double: f32 gradients near 1e+-30 neither overflow nor underflow
-    llvm::Type* i64_;
-    llvm::Type* ptr_;
-    llvm::Function* fn_ = nullptr;
-
-    Value* i64(std::int64_t v) { return llvm::ConstantInt::get(i64_, static_cast<std::uint64_t>(v), true); }
-    Value* real(double v) { return llvm::ConstantFP::get(t_, v); }
-    Value* wide(double v) { return llvm::ConstantFP::get(acc_, v); }
-    Value* widen(Value* v) { return t_ == acc_ ? v : b_.CreateFPExt(v, acc_); }
-    Value* narrow(Value* v) { return t_ == acc_ ? v : b_.CreateFPTrunc(v, t_); }
-
-    llvm::Function* begin(const std::string& name, llvm::Type* ret, std::vector<llvm::Type*> params) {
-        auto* fty = llvm::FunctionType::get(ret, params, false);
-        fn_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
-        for (auto& arg : fn_->args())
-            if (arg.getType()->isPointerTy()) arg.addAttr(llvm::Attribute::NoAlias);
-        fn_->addFnAttr(llvm::Attribute::NoUnwind);
-        b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn_));
-        return fn_;
-    }
-    Value* arg(unsigned i) { return fn_->getArg(i); }
-
-    // for (i = from; i < to; ++i) body(i)
-    void loop(Value* from, Value* to, const std::function<void(Value*)>& body) {
-        llvm::BasicBlock* pre = b_.GetInsertBlock();
-        auto* head = llvm::BasicBlock::Create(ctx_, "loop", fn_);
-        auto* exit = llvm::BasicBlock::Create(ctx_, "done", fn_);
-        b_.CreateCondBr(b_.CreateICmpSLT(from, to), head, exit);
-        b_.SetInsertPoint(head);
-        auto* i = b_.CreatePHI(i64_, 2, "i");
-        i->addIncoming(from, pre);
-        body(i);
-        Value* next = b_.CreateAdd(i, i64(1), "", true, true);
-        i->addIncoming(next, b_.GetInsertBlock());
-        auto* back = b_.CreateCondBr(b_.CreateICmpSLT(next, to), head, exit);
-        // No full unrolling: with every trip count constant, LLVM would otherwise unroll outer
-        // loops into megabytes of code. The vectorizer still widens and interleaves the loop.
-        llvm::Metadata* disable = llvm::MDNode::get(ctx_, llvm::MDString::get(ctx_, "llvm.loop.unroll.disable"));
-        llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, {nullptr, disable});
-        id->replaceOperandWith(0, id);
-        back->setMetadata(llvm::LLVMContext::MD_loop, id);
-        b_.SetInsertPoint(exit);
-    }
-    void loop(std::int64_t n, const std::function<void(Value*)>& body) { loop(i64(0), i64(n), body); }
-
-    Value* at(Value* base, Value* index) { return b_.CreateGEP(t_, base, index); }
-    Value* load(Value* base, Value* index) { return b_.CreateLoad(t_, at(base, index)); }
-    void store(Value* v, Value* base, Value* index) { b_.CreateStore(v, at(base, index)); }
-    Value* mul(Value* a, Value* b) { return b_.CreateFMul(a, b); }
-    Value* add(Value* a, Value* b) { return b_.CreateFAdd(a, b); }
-    Value* sqrt(Value* v) { return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, v); }
-    Value* idx(Value* row, std::int64_t stride, Value* col) { return b_.CreateAdd(b_.CreateMul(row, i64(stride)), col); }
-
-    // A scalar accumulator in a stack slot; SROA turns it into a register.
-    Value* accumulator(Value* init) {
-        llvm::IRBuilder<> entry(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-        Value* slot = entry.CreateAlloca(init->getType());
-        b_.CreateStore(init, slot);
-        return slot;
-    }
-    Value* get(Value* slot) { return b_.CreateLoad(llvm::cast<llvm::AllocaInst>(slot)->getAllocatedType(), slot); }
-
     // Offset of element (o, c) of kernel position `slice` in a [rows, cols, slices] tensor.
     Value* grad_index(const kp::Group& g, Value* o, Value* c, Value* slice) {
         return b_.CreateAdd(b_.CreateMul(idx(o, g.cols, c), i64(g.slices)), slice);
@@ -274,126 +129,6 @@ private:
     }
     Value* x_index(const kp::Group& g, Value* o, Value* c) {
         return g.transpose ? idx(c, g.rows, o) : idx(o, g.cols, c);
-    }
-
-    // x / d, or 0 where d is 0: zero gradients map to zero, never NaN.
-    Value* safe_inverse(Value* d) {
-        auto* zero = llvm::ConstantFP::get(d->getType(), 0.0);
-        return b_.CreateSelect(b_.CreateFCmpOEQ(d, zero), zero,
-                               b_.CreateFDiv(llvm::ConstantFP::get(d->getType(), 1.0), d));
-    }
-    // *sum += v * v, the sum in double.
-    void add_square(Value* sum, Value* v) {
-        Value* w = widen(v);
-        b_.CreateStore(add(b_.CreateLoad(acc_, sum), mul(w, w)), sum);
-    }
-
-    // Sums of terms over i in [0, n), in double, in kLanes interleaved lanes: lane k adds the
-    // terms of i = k (mod kLanes) in order, then the lanes are added by halves (k + 8, then + 4,
-    // + 2, + 1). Each lane is one vector element, so the loop runs at the CPU's vector width with
-    // kLanes / width independent chains, and the order depends on n alone: not on the thread
-    // count, the alignment, or the vector width (no reassociation is allowed here; contraction
-    // into FMA is). terms(first, width) gives, for each sum, a <width x double> vector of the
-    // terms of first .. first + width - 1.
-    static constexpr unsigned kLanes = 16;
-    using Terms = std::function<std::vector<Value*>(Value* first, unsigned width)>;
-    std::vector<Value*> lane_sums(std::int64_t n, std::size_t count, const Terms& terms) {
-        llvm::FastMathFlags saved = b_.getFastMathFlags();
-        llvm::FastMathFlags ordered;
-        ordered.setAllowContract();
-        b_.setFastMathFlags(ordered);
-        auto* lanes = llvm::FixedVectorType::get(acc_, kLanes);
-        std::vector<Value*> sums;
-        for (std::size_t j = 0; j < count; ++j) sums.push_back(accumulator(llvm::Constant::getNullValue(lanes)));
-        auto accumulate = [&](const std::vector<Value*>& values) {
-            for (std::size_t j = 0; j < count; ++j) b_.CreateStore(add(get(sums[j]), values.at(j)), sums[j]);
-        };
-        loop(n / kLanes, [&](Value* i) { accumulate(terms(b_.CreateMul(i, i64(kLanes)), kLanes)); });
-        if (unsigned rest = static_cast<unsigned>(n % kLanes)) {
-            // The last n mod kLanes terms go to lanes 0 .. rest - 1; the other lanes add 0.
-            std::vector<int> widen_mask;
-            for (unsigned k = 0; k < kLanes; ++k) widen_mask.push_back(static_cast<int>(std::min(k, rest)));
-            std::vector<Value*> values = terms(i64(n - rest), rest);
-            for (Value*& v : values)
-                v = b_.CreateShuffleVector(v, llvm::Constant::getNullValue(v->getType()), widen_mask);
-            accumulate(values);
-        }
-        std::vector<Value*> out;
-        for (Value* slot : sums) {
-            Value* v = get(slot);
-            for (unsigned half = kLanes / 2; half >= 1; half /= 2) {
-                std::vector<int> low, high;
-                for (unsigned k = 0; k < half; ++k) {
-                    low.push_back(static_cast<int>(k));
-                    high.push_back(static_cast<int>(k + half));
-                }
-                v = add(b_.CreateShuffleVector(v, low), b_.CreateShuffleVector(v, high));
-            }
-            out.push_back(b_.CreateExtractElement(v, std::uint64_t{0}));
-        }
-        b_.setFastMathFlags(saved);
-        return out;
-    }
-    // <width x T> of elements first .. first + width - 1 of a contiguous vector at base.
-    Value* load_lanes(Value* base, Value* first, unsigned width) {
-        auto* type = llvm::FixedVectorType::get(t_, width);
-        Value* where = b_.CreateBitCast(at(base, first), llvm::PointerType::getUnqual(type));
-        return b_.CreateAlignedLoad(type, where, llvm::Align(t_->getPrimitiveSizeInBits() / 8));
-    }
-    // The vector of v's length with elements of type `element`.
-    static llvm::Type* lanes_of(llvm::Type* element, Value* v) {
-        return llvm::FixedVectorType::get(element, llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements());
-    }
-    Value* narrow_lanes(Value* v) { return t_ == acc_ ? v : b_.CreateFPTrunc(v, lanes_of(t_, v)); }
-    Value* widen_lanes(Value* v) { return t_ == acc_ ? v : b_.CreateFPExt(v, lanes_of(acc_, v)); }
-    // The sum of squares, in double, of n elements that elements(first, width) gives as <width x T>.
-    Value* sum_of_squares(std::int64_t n, const std::function<Value*(Value*, unsigned)>& elements) {
-        return lane_sums(n, 1, [&](Value* first, unsigned width) {
-            Value* w = widen_lanes(elements(first, width));
-            return std::vector<Value*>{mul(w, w)};
-        })[0];
-    }
-
-    // Calls its argument with each element of a vector whose 2-norm is wanted (emits the loops).
-    using Elements = std::function<void(const std::function<void(Value*)>&)>;
-
-    // sqrt(sum_sq), the 2-norm of the elements `each` visits, whose squares add up to sum_sq (in
-    // double). f32 values cannot overflow or underflow there (their squares lie within 1e-90 and
-    // 1e+77), so for f32 that is all. f64 ones can: squares of 1e+160 overflow to infinity, of
-    // 1e-165 underflow to 0. Where the sum is not in [2^-600, infinity) (or is NaN), the norm is
-    // computed again as max|v| * sqrt(sum (v / max|v|)^2), which neither overflows nor underflows
-    // (LAPACK's nrm2 scales too); these two more passes run only then, and the usual pass is the
-    // same loop as in f32. A sum of at least 2^-600 is exact to rounding: the squares that
-    // underflowed in it weigh less than n * 2^-474 of it.
-    Value* norm2(Value* sum_sq, const Elements& each) {
-        Value* plain = sqrt(sum_sq);
-        if (t_ != acc_) return plain;
-        Value* fits = b_.CreateAnd(b_.CreateFCmpOGE(sum_sq, wide(std::ldexp(1.0, -600))),
-                                   b_.CreateFCmpOLT(sum_sq, wide(std::numeric_limits<double>::infinity())));
-        llvm::BasicBlock* from_plain = b_.GetInsertBlock();
-        auto* rescale = llvm::BasicBlock::Create(ctx_, "rescale", fn_);
-        auto* joined = llvm::BasicBlock::Create(ctx_, "norm", fn_);
-        b_.CreateCondBr(fits, joined, rescale);
-        b_.SetInsertPoint(rescale);
-        Value* largest = accumulator(wide(0));
-        each([&](Value* v) {
-            Value* a = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, v);
-            b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOGT(a, get(largest)), a, get(largest)), largest);
-        });
-        Value* big = get(largest);
-        Value* scaled_sum = accumulator(wide(0));
-        each([&](Value* v) {
-            Value* w = b_.CreateFDiv(v, big);
-            b_.CreateStore(add(get(scaled_sum), mul(w, w)), scaled_sum);
-        });
-        Value* rescaled = b_.CreateSelect(b_.CreateFCmpOEQ(big, wide(0)), wide(0), mul(big, sqrt(get(scaled_sum))));
-        llvm::BasicBlock* from_rescale = b_.GetInsertBlock();
-        b_.CreateBr(joined);
-        b_.SetInsertPoint(joined);
-        llvm::PHINode* norm = b_.CreatePHI(acc_, 2, "norm");
-        norm->addIncoming(plain, from_plain);
-        norm->addIncoming(rescaled, from_rescale);
-        return norm;
     }
 
     void normalize(const kp::Group& g, std::size_t gi, const kp::Step& step) {
@@ -554,11 +289,6 @@ private:
         b_.CreateRetVoid();
     }
 
-    Value* sign(Value* v) {
-        Value* positive = b_.CreateFCmpOGT(v, real(0));
-        Value* negative = b_.CreateFCmpOLT(v, real(0));
-        return b_.CreateSelect(positive, real(1), b_.CreateSelect(negative, real(-1), real(0)));
-    }
 
     void closed(const kp::Group& g, std::size_t gi, std::size_t j) {
         begin(KernelNames::closed(gi, j), b_.getVoidTy(), {ptr_, ptr_, ptr_});
@@ -644,7 +374,21 @@ private:
 
 }  // namespace
 
-namespace {
+
+LlvmModule codegen_llvm(const kp::KernelPlan& plan, ElementType type) {
+    LlvmModule out = empty_module("modc_" + plan.network + "_" + to_string(type));
+    for (std::size_t g = 0; g < plan.groups.size(); ++g) DualizerEmitter(*out.module, type).group(plan.groups[g], g);
+    return verified(std::move(out));
+}
+
+std::string print_llvm(LlvmModule m) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    m.module->print(os, nullptr);
+    return os.str();
+}
+
+namespace llvm_emitter {
 
 LlvmModule empty_module(const std::string& name) {
     LlvmModule out;
@@ -660,28 +404,6 @@ LlvmModule verified(LlvmModule m) {
     return m;
 }
 
-}  // namespace
-
-LlvmModule codegen_llvm(const kp::KernelPlan& plan, ElementType type) {
-    LlvmModule out = empty_module("modc_" + plan.network + "_" + to_string(type));
-    for (std::size_t g = 0; g < plan.groups.size(); ++g) Emitter(*out.module, type).group(plan.groups[g], g);
-    return verified(std::move(out));
-}
-
-LlvmModule codegen_llvm_step(const step::StepPlan& plan, const std::vector<std::int64_t>& element_counts,
-                             ElementType type) {
-    LlvmModule out = empty_module("modc_step_" + plan.optimizer + "_" + to_string(type));
-    std::set<std::int64_t> sizes(element_counts.begin(), element_counts.end());
-    for (std::size_t k = 0; k < plan.segments.size(); ++k)
-        for (std::int64_t n : sizes) Emitter(*out.module, type).step_segment(plan, k, n);
-    return verified(std::move(out));
-}
-
-std::string print_llvm(LlvmModule m) {
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    m.module->print(os, nullptr);
-    return os.str();
-}
+}  // namespace llvm_emitter
 
 }  // namespace modc

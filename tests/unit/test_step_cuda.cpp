@@ -18,7 +18,7 @@
 #include <sstream>
 
 #include "compiler/analysis/compilation.hpp"
-#include "compiler/analysis/step.hpp"
+#include "compiler/analysis/lower_step.hpp"
 #include "compiler/backend/codegen_cuda_step.hpp"
 #include "compiler/backend/codegen_llvm.hpp"
 #include "cuda_host_build.hpp"

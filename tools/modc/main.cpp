@@ -15,7 +15,7 @@
 #include "tools/modc/bench.hpp"
 #include "tools/modc/dualize.hpp"
 #include "tools/modc/step.hpp"
-#include "compiler/analysis/step.hpp"
+#include "compiler/analysis/lower_step.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
 #include "compiler/backend/codegen_cuda_step.hpp"
 #include "program/cuda_cost.hpp"

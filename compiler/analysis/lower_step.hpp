@@ -1,4 +1,4 @@
-// compiler/analysis/step: a type-checked `optimizer` block -> its step plan (program/step_plan.hpp).
+// compiler/analysis/lower_step: a type-checked `optimizer` block -> its step plan (program/step_plan.hpp).
 // Run it only on blocks typecheck_optimizers() accepted: what the type check accepts is exactly
 // what runs. User errors it can still find (a default that is not a number) are diagnostics.
 #pragma once

@@ -1,4 +1,4 @@
-#include "compiler/analysis/step.hpp"
+#include "compiler/analysis/lower_step.hpp"
 
 #include <cmath>
 #include <cstdlib>
