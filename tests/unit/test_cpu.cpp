@@ -1033,6 +1033,10 @@ std::vector<double> rounding_errors(const Vec& seen, const modc::WeightInfo& wei
 }
 
 TEST_CASE("cpu: bf16 matmul inputs stay as close to the f64 iteration as PyTorch's bf16 Newton-Schulz", "[cpu][bf16]") {
+    if (const std::string why = modc::cpu::bf16_unavailable(); !why.empty()) {
+        WARN("bf16 cannot run on this CPU (" << why << "): not checked here");
+        return;
+    }
     // The three shapes of a layer (square, tall, wide; m >= 32, so oneDNN runs them in f32 too),
     // on ill-conditioned gradients (singular values i^-1 and i^-2; Gaussian ones, where modc and
     // PyTorch are within noise of each other at this size and modc 1.9x better at GPT-2's, are in
@@ -1139,6 +1143,10 @@ TEST_CASE("cpu: a Gram lead computes the same polynomial as the direct iteration
 }
 
 TEST_CASE("cpu: bf16 with a Gram lead stays closer to the f64 iteration than PyTorch's bf16 Newton-Schulz", "[cpu][bf16]") {
+    if (const std::string why = modc::cpu::bf16_unavailable(); !why.empty()) {
+        WARN("bf16 cannot run on this CPU (" << why << "): not checked here");
+        return;
+    }
     // Where lower() chooses the Gram lead (muon, m >= 512, n >= 2m; plan test below), on the
     // ill-conditioned and rank-deficient gradients where Gram forms lose accuracy first: the
     // update must stay at least as close to the exact polynomial as PyTorch's bf16 iteration
@@ -1197,6 +1205,10 @@ TEST_CASE("cpu: bf16 rounding of a symmetric matrix from its upper triangle", "[
 }
 
 TEST_CASE("cpu: bf16 steps on sizes off oneDNN's blocks and the mirroring tiles", "[cpu][bf16]") {
+    if (const std::string why = modc::cpu::bf16_unavailable(); !why.empty()) {
+        WARN("bf16 cannot run on this CPU (" << why << "): not checked here");
+        return;
+    }
     // The bf16 direct step mirrors A and B from their upper triangles as it rounds them (tiles of
     // 32) and ends in X = a X + B X in place, one primitive per coefficient a (polar-express: a
     // new a every step). m = 97: no multiple of 16 or 32.
@@ -1820,7 +1832,7 @@ TEST_CASE("cpu: the memory limit refuses what would not fit, before allocating",
     const auto scratchpad = [](int threads) {
         return modc::cpu::scratchpad_bytes(512, 512, modc::kp::Precision::F32, false, threads);
     };
-    REQUIRE(scratchpad(1) > 0);
+    // (Zero where oneDNN's f32 kernel for this CPU needs none, as on AVX2 alone: the sums below hold.)
     CHECK(modc::cpu::scratchpad_bytes(512, 512, modc::kp::Precision::F32, true, 1) == 0);  // f64: OpenBLAS
     CHECK(modc::cpu::scratchpad_bytes(16, 512, modc::kp::Precision::F32, false, 1) == 0);  // m < 32: OpenBLAS
     modc::CompileOptions options;
