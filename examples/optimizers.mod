@@ -48,3 +48,46 @@ optimizer nesterov_wd(lr = 0.02, beta = 0.95, wd = 0.01) {
     W -= lr * wd * W
     W -= lr * dualize(grad + beta * m)
 }
+
+# The optimizers below use elementwise functions, the step count and statistics of each weight
+# (docs/optimizers.md, "Expressions"). m / (sqrt(v) + eps) and sign(m) are duality maps of the
+# l-infinity norm, damped per entry or not ("Types"): they reach the weights without dualize.
+
+# AdamW as torch.optim.AdamW computes it (Loshchilov & Hutter, "Decoupled Weight Decay
+# Regularization", 2019; PyTorch's defaults): the decay first, then Adam's moments with their
+# bias corrections (Kingma & Ba 2015).
+optimizer adamw(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 0.01) {
+    W -= lr * wd * W
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    W -= lr / (1 - beta1 ^ step) * m / (sqrt(v) / sqrt(1 - beta2 ^ step) + eps)
+}
+
+# Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023, Algorithm 1; the
+# defaults of its reference implementation): the sign of an interpolated momentum.
+optimizer lion(lr = 0.0001, beta1 = 0.9, beta2 = 0.99, wd = 0.0) {
+    W -= lr * wd * W
+    W -= lr * sign(beta1 * m + (1 - beta1) * grad)
+    m = beta2 * m + (1 - beta2) * grad
+}
+
+# Muon with cautious weight decay (Chen et al., "Cautious Weight Decay", 2025; as in
+# modded-nanogpt): the decay applies only where the update and the weight agree in sign, so it
+# never pushes a weight against its own step.
+optimizer muon_cautious(lr = 0.02, beta = 0.95, wd = 0.01) {
+    m = beta * m + grad
+    u = dualize(grad + beta * m)
+    W -= lr * wd * W * (u * W > 0)
+    W -= lr * u
+}
+
+# NorMuon (Li et al., "NorMuon: Making Muon more efficient and scalable", 2025; modded-nanogpt's
+# NorMuon): Nesterov momentum, orthogonalised, then each row (output neuron) divided by the root
+# of its own running mean square, and the whole rescaled to the norm it had.
+optimizer normuon(lr = 0.02, beta = 0.95, beta2 = 0.95, eps = 1e-10) {
+    m = beta * m + (1 - beta) * grad
+    u = dualize((1 - beta) * grad + beta * m)
+    v = beta2 * v + (1 - beta2) * row_mean(u * u)
+    n = u / sqrt(max(v, eps))
+    W -= lr * n * (norm(u) / max(norm(n), eps))
+}

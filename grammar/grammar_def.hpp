@@ -7,7 +7,8 @@
 //   optimizer   := "optimizer" NAME params? "{" statement* "}"
 //   params      := "(" (param ("," param)*)? ")"        param := NAME (":" NAME)? ("=" expr)?
 //   field       := NAME "=" expr ";"?                   statement := NAME ("=" | "-=" | "+=") expr ";"?
-//   expr        := additive ("as" NAME)?
+//   expr        := compare ("as" NAME)?
+//   compare     := additive (("<" | "<=" | ">" | ">=" | "==" | "!=") additive)*   (one, in a checked block)
 //   additive    := compose (("+" | "-") compose)*
 //   compose     := product ("@" product)*
 //   product     := unary (("*" | "/") unary)*
@@ -285,6 +286,8 @@ struct number_class : located {};
 x3::rule<number_class, ast::ExprPtr> const number = "number";
 struct expr_class : located {};
 x3::rule<expr_class, ast::ExprPtr> const expr = "expression";
+struct compare_class : located {};
+x3::rule<compare_class, ast::ExprPtr> const compare = "expression";
 struct additive_class : located {};
 x3::rule<additive_class, ast::ExprPtr> const additive = "expression";
 struct compose_class : located {};
@@ -310,6 +313,8 @@ struct add_op_class : located {};
 x3::rule<add_op_class, ast::Op> const add_op = "'+' or '-'";
 struct compose_op_class : located {};
 x3::rule<compose_op_class, ast::Op> const compose_op = "'@'";
+struct cmp_op_class : located {};
+x3::rule<cmp_op_class, ast::Op> const cmp_op = "comparison";
 struct mul_op_class : located {};
 x3::rule<mul_op_class, ast::Op> const mul_op = "'*' or '/'";
 struct pow_op_class : located {};
@@ -345,11 +350,13 @@ auto const number_def = x3::raw[lexeme[((+digit >> -('.' >> *digit)) | ('.' >> +
 auto const add_op_def = x3::raw[char_('+') >> !lit('=') | char_('-') >> !lit('>') >> !lit('=')][make_op];
 auto const compose_op_def = x3::raw[char_('@')][make_op];
 auto const mul_op_def = x3::raw[char_("*/")][make_op];
+auto const cmp_op_def = x3::raw[lit("<=") | lit(">=") | lit("==") | lit("!=") | char_('<') | char_('>')][make_op];
 auto const pow_op_def = x3::raw[char_('^')][make_op];
 auto const neg_op_def = x3::raw[char_('-') >> !lit('>')][make_op];
 auto const assign_op_def = x3::raw[lit("-=") | lit("+=") | lit('=')][make_op];
 
-auto const expr_def = (additive >> -(kw("as") > identifier))[make_named];
+auto const expr_def = (compare >> -(kw("as") > identifier))[make_named];
+auto const compare_def = (additive >> *(cmp_op > additive))[make_chain];
 auto const additive_def = (compose >> *(add_op > compose))[make_chain];
 auto const compose_def = (product >> *(compose_op > product))[make_chain];
 auto const product_def = (unary >> *(mul_op > unary))[make_chain];
@@ -385,8 +392,8 @@ auto const primitive_def = (primitive_keyword > identifier > -params > colon > e
 auto const optimizer_def = (kw("optimizer") > identifier > -params > statements)[add_optimizer];
 auto const declaration_def = definition | primitive | optimizer;
 
-BOOST_SPIRIT_DEFINE(identifier, number, expr, items, additive, compose, product, unary, power, exponent, primary, call,
-                    group, args, arg, add_op, compose_op, mul_op, pow_op, neg_op, assign_op, arrow, equals, rparen,
+BOOST_SPIRIT_DEFINE(identifier, number, expr, items, compare, additive, compose, product, unary, power, exponent, primary, call,
+                    group, args, arg, add_op, compose_op, cmp_op, mul_op, pow_op, neg_op, assign_op, arrow, equals, rparen,
                     rbrace, colon, params, param, fields, field, statements, statement, definition_keyword, primitive_keyword, definition, primitive,
                     optimizer, declaration)
 

@@ -141,8 +141,10 @@ const char* modc_optimizer_state_name(const modc_optimizer* o, size_t i);
 int modc_optimizer_read_state(const modc_optimizer* o, const char* name, size_t weight, void* data, char** error);
 int modc_optimizer_write_state(modc_optimizer* o, const char* name, size_t weight, const void* data, char** error);
 int modc_optimizer_zero_state(modc_optimizer* o, char** error);
-/* Steps taken since compilation. */
+/* Steps taken since compilation (or since modc_optimizer_set_steps). */
 long long modc_optimizer_steps(const modc_optimizer* o);
+/* Sets the steps taken so far (a checkpoint's): the next step is number steps + 1. */
+int modc_optimizer_set_steps(modc_optimizer* o, long long steps, char** error);
 
 /* One step, in place: weights[i] is updated from grads[i] (host pointers, one per weight, in
  * weight order, row-major). 0 on success; -1 with *error set if the dtype is not the one

@@ -203,7 +203,11 @@ public:
     void read_state(const std::string& name, std::size_t weight, void* data) const;
     void write_state(const std::string& name, std::size_t weight, const void* data);
     void zero_state();
-    long long steps() const;  // steps taken since compilation
+    long long steps() const;  // steps taken since compilation (or since set_steps)
+    // Sets the steps taken so far, as a checkpoint holds them: the next step is number steps + 1,
+    // the count a block reads as `step` (bias corrections, schedules). Throws
+    // std::invalid_argument for a negative count.
+    void set_steps(long long steps);
 
     // One step, in place: weights[i] is updated from grads[i] (host pointers, weight order,
     // row-major, the dtype compiled for; f32 or f64). Throws std::invalid_argument for another

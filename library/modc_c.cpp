@@ -315,6 +315,13 @@ int modc_optimizer_zero_state(modc_optimizer* o, char** error) {
 
 long long modc_optimizer_steps(const modc_optimizer* o) { return o->optimizer.steps(); }
 
+int modc_optimizer_set_steps(modc_optimizer* o, long long steps, char** error) {
+    return guard_status(error, [&] {
+        require(o, "the optimizer");
+        o->optimizer.set_steps(steps);
+    });
+}
+
 int modc_optimizer_step_f32(modc_optimizer* o, float* const* weights, const float* const* grads, char** error) {
     return step(o, weights, grads, error);
 }

@@ -1,5 +1,6 @@
 // modc::Optimizer (modc.hpp): an optimizer block compiled into an in-place step.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,6 +16,23 @@
 #endif
 
 namespace modc {
+
+namespace {
+
+// The numbers a block reads of one weight (step_plan.hpp: WeightConst): the weight as a
+// fan_out x fan_in matrix (its first dimension, and the product of the rest), its target and scale.
+std::array<double, step::kWeightConsts> weight_constants(const WeightInfo& w) {
+    const double fan_out = w.shape.empty() ? 1 : static_cast<double>(w.shape[0]);
+    const double fan_in = fan_out > 0 ? static_cast<double>(w.elements()) / fan_out : 0;
+    std::array<double, step::kWeightConsts> c{};
+    c[static_cast<std::size_t>(step::WeightConst::FanIn)] = fan_in;
+    c[static_cast<std::size_t>(step::WeightConst::FanOut)] = fan_out;
+    c[static_cast<std::size_t>(step::WeightConst::Target)] = w.target;
+    c[static_cast<std::size_t>(step::WeightConst::Scale)] = w.scale;
+    return c;
+}
+
+}  // namespace
 
 struct Optimizer::Impl {
     std::string name;
@@ -94,11 +112,12 @@ struct Optimizer::Impl {
         if (on_gpu()) {
 #ifdef MODC_WITH_CUDA
             on_device([&] {
-                gpu->step_host(reinterpret_cast<void* const*>(weights), reinterpret_cast<const void* const*>(grads), hypers.data());
+                gpu->step_host(reinterpret_cast<void* const*>(weights), reinterpret_cast<const void* const*>(grads), hypers.data(),
+                               steps + 1);
             });
 #endif
         } else {
-            stepper->step(weights, grads, hypers.data());
+            stepper->step(weights, grads, hypers.data(), steps + 1);
         }
         ++steps;
     }
@@ -109,7 +128,7 @@ struct Optimizer::Impl {
                                         "' runs on the CPU; use step() with host pointers, or compile with Backend::Cuda");
         check_hypers();
 #ifdef MODC_WITH_CUDA
-        on_device([&] { gpu->step_device(weights, grads, hypers.data(), static_cast<CUstream>(stream)); });
+        on_device([&] { gpu->step_device(weights, grads, hypers.data(), steps + 1, static_cast<CUstream>(stream)); });
 #else
         (void)weights;
         (void)grads;
@@ -130,6 +149,11 @@ const std::vector<WeightInfo>& Optimizer::weights() const { return impl_->dualiz
 const std::vector<std::string>& Optimizer::hyperparameters() const { return impl_->hyper_names; }
 const std::vector<std::string>& Optimizer::state_names() const { return impl_->state_names; }
 long long Optimizer::steps() const { return impl_->steps; }
+
+void Optimizer::set_steps(long long steps) {
+    if (steps < 0) throw std::invalid_argument("the step count cannot be negative, got " + std::to_string(steps));
+    impl_->steps = steps;
+}
 
 double Optimizer::hyperparameter(const std::string& name) const {
     std::size_t h = impl_->hyper_index(name);
@@ -217,32 +241,45 @@ Optimizer compile_optimizer_text(const std::string& name, const std::string& tex
     impl->state_vars = plan->state_vars();
     for (int v : impl->state_vars) impl->state_names.push_back(plan->vars[static_cast<std::size_t>(v)].name);
     std::vector<std::int64_t> elements;
-    for (const auto& w : impl->dualizer->weights()) elements.push_back(w.elements());
+    std::vector<cpu::Stepper<float>::Constants> constants;
+    for (const auto& w : impl->dualizer->weights()) {
+        elements.push_back(w.elements());
+        constants.push_back(weight_constants(w));
+        if (plan->has_axis_stats() && w.shape.size() < 2)
+            throw CompileError("optimizer '" + block.name + "' takes row or column statistics (row_mean, col_mean), "
+                               "which need a matrix, but weight '" + w.path + "' is a vector of " +
+                               std::to_string(w.elements()) + "; give it a rule of its own");
+    }
     Dualizer* dualizer = impl->dualizer.get();
     if (runs_cuda(options.backend)) {  // make_dualizer has checked that it can run here
 #ifdef MODC_WITH_CUDA
         cuda::CudaOptions co;
         co.type = options.dtype == DType::F64 ? ElementType::F64 : ElementType::F32;
-        cuda::StepProgram program = cuda::codegen_cuda_step(*plan, elements, co);
+        cuda::StepProgram program;
+        try {
+            program = cuda::codegen_cuda_step(*plan, elements, co);
+        } catch (const cuda::Unsupported& e) {
+            throw CompileError(e.what());
+        }
         cuda::GpuOptions go;
         go.cache = nvrtc_cache(*dualizer);
         go.simulate = options.backend == Backend::CudaSim;
         go.host_cache = host_build_cache(*dualizer);
         go.device = options.device;  // the dualizer's
         Optimizer::Impl::on_device([&] {
-            impl->gpu = std::make_unique<cuda::GpuStepper>(std::move(program), std::move(*plan), elements,
+            impl->gpu = std::make_unique<cuda::GpuStepper>(std::move(program), std::move(*plan), elements, constants,
                                                            *gpu_dualizer(*dualizer), go);
         });
 #endif
     } else if (options.dtype == DType::F64) {
         LlvmModule kernels = codegen_llvm_step(*plan, elements, ElementType::F64);
         impl->step64 = std::make_unique<cpu::Stepper<double>>(
-            std::move(*plan), elements, std::move(kernels),
+            std::move(*plan), elements, constants, std::move(kernels),
             [dualizer](const double* const* in, double* const* out) { dualizer->run(in, out); });
     } else {
         LlvmModule kernels = codegen_llvm_step(*plan, elements, ElementType::F32);
         impl->step32 = std::make_unique<cpu::Stepper<float>>(
-            std::move(*plan), elements, std::move(kernels),
+            std::move(*plan), elements, constants, std::move(kernels),
             [dualizer](const float* const* in, float* const* out) { dualizer->run(in, out); });
     }
     return Optimizer(std::move(impl));

@@ -20,6 +20,11 @@ std::string number(double v) {
 
 }  // namespace
 
+std::string stat_name(const Stat& s) {
+    const char* axis = s.axis == Axis::Row ? "row_" : s.axis == Axis::Col ? "col_" : "";
+    return std::string(axis) + (s.mean ? "mean" : "sum");
+}
+
 const char* to_string(NodeKind kind) {
     switch (kind) {
         case NodeKind::Number: return "number";
@@ -34,8 +39,48 @@ const char* to_string(NodeKind kind) {
         case NodeKind::Mul: return "mul";
         case NodeKind::Div: return "div";
         case NodeKind::Pow: return "pow";
+        case NodeKind::Step: return "step";
+        case NodeKind::Const: return "const";
+        case NodeKind::Stat: return "stat";
+        case NodeKind::RowStat: return "row_stat";
+        case NodeKind::ColStat: return "col_stat";
+        case NodeKind::Sqrt: return "sqrt";
+        case NodeKind::Abs: return "abs";
+        case NodeKind::Sign: return "sign";
+        case NodeKind::Max: return "max";
+        case NodeKind::Min: return "min";
+        case NodeKind::Lt: return "<";
+        case NodeKind::Le: return "<=";
+        case NodeKind::Gt: return ">";
+        case NodeKind::Ge: return ">=";
+        case NodeKind::Eq: return "==";
+        case NodeKind::Ne: return "!=";
+        case NodeKind::Where: return "where";
     }
     return "?";
+}
+
+const char* to_string(WeightConst c) {
+    switch (c) {
+        case WeightConst::FanIn: return "fan_in";
+        case WeightConst::FanOut: return "fan_out";
+        case WeightConst::Target: return "target";
+        case WeightConst::Scale: return "scale";
+    }
+    return "?";
+}
+
+std::vector<int> StepPlan::axis_stats() const {
+    std::vector<int> out;
+    for (std::size_t s = 0; s < stats.size(); ++s)
+        if (stats[s].axis != Axis::All) out.push_back(static_cast<int>(s));
+    return out;
+}
+
+int StepPlan::stat_buffer(int s) const {
+    int k = 0;
+    for (int j = 0; j < s; ++j) k += stats[static_cast<std::size_t>(j)].axis != Axis::All;
+    return 2 + static_cast<int>(vars.size()) + 2 * dual_count + k;
 }
 
 int StepPlan::find_hyper(const std::string& name) const {
@@ -67,6 +112,25 @@ std::string print_node(const StepPlan& plan, int node) {
         case NodeKind::Mul: return binary("*");
         case NodeKind::Div: return binary("/");
         case NodeKind::Pow: return binary("^");
+        case NodeKind::Step: return "step";
+        case NodeKind::Const: return to_string(static_cast<WeightConst>(n.index));
+        case NodeKind::Stat:
+        case NodeKind::RowStat:
+        case NodeKind::ColStat: return "stat" + std::to_string(n.index);
+        case NodeKind::Sqrt:
+        case NodeKind::Abs:
+        case NodeKind::Sign: return std::string(to_string(n.kind)) + "(" + print_node(plan, n.a) + ")";
+        case NodeKind::Max:
+        case NodeKind::Min:
+            return std::string(to_string(n.kind)) + "(" + print_node(plan, n.a) + ", " + print_node(plan, n.b) + ")";
+        case NodeKind::Lt:
+        case NodeKind::Le:
+        case NodeKind::Gt:
+        case NodeKind::Ge:
+        case NodeKind::Eq:
+        case NodeKind::Ne: return binary(to_string(n.kind));
+        case NodeKind::Where:
+            return "where(" + print_node(plan, n.a) + ", " + print_node(plan, n.b) + ", " + print_node(plan, n.c) + ")";
     }
     return "?";
 }
@@ -74,7 +138,9 @@ std::string print_node(const StepPlan& plan, int node) {
 std::string print(const StepPlan& plan) {
     std::ostringstream out;
     out << "step plan for optimizer " << plan.optimizer << ": " << plan.segments.size() << " segments, "
-        << plan.dual_count << " dualize calls\n";
+        << plan.dual_count << " dualize calls";
+    if (!plan.stats.empty()) out << ", " << plan.stats.size() << " statistics";
+    out << "\n";
     for (const auto& h : plan.hypers)
         out << "hyper " << h.name << " = " << (h.has_default ? number(h.value) : "(no default)") << "\n";
     for (const auto& v : plan.vars) out << (v.state ? "state " : "temporary ") << v.name << "\n";
@@ -85,6 +151,9 @@ std::string print(const StepPlan& plan) {
                 << print_node(plan, a.value) << "\n";
         for (const auto& d : plan.segments[s].duals)
             out << "  dual" << d.dual << " = dualize(" << print_node(plan, d.value) << ")\n";
+        for (const auto& st : plan.segments[s].stats)
+            out << "  stat" << st.stat << " = " << stat_name(plan.stats.at(static_cast<std::size_t>(st.stat))) << "("
+                << print_node(plan, st.value) << ")\n";
     }
     return out.str();
 }

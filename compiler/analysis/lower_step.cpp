@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "compiler/analysis/optimizer_types.hpp"
+
 namespace modc {
 
 namespace {
@@ -31,10 +33,12 @@ public:
         step::Segment segment;
         for (const auto& s : opt_.statements) {
             int value = lower(*s.value);
-            if (!pending_.empty()) {
-                // The statement reads dualize outputs: its arguments end the segment so far.
+            if (!pending_.empty() || !pending_stats_.empty()) {
+                // The statement reads dualize outputs or statistics: their arguments end the segment so far.
                 segment.duals = std::move(pending_);
+                segment.stats = std::move(pending_stats_);
                 pending_.clear();
+                pending_stats_.clear();
                 plan_.segments.push_back(std::move(segment));
                 segment = {};
             }
@@ -54,6 +58,7 @@ private:
     Diagnostics& diags_;
     step::StepPlan plan_;
     std::vector<step::DualArg> pending_;  // dualize calls of the statement being lowered
+    std::vector<step::StatArg> pending_stats_;  // and its statistics
     bool ok_ = true;
 
     int var_index(const std::string& name) const {
@@ -84,12 +89,64 @@ private:
         for (const auto& a : e.args) names_in(*a.value, out);
     }
 
-    int node(NodeKind kind, double value = 0, int index = -1, int a = -1, int b = -1) {
-        step::Node n{kind, value, index, a, b, false};
-        if (kind == NodeKind::Number || kind == NodeKind::Hyper) n.scalar = true;
-        if (a >= 0) n.scalar = plan_.nodes[static_cast<std::size_t>(a)].scalar && (b < 0 || plan_.nodes[static_cast<std::size_t>(b)].scalar);
+    int node(NodeKind kind, double value = 0, int index = -1, int a = -1, int b = -1, int c = -1) {
+        step::Node n{kind, value, index, a, b, c, false};
+        auto scalar = [&](int child) { return child < 0 || plan_.nodes[static_cast<std::size_t>(child)].scalar; };
+        if (kind == NodeKind::Number || kind == NodeKind::Hyper || kind == NodeKind::Step || kind == NodeKind::Const ||
+            kind == NodeKind::Stat)
+            n.scalar = true;
+        if (a >= 0) n.scalar = scalar(a) && scalar(b) && scalar(c);
         plan_.nodes.push_back(n);
         return static_cast<int>(plan_.nodes.size() - 1);
+    }
+    int unary(NodeKind kind, int a) { return node(kind, 0, -1, a); }
+    int binary(NodeKind kind, int a, int b) { return node(kind, 0, -1, a, b); }
+
+    // A statistic of value over the weight, summed at the end of the segment before the
+    // statement: the node that reads it.
+    int statistic(step::Axis axis, bool mean, int value) {
+        int s = static_cast<int>(plan_.stats.size());
+        plan_.stats.push_back({axis, mean});
+        pending_stats_.push_back({s, value});
+        NodeKind kind = axis == step::Axis::All ? NodeKind::Stat : axis == step::Axis::Row ? NodeKind::RowStat : NodeKind::ColStat;
+        return node(kind, 0, s);
+    }
+
+    int call(const Expr& e) {
+        const opt_types::Function* f = opt_types::find_function(e.text);
+        MODC_ASSERT(f, "the type check let function '" + e.text + "' through");
+        std::vector<int> args;
+        for (const auto& a : e.args) args.push_back(lower(*a.value));
+        using opt_types::Fn;
+        using step::Axis;
+        switch (f->fn) {
+            case Fn::Dualize: {
+                int dual = plan_.dual_count++;
+                pending_.push_back({dual, args[0]});
+                return node(NodeKind::Dual, 0, dual);
+            }
+            case Fn::Sqrt: return unary(NodeKind::Sqrt, args[0]);
+            case Fn::Abs: return unary(NodeKind::Abs, args[0]);
+            case Fn::Sign: return unary(NodeKind::Sign, args[0]);
+            case Fn::Max: return binary(NodeKind::Max, args[0], args[1]);
+            case Fn::Min: return binary(NodeKind::Min, args[0], args[1]);
+            case Fn::Clamp: return binary(NodeKind::Min, binary(NodeKind::Max, args[0], args[1]), args[2]);
+            case Fn::Where: return node(NodeKind::Where, 0, -1, args[0], args[1], args[2]);
+            case Fn::Sum: return statistic(Axis::All, false, args[0]);
+            case Fn::Mean: return statistic(Axis::All, true, args[0]);
+            case Fn::Rms: return unary(NodeKind::Sqrt, statistic(Axis::All, true, binary(NodeKind::Mul, args[0], args[0])));
+            case Fn::Norm: return unary(NodeKind::Sqrt, statistic(Axis::All, false, binary(NodeKind::Mul, args[0], args[0])));
+            case Fn::Dot: return statistic(Axis::All, false, binary(NodeKind::Mul, args[0], args[1]));
+            case Fn::RowMean: return statistic(Axis::Row, true, args[0]);
+            case Fn::ColMean: return statistic(Axis::Col, true, args[0]);
+        }
+        MODC_ASSERT(false, "a function without lowering: " + e.text);
+        return -1;
+    }
+
+    static NodeKind comparison(const std::string& op) {
+        return op == "<" ? NodeKind::Lt : op == "<=" ? NodeKind::Le : op == ">" ? NodeKind::Gt
+             : op == ">=" ? NodeKind::Ge : op == "==" ? NodeKind::Eq : NodeKind::Ne;
     }
 
     std::optional<double> number(const Expr& e) {
@@ -109,22 +166,27 @@ private:
             case ExprKind::Name:
                 if (e.text == "W") return node(NodeKind::Weight);
                 if (e.text == "grad") return node(NodeKind::Grad);
+                if (e.text == "step") return node(NodeKind::Step);
+                for (int c = 0; c < step::kWeightConsts; ++c)
+                    if (e.text == step::to_string(static_cast<step::WeightConst>(c))) return node(NodeKind::Const, 0, c);
                 if (int h = plan_.find_hyper(e.text); h >= 0) return node(NodeKind::Hyper, 0, h);
                 return node(NodeKind::Var, 0, var_index(e.text));
-            case ExprKind::Call: {
-                int arg = lower(*e.args.at(0).value);
-                int dual = plan_.dual_count++;
-                pending_.push_back({dual, arg});
-                return node(NodeKind::Dual, 0, dual);
-            }
+            case ExprKind::Call: return call(e);
             case ExprKind::Negate: return node(NodeKind::Neg, 0, -1, lower(*e.operands[0]));
-            case ExprKind::Power: return node(NodeKind::Pow, 0, -1, lower(*e.operands[0]), lower(*e.operands[1]));
+            case ExprKind::Power: {
+                int base = lower(*e.operands[0]), exponent = lower(*e.operands[1]);
+                // The type check allows a tensor only as x ^ 2.
+                if (!plan_.nodes[static_cast<std::size_t>(base)].scalar) return binary(NodeKind::Mul, base, base);
+                return binary(NodeKind::Pow, base, exponent);
+            }
             case ExprKind::Chain: {
                 int acc = lower(*e.operands[0]);
                 for (std::size_t i = 1; i < e.operands.size(); ++i) {
                     const std::string& op = e.ops[i - 1].symbol;
-                    NodeKind k = op == "+" ? NodeKind::Add : op == "-" ? NodeKind::Sub : op == "*" ? NodeKind::Mul : NodeKind::Div;
-                    MODC_ASSERT(op == "+" || op == "-" || op == "*" || op == "/", "the type check let '" + op + "' through");
+                    const bool compare = opt_types::is_comparison(op);
+                    NodeKind k = compare ? comparison(op) : op == "+" ? NodeKind::Add : op == "-" ? NodeKind::Sub
+                               : op == "*" ? NodeKind::Mul : NodeKind::Div;
+                    MODC_ASSERT(compare || op == "+" || op == "-" || op == "*" || op == "/", "the type check let '" + op + "' through");
                     acc = node(k, 0, -1, acc, lower(*e.operands[i]));
                 }
                 return acc;

@@ -109,6 +109,8 @@ private:
         for (int b = 0; b < plan_.buffer_count(); ++b)
             out += (b ? ", " : "") + std::string(read_only(b) ? "const " : "") + t_ + "* __restrict__ b" + num(b);
         for (std::size_t h = 0; h < plan_.hypers.size(); ++h) out += (out.empty() ? "" : ", ") + std::string("double h") + num(static_cast<std::int64_t>(h));
+        out += ", double st";
+        for (int c = 0; c < step::kWeightConsts; ++c) out += ", double k" + num(c);
         return out;
     }
 
@@ -124,6 +126,9 @@ private:
             src_ << "//   b" << b << "  " << buffer_name(b) << (read_only(b) ? " (read only)" : "") << "\n";
         for (std::size_t h = 0; h < plan_.hypers.size(); ++h)
             src_ << "//   h" << h << "  " << plan_.hypers[h].name << "\n";
+        src_ << "//   st  the step count (1 on the first step)\n";
+        for (int c = 0; c < step::kWeightConsts; ++c)
+            src_ << "//   k" << c << "  the weight's " << step::to_string(static_cast<step::WeightConst>(c)) << "\n";
         src_ << "// Numbers and hyperparameters are combined in double once per thread, before the loop; the tensors\n"
              << "// are computed in " << t_ << ", each statement in order, and every assigned buffer is stored once.\n";
     }
@@ -136,6 +141,8 @@ private:
         const step::Node& n = node(id);
         if (n.kind == NodeKind::Number) return wide(n.value);
         if (n.kind == NodeKind::Hyper) return "h" + num(n.index);
+        if (n.kind == NodeKind::Step) return "st";
+        if (n.kind == NodeKind::Const) return "k" + num(n.index);
         return "s" + num(id);
     }
     // A number that f32 writes as a float literal (one past the float range narrows like the rest).
@@ -153,9 +160,11 @@ private:
     }
     void need_scalar(int id, std::set<int>& wide_nodes) const {
         const step::Node& n = node(id);
-        if (n.kind == NodeKind::Number || n.kind == NodeKind::Hyper || !wide_nodes.insert(id).second) return;
-        if (n.a >= 0) need_scalar(n.a, wide_nodes);
-        if (n.b >= 0) need_scalar(n.b, wide_nodes);
+        if (n.kind == NodeKind::Number || n.kind == NodeKind::Hyper || n.kind == NodeKind::Step ||
+            n.kind == NodeKind::Const || !wide_nodes.insert(id).second)
+            return;
+        for (int child : {n.a, n.b, n.c})
+            if (child >= 0) need_scalar(child, wide_nodes);
     }
     // The scalar nodes a tensor expression uses, and those they are computed from.
     void scan(int id, std::set<int>& wide_nodes, std::set<int>& narrow_nodes) const {
@@ -165,8 +174,33 @@ private:
             if (!float_literal(n)) narrow_nodes.insert(id);
             return;
         }
-        if (n.a >= 0) scan(n.a, wide_nodes, narrow_nodes);
-        if (n.b >= 0) scan(n.b, wide_nodes, narrow_nodes);
+        for (int child : {n.a, n.b, n.c})
+            if (child >= 0) scan(child, wide_nodes, narrow_nodes);
+    }
+
+    // An elementwise function of values a, b, c (names or literals) in type `type` ("double",
+    // "float"): the CPU's LLVM kernels' semantics, NaN included (ordered comparisons; where and
+    // != take NaN as true).
+    static std::string function(NodeKind kind, const std::string& a, const std::string& b, const std::string& c,
+                                const std::string& one, const std::string& zero, bool f32) {
+        auto cond = [&](const std::string& test, const std::string& yes, const std::string& no) {
+            return "(" + test + " ? " + yes + " : " + no + ")";
+        };
+        switch (kind) {
+            case NodeKind::Sqrt: return std::string(f32 ? "sqrtf(" : "sqrt(") + a + ")";
+            case NodeKind::Abs: return std::string(f32 ? "fabsf(" : "fabs(") + a + ")";
+            case NodeKind::Sign: return cond(operand(a) + " > " + zero, one, cond(operand(a) + " < " + zero, "-" + one, zero));
+            case NodeKind::Max: return cond(operand(a) + " > " + operand(b), a, b);
+            case NodeKind::Min: return cond(operand(a) + " < " + operand(b), a, b);
+            case NodeKind::Lt: return cond(operand(a) + " < " + operand(b), one, zero);
+            case NodeKind::Le: return cond(operand(a) + " <= " + operand(b), one, zero);
+            case NodeKind::Gt: return cond(operand(a) + " > " + operand(b), one, zero);
+            case NodeKind::Ge: return cond(operand(a) + " >= " + operand(b), one, zero);
+            case NodeKind::Eq: return cond(operand(a) + " == " + operand(b), one, zero);
+            case NodeKind::Ne: return cond(operand(a) + " != " + operand(b), one, zero);
+            case NodeKind::Where: return cond(operand(a) + " != " + zero, b, c);
+            default: return "";
+        }
     }
     std::string scalar_expr(const step::Node& n) const {
         switch (n.kind) {
@@ -176,9 +210,13 @@ private:
             case NodeKind::Mul: return operand(scalar(n.a)) + " * " + operand(scalar(n.b));
             case NodeKind::Div: return operand(scalar(n.a)) + " / " + operand(scalar(n.b));
             case NodeKind::Pow: return "pow(" + scalar(n.a) + ", " + scalar(n.b) + ")";
-            default: MODC_ASSERT(false, std::string("a scalar ") + step::to_string(n.kind) + " in a step plan");
+            default: {
+                auto at = [&](int child) { return child >= 0 ? scalar(child) : std::string(); };
+                std::string f = function(n.kind, at(n.a), at(n.b), at(n.c), "1.0", "0.0", false);
+                MODC_ASSERT(!f.empty(), std::string("a scalar ") + step::to_string(n.kind) + " in a step plan");
+                return f;
+            }
         }
-        return "";
     }
 
     // ---- the tensors: T, in the loop ----
@@ -217,7 +255,12 @@ private:
                 value = operand(a) + op + operand(b);
                 break;
             }
-            default: MODC_ASSERT(false, std::string("a tensor ") + step::to_string(n.kind) + " in a step plan");
+            default: {
+                const std::string a = n.a >= 0 ? eval(pass, n.a) : "", b = n.b >= 0 ? eval(pass, n.b) : "",
+                                  c = n.c >= 0 ? eval(pass, n.c) : "";
+                value = function(n.kind, a, b, c, real(1), real(0), f32_);
+                MODC_ASSERT(!value.empty(), std::string("a tensor ") + step::to_string(n.kind) + " in a step plan");
+            }
         }
         const std::string name = "t" + num(id);
         src_ << "        const " << t_ << " " << name << " = " << value << ";\n";
@@ -275,6 +318,9 @@ StepProgram codegen_cuda_step(const step::StepPlan& plan, const std::vector<std:
     MODC_ASSERT(options.block > 0 && options.block <= 1024 && options.max_grid > 0, "bad CUDA launch options");
     if (options.storage == Storage::BF16)
         throw Unsupported("the optimizer step runs on f32 or f64 weights; bf16 storage has no step kernels");
+    if (!plan.stats.empty())
+        throw Unsupported("optimizer '" + plan.optimizer + "' takes statistics of its weights (sum, mean, rms, norm, dot, "
+                          "row_mean, col_mean), which the CUDA backend does not compile yet; run it on the CPU backend");
     for (auto n : elements) MODC_ASSERT(n >= 0, "a weight with a negative element count");
     return StepGenerator(plan, options).run(elements);
 }

@@ -311,6 +311,10 @@ Value Elaborator::eval_chain(const Expr& e, const Env& env) {
     if (op == "+" || op == "-") return eval_sum(e, env);
     if (op == "*" || op == "/") return eval_product(e, env);
     if (op == "@") return eval_compose(e, env);
+    if (op == "<" || op == ">" || op == "<=" || op == ">=" || op == "==" || op == "!=") {
+        error(e.ops.front().loc, "comparisons ('" + op + "') are allowed in optimizer blocks only");
+        return Value::error();
+    }
     throw InternalError("unknown operator " + op);
 }
 

@@ -218,7 +218,9 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         state_dict = dict(state_dict)
         fallback = state_dict.pop("fallback", None)
-        state_dict.pop("modc_steps", None)
+        steps = state_dict.pop("modc_steps", None)
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"the state_dict's modc_steps must be a step count (an int >= 0), got {steps!r}")
         super().load_state_dict(state_dict)
         for i, (w, p) in enumerate(zip(self._weights, self.param_groups[0]["params"])):
             local = i if self._shards is None else self._shards.local(i)
@@ -232,6 +234,8 @@ class Optimizer(torch.optim.Optimizer):
                 self._tensors.address(w["path"], t, f"state '{s}'")  # checks the shape
                 self._native.write_state(s, local, t.data_ptr())
         self.state.clear()
+        if steps is not None:  # the block's `step` continues from the checkpoint's count
+            self._native.steps = steps
         if self.fallback is not None and fallback is not None:
             self.fallback.load_state_dict(fallback)
 

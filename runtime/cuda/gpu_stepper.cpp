@@ -14,6 +14,7 @@ struct GpuStepper::Impl {
     StepProgram program;
     step::StepPlan plan;
     std::vector<std::int64_t> elements;
+    std::vector<GpuStepper::Constants> constants;
     GpuDualizer& dualizer;
     const Driver& cu;
     CUdevice device = 0;
@@ -26,8 +27,9 @@ struct GpuStepper::Impl {
     std::vector<CUdeviceptr> host_weights, host_grads;        // step_host's copies, by weight
     std::size_t element_size = 4;
 
-    Impl(StepProgram p, step::StepPlan sp, std::vector<std::int64_t> e, GpuDualizer& d, const Driver& driver)
-        : program(std::move(p)), plan(std::move(sp)), elements(std::move(e)), dualizer(d), cu(driver) {
+    Impl(StepProgram p, step::StepPlan sp, std::vector<std::int64_t> e, std::vector<GpuStepper::Constants> c,
+         GpuDualizer& d, const Driver& driver)
+        : program(std::move(p)), plan(std::move(sp)), elements(std::move(e)), constants(std::move(c)), dualizer(d), cu(driver) {
         element_size = program.type == ElementType::F64 ? 8 : 4;
     }
 
@@ -88,12 +90,16 @@ struct GpuStepper::Impl {
         check(cu.cuStreamWaitEvent(s, done, 0), "cuStreamWaitEvent");
     }
 
-    void step(const CUdeviceptr* weights, const CUdeviceptr* grads, const double* hypers, CUstream s) {
+    void step(const CUdeviceptr* weights, const CUdeviceptr* grads, const double* hypers, long long step, CUstream s) {
         ContextScope scope(cu, context);
         after_steps(s);
         const std::size_t buffers = static_cast<std::size_t>(plan.buffer_count());
         std::vector<CUdeviceptr> pointers(buffers);
+        // The kernels' scalars (codegen_cuda_step.hpp): the hyperparameters, the step count, the
+        // weight's numbers (set per launch below).
         std::vector<double> values(hypers, hypers + plan.hypers.size());
+        values.push_back(static_cast<double>(step));
+        values.resize(values.size() + step::kWeightConsts);
         std::vector<void*> params;
         for (auto& p : pointers) params.push_back(&p);
         for (auto& h : values) params.push_back(&h);
@@ -103,6 +109,7 @@ struct GpuStepper::Impl {
                 if (n == 0) continue;
                 pointers[static_cast<std::size_t>(step::StepPlan::weight_buffer())] = weights[i];
                 pointers[static_cast<std::size_t>(step::StepPlan::grad_buffer())] = grads[i];
+                std::copy(constants[i].begin(), constants[i].end(), values.end() - step::kWeightConsts);
                 for (std::size_t v = 0; v < vars.size(); ++v) pointers[static_cast<std::size_t>(plan.var_buffer(static_cast<int>(v)))] = vars[v][i];
                 for (int d = 0; d < plan.dual_count; ++d) {
                     pointers[static_cast<std::size_t>(plan.dual_in_buffer(d))] = in[static_cast<std::size_t>(d)][i];
@@ -139,14 +146,15 @@ struct GpuStepper::Impl {
     }
 };
 
-GpuStepper::GpuStepper(StepProgram program, step::StepPlan plan, std::vector<std::int64_t> elements, GpuDualizer& dualizer,
-                       const GpuOptions& options) {
+GpuStepper::GpuStepper(StepProgram program, step::StepPlan plan, std::vector<std::int64_t> elements,
+                       std::vector<Constants> constants, GpuDualizer& dualizer, const GpuOptions& options) {
     std::string why;
     const Driver* driver = options.simulate ? &sim::driver() : load_driver(&why);
     if (!driver) throw GpuError(why);
     MODC_ASSERT(program.kernels.size() == plan.segments.size() * std::set<std::int64_t>(elements.begin(), elements.end()).size(),
                 "a step program generated for other weights");
-    impl_ = std::make_unique<Impl>(std::move(program), std::move(plan), std::move(elements), dualizer, *driver);
+    MODC_ASSERT(constants.size() == elements.size(), "the stepper needs the numbers of every weight");
+    impl_ = std::make_unique<Impl>(std::move(program), std::move(plan), std::move(elements), std::move(constants), dualizer, *driver);
     impl_->setup(options);
 }
 
@@ -154,16 +162,17 @@ GpuStepper::~GpuStepper() = default;
 
 const step::StepPlan& GpuStepper::plan() const { return impl_->plan; }
 
-void GpuStepper::step_device(void* const* weights, const void* const* grads, const double* hypers, CUstream stream) {
+void GpuStepper::step_device(void* const* weights, const void* const* grads, const double* hypers, long long step,
+                             CUstream stream) {
     std::vector<CUdeviceptr> w, g;
     for (std::size_t i = 0; i < impl_->elements.size(); ++i) {
         w.push_back(reinterpret_cast<CUdeviceptr>(weights[i]));
         g.push_back(reinterpret_cast<CUdeviceptr>(grads[i]));
     }
-    impl_->step(w.data(), g.data(), hypers, stream);
+    impl_->step(w.data(), g.data(), hypers, step, stream);
 }
 
-void GpuStepper::step_host(void* const* weights, const void* const* grads, const double* hypers) {
+void GpuStepper::step_host(void* const* weights, const void* const* grads, const double* hypers, long long step) {
     Impl& m = *impl_;
     ContextScope scope(m.cu, m.context);
     if (m.host_weights.empty()) {
@@ -176,7 +185,7 @@ void GpuStepper::step_host(void* const* weights, const void* const* grads, const
             m.check(m.cu.cuMemcpyHtoDAsync(m.host_weights[i], weights[i], m.bytes(i), m.stream), "cuMemcpyHtoDAsync");
             m.check(m.cu.cuMemcpyHtoDAsync(m.host_grads[i], grads[i], m.bytes(i), m.stream), "cuMemcpyHtoDAsync");
         }
-    m.step(m.host_weights.data(), m.host_grads.data(), hypers, m.stream);
+    m.step(m.host_weights.data(), m.host_grads.data(), hypers, step, m.stream);
     for (std::size_t i = 0; i < m.elements.size(); ++i)
         if (m.bytes(i)) m.check(m.cu.cuMemcpyDtoHAsync(weights[i], m.host_weights[i], m.bytes(i), m.stream), "cuMemcpyDtoHAsync");
     m.check(m.cu.cuStreamSynchronize(m.stream), "the optimizer step");

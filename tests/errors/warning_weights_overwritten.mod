@@ -13,7 +13,7 @@ optimizer overwrite(lr = 0.1) {
 }
 
 # Weight decay alone: W shrinks, but the gradient never reaches it.
-# CHECK: warning_weights_overwritten.mod:[[@LINE+3]]:11: warning: optimizer 'decay_only' never applies dualize(...) to W: the gradient never reaches the weights
+# CHECK: warning_weights_overwritten.mod:[[@LINE+3]]:11: warning: optimizer 'decay_only' never applies a duality map (dualize(...), sign(...) of a gradient, or a gradient over its magnitude) to W: the gradient never reaches the weights
 # CHECK-NEXT: {{^}}optimizer decay_only(lr = 0.1, wd = 0.01) {{[{]}}{{$}}
 # CHECK-NEXT: {{^}}          ^~~~~~~~~~{{$}}
 optimizer decay_only(lr = 0.1, wd = 0.01) {
@@ -22,7 +22,7 @@ optimizer decay_only(lr = 0.1, wd = 0.01) {
 
 # An optimizer that never updates W gets the older warning only.
 # CHECK: warning_weights_overwritten.mod:[[@LINE+2]]:11: warning: optimizer 'idle' never updates W
-# CHECK-NOT: never applies dualize
+# CHECK-NOT: never applies a duality map
 optimizer idle {
 }
 

@@ -250,5 +250,10 @@ TEST_CASE("the update type check rejects ill-typed updates", "[typecheck]") {
     CHECK(optimizer_errors("W = grad").find("e.g. W = W - lr * dualize(grad)") != std::string::npos);
     CHECK(optimizer_errors("grad = W").find("'grad' is the gradient and cannot be assigned") != std::string::npos);
     CHECK(optimizer_errors("W -= lr").find("needs a value in weight space, but this is a number") != std::string::npos);
-    CHECK(optimizer_errors("W -= grad * grad").find("cannot multiply") != std::string::npos);
+    // grad * grad is a second moment: it has no direction (issue 23: W -= lr * v stays refused).
+    CHECK(optimizer_errors("W -= grad * grad").find("needs a direction in weight space, but this is a second moment of "
+                                                     "dual values (gradients), which has no direction") != std::string::npos);
+    CHECK(optimizer_errors("W -= grad * W").find("but this is a number per entry") != std::string::npos);
+    CHECK(optimizer_errors("W -= dualize(grad) * abs(grad)").find("cannot multiply a primal value (in weight space) by "
+                                                                   "the magnitude of dual values") != std::string::npos);
 }

@@ -43,6 +43,7 @@ const char* kNetwork = "network n = Linear(8, 16) @ ReLU @ Linear(16, 16) @ ReLU
 struct OptimizerText {
     std::string name;
     std::string text;
+    int scale = 1;  // of the test values' exponents (mixed): 3 for blocks that square gradients
 };
 
 const std::vector<OptimizerText>& optimizers() {
@@ -70,6 +71,18 @@ const std::vector<OptimizerText>& optimizers() {
         {"twice",
          "optimizer twice(lr = 0.02, beta = 0.9) {\n    W -= lr * dualize(grad)\n    m = beta * m + grad\n"
          "    W -= lr / 2 * dualize(m)\n}\n"},
+        // Adam: sqrt, tensor products and quotients, the step count in the bias corrections.
+        {"adam",
+         "optimizer adam(lr = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8) {\n    m = beta1 * m + (1 - beta1) * grad\n"
+         "    v = beta2 * v + (1 - beta2) * grad * grad\n"
+         "    W -= lr / (1 - beta1 ^ step) * m / (sqrt(v) / sqrt(1 - beta2 ^ step) + eps)\n}\n", 3},
+        // Every other elementwise function and comparison, and the weight's numbers.
+        {"functions",
+         "optimizer functions(lr = 0.01, beta = 0.9, eps = 1e-8) {\n    m = beta * m + (1 - beta) * grad\n"
+         "    v = max(beta * v, abs(grad))\n    u = dualize(m)\n"
+         "    W -= lr * where(u * W >= 0, u, 0.5 * u) * clamp(fan_in / fan_out, 0.5, 2) * target / scale\n"
+         "    W -= lr * sign(m) * min(step, 2) * (grad != 0) * (W == W) * (u < 1) * (u > -1) * (abs(grad) <= 1e30)\n"
+         "    W -= lr * m / (v + eps)\n}\n", 3},
     };
     return all;
 }
@@ -77,6 +90,7 @@ const std::vector<OptimizerText>& optimizers() {
 struct Built {
     step::StepPlan plan;
     std::vector<std::int64_t> elements;  // per weight
+    int scale = 1;                       // OptimizerText::scale
 };
 
 Built build(const OptimizerText& o) {
@@ -87,7 +101,7 @@ Built build(const OptimizerText& o) {
     REQUIRE(c->plans.size() == 1);
     auto plan = lower_step(c->file.optimizers.front(), c->diags);
     REQUIRE(plan);
-    Built b{std::move(*plan), {}};
+    Built b{std::move(*plan), {}, o.scale};
     for (const auto& leaf : c->plans.front().leaves) {
         std::int64_t n = 1;
         for (auto d : leaf.shape) n *= d;
@@ -122,6 +136,14 @@ T sentinel() {
     return T(-12345.25);
 }
 
+// Numbers for each weight of a test (step_plan.hpp: WeightConst), each of its own.
+inline std::vector<cpu::Stepper<double>::Constants> test_constants(const std::vector<std::int64_t>& elements) {
+    std::vector<cpu::Stepper<double>::Constants> out;
+    for (std::size_t i = 0; i < elements.size(); ++i)
+        out.push_back({1.0, static_cast<double>(elements[i]), 0.5 + static_cast<double>(i), 0.25 * static_cast<double>(i + 1)});
+    return out;
+}
+
 // The CUDA step run on the host as a runtime would run it on a GPU: per segment, each weight's
 // kernel over ceil(n / block) blocks (at most max_grid), then the dualizer once per call.
 // Temporaries and the dualizer's buffers start as NaN (reading one before it is written
@@ -140,8 +162,10 @@ public:
         }
     }
 
-    void step(std::vector<std::vector<T>>& weights, std::vector<std::vector<T>>& grads, std::vector<double> hypers) {
-        hypers.push_back(0);  // never empty
+    void step(std::vector<std::vector<T>>& weights, std::vector<std::vector<T>>& grads, std::vector<double> hypers,
+              long long step) {
+        std::vector<double> scalars(1 + step::kWeightConsts);  // the step count, the weight's numbers
+        scalars[0] = static_cast<double>(step);
         std::vector<T*> buffers(static_cast<std::size_t>(plan_.buffer_count()));
         for (std::size_t k = 0; k < plan_.segments.size(); ++k) {
             for (std::size_t i = 0; i < elements_.size(); ++i) {
@@ -155,10 +179,14 @@ public:
                     buffers[static_cast<std::size_t>(plan_.dual_out_buffer(d))] = out[static_cast<std::size_t>(d)][i].data();
                 }
                 const std::int64_t blocks = std::clamp<std::int64_t>((n + program_.block - 1) / program_.block, 1, program_.max_grid);
-                // As cuLaunchKernel takes them: a pointer to each argument, the buffers then the hyperparameters.
+                // As cuLaunchKernel takes them: a pointer to each argument, the buffers, the hyperparameters,
+                // the step count and the weight's numbers.
+                const auto constants = test_constants(elements_)[i];
+                std::copy(constants.begin(), constants.end(), scalars.begin() + 1);
                 std::vector<void*> params;
                 for (auto& b : buffers) params.push_back(&b);
-                for (std::size_t h = 0; h + 1 < hypers.size(); ++h) params.push_back(&hypers[h]);
+                for (auto& h : hypers) params.push_back(&h);
+                for (auto& x : scalars) params.push_back(&x);
                 kernels_.launch_params(KernelNames::step(k, n), {static_cast<unsigned>(blocks), 1, 1}, {program_.block, 1, 1},
                                        params);
             }
@@ -196,7 +224,9 @@ private:
 // +-(1..2) * 10^e with e in {-30, -20, -10, -3, 0, 3, 10, 20, 30}; every sum the steps form
 // stays finite. The guard elements hold the sentinel.
 template <class T>
-std::vector<std::vector<T>> mixed(const std::vector<std::int64_t>& elements, std::mt19937& rng) {
+std::vector<std::vector<T>> mixed(const std::vector<std::int64_t>& elements, std::mt19937& rng, int scale = 1) {
+    // scale 3 divides the exponents by 3 (1e-10 to 1e10), for blocks that square a gradient (Adam):
+    // 1e30 squared overflows f32 in any implementation, and where it does depends on the rounding.
     static const int exponents[] = {-30, -20, -10, -3, 0, 3, 10, 20, 30};
     std::uniform_int_distribution<int> pick(0, 9);
     std::uniform_real_distribution<double> mantissa(1.0, 2.0);
@@ -205,7 +235,7 @@ std::vector<std::vector<T>> mixed(const std::vector<std::int64_t>& elements, std
         std::vector<T> t(static_cast<std::size_t>(n + kGuard), sentinel<T>());
         for (std::int64_t j = 0; j < n; ++j) {
             int e = pick(rng);
-            double v = e == 9 ? 0.0 : mantissa(rng) * std::pow(10.0, exponents[e]) * (pick(rng) % 2 ? -1 : 1);
+            double v = e == 9 ? 0.0 : mantissa(rng) * std::pow(10.0, exponents[e] / scale) * (pick(rng) % 2 ? -1 : 1);
             t[static_cast<std::size_t>(j)] = static_cast<T>(static_cast<float>(v));  // the same values in f32 and f64
         }
         out.push_back(std::move(t));
@@ -287,16 +317,16 @@ void compare_with_cpu(const Built& b, const cuda::StepProgram& program, const Ho
                       const std::string& what) {
     const ElementType type = std::is_same_v<T, float> ? ElementType::F32 : ElementType::F64;
     const auto& elements = b.elements;
-    cpu::Stepper<T> cpu(b.plan, elements, codegen_llvm_step(b.plan, elements, type),
+    cpu::Stepper<T> cpu(b.plan, elements, test_constants(elements), codegen_llvm_step(b.plan, elements, type),
                         [&elements](const T* const* in, T* const* out) { stand_in<T>(elements, in, out); });
     HostStepper<T> host(b.plan, elements, program, kernels);
     std::mt19937 rng(1234);
-    auto weights = mixed<T>(elements, rng);
+    auto weights = mixed<T>(elements, rng, b.scale);
     auto cpu_weights = weights;
     double worst = 0;
     Scale scale(elements);
     for (int s = 0; s < 3; ++s) {
-        auto grads = mixed<T>(elements, rng);
+        auto grads = mixed<T>(elements, rng, b.scale);
         const std::vector<double> hypers = hypers_at(b.plan, s);
         scale.add(weights);
         scale.add(grads);
@@ -304,8 +334,8 @@ void compare_with_cpu(const Built& b, const cuda::StepProgram& program, const Ho
 
         std::vector<T*> w;
         for (auto& x : cpu_weights) w.push_back(x.data());
-        cpu.step(w.data(), pointers(grads).data(), hypers.data());
-        host.step(weights, grads, hypers);
+        cpu.step(w.data(), pointers(grads).data(), hypers.data(), s + 1);
+        host.step(weights, grads, hypers, s + 1);
 
         scale.add(weights);
         for (const auto& v : host.vars) scale.add(v);
@@ -354,7 +384,7 @@ void compare_nesterov_with_double(const Built& b, const cuda::StepProgram& progr
                 m[i][j] = beta * m[i][j] + g;
                 W[i][j] -= lr * (0.5 * (g + beta * m[i][j]));
             }
-        host.step(weights, grads, hypers);
+        host.step(weights, grads, hypers, s + 1);
         scale.add(W);
         scale.add(m);
         std::string report;
@@ -383,7 +413,7 @@ TEST_CASE("step-cuda: a kernel per segment and weight size, every signature the 
                                                 "step_s1_n256"});
     const std::string params =
         "(float* __restrict__ b0, const float* __restrict__ b1, float* __restrict__ b2, float* __restrict__ b3, "
-        "const float* __restrict__ b4, double h0, double h1) {";
+        "const float* __restrict__ b4, double h0, double h1, double st, double k0, double k1, double k2, double k3) {";
     std::size_t at = 0;
     for (const auto& k : p.kernels) {
         std::string signature = "extern \"C\" __global__ void __launch_bounds__(128) " + k + params;
@@ -414,7 +444,7 @@ TEST_CASE("step-cuda: a kernel per segment and weight size, every signature the 
     CHECK(d.max_grid == 1024);
     CHECK_THAT(d.source, Contains("extern \"C\" __global__ void __launch_bounds__(256) step_s1_n80(double* __restrict__ b0, "
                                   "const double* __restrict__ b1, double* __restrict__ b2, double* __restrict__ b3, "
-                                  "const double* __restrict__ b4, double h0, double h1) {"));
+                                  "const double* __restrict__ b4, double h0, double h1, double st, double k0, double k1, double k2, double k3) {"));
     CHECK(d.source.find("float") == std::string::npos);
 
     // No weights, no kernels; bf16 storage has no step.

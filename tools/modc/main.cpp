@@ -56,6 +56,7 @@ struct Options {
     std::string optimizer;            // step, emit --emit step*
     std::string weights, grads, state, out_state;  // step
     std::vector<std::string> hypers;  // step
+    long long step = 1;
     int ranks = 1;                    // partition
     BenchOptions bench;
     bool json = false;
@@ -366,7 +367,7 @@ int run(const Options& o) {
         return run_dualize(args, *plan);
     }
     if (o.command == "step") {
-        StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, {}};
+        StepArgs args{o.file, source, o.weights, o.grads, o.state, o.output, o.out_state, o.hypers, o.step, {}};
         args.options.optimizer = o.optimizer;
         args.options.backend = parse_backend(o.backend);
         if (!compile_options(o, *plan, args.options) || !backend_available(args.options.backend)) return 1;
@@ -571,6 +572,7 @@ int main(int argc, char** argv) {
     step_cmd->add_option("--out-state", o.out_state, "the state after the step (STATE/PATH tensors, .safetensors)");
     step_cmd->add_option("--optimizer", o.optimizer, "the optimizer block to run when the file has several");
     step_cmd->add_option("--hyper", o.hypers, "set a hyperparameter of the block: --hyper lr=0.01 (repeatable)");
+    step_cmd->add_option("--step", o.step, "the step count of this step, which the block reads as `step` (default 1, the first)");
     step_cmd->add_option("--schedule", o.schedules, "orthogonalisation schedule of dualize(...): NAME or PATH=NAME (repeatable)");
     step_cmd->add_option("--backend", o.backend, "where the step runs: cpu, cuda or cuda-sim")
         ->check(CLI::IsMember({"cpu", "cuda", "cuda-sim"}));

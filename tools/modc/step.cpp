@@ -78,6 +78,9 @@ int run_step(const StepArgs& a, const DualPlan& plan) {
         }
     }
 
+    if (a.step < 1) return fail("--step counts from 1 (the first step), got " + std::to_string(a.step) + "; nothing was written");
+    opt.set_steps(a.step - 1);
+
     std::map<std::string, std::size_t> weight_index;
     for (std::size_t i = 0; i < opt.weights().size(); ++i) weight_index[opt.weights()[i].path] = i;
 

@@ -14,6 +14,7 @@ struct StepArgs {
     std::string state;                // optional: STATE/PATH tensors; without it state starts at zero
     std::string out, out_state;       // the weights after the step; the state after it (optional)
     std::vector<std::string> hypers;  // NAME=VALUE
+    long long step = 1;               // the step count of this step (1 on the first)
     OptimizerOptions options;         // dtype comes from the tensors
 };
 
