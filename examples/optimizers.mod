@@ -91,3 +91,26 @@ optimizer normuon(lr = 0.02, beta = 0.95, beta2 = 0.95, eps = 1e-10) {
     n = u / sqrt(max(v, eps))
     W -= lr * n * (norm(u) / max(norm(n), eps))
 }
+
+# The NanoGPT speedrun's step in one block (modded-nanogpt's NorMuonAndAdam, train_gpt.py):
+# NorMuon with cautious weight decay on the hidden matrices, Adam on the input layer (the
+# speedrun's embedding) and the output layer (its head). Rules select weights by atom name
+# (`for Linear`) or by path pattern (`for hidden`, `for blocks[*].mlp.*`); each weight runs the
+# first rule that selects it, and every weight must have one (docs/optimizers.md, "Rules").
+optimizer nanogpt(lr = 0.02, beta = 0.95, beta2 = 0.95, wd = 0.01, eps = 1e-10,
+                  adam_lr = 0.008, beta1 = 0.8, adam_beta2 = 0.95, adam_eps = 1e-10) {
+    for hidden {
+        m = beta * m + (1 - beta) * grad
+        u = dualize((1 - beta) * grad + beta * m)
+        v = beta2 * v + (1 - beta2) * row_mean(u * u)
+        n = u / sqrt(max(v, eps))
+        n = n * (norm(u) / max(norm(n), eps))
+        W -= lr * wd * W * (n * W > 0)
+        W -= lr * n
+    }
+    for input, output {
+        m = beta1 * m + (1 - beta1) * grad
+        v = adam_beta2 * v + (1 - adam_beta2) * grad * grad
+        W -= adam_lr / (1 - beta1 ^ step) * m / (sqrt(v) / sqrt(1 - adam_beta2 ^ step) + adam_eps)
+    }
+}

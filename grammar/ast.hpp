@@ -93,13 +93,35 @@ struct Statement {
     Loc loc;
 };
 
-// `optimizer NAME(params) { statements }`.
+// A rule's selector: an atom's name (`Linear`) or a weight path pattern (`head`,
+// `blocks[*].attention.*`: `*` matches any run of characters).
+struct Selector {
+    std::string text;
+    Loc loc;
+};
+
+// `for SELECTOR, ... { statements }`: the statements the weights it selects run.
+struct Rule {
+    std::vector<Selector> selectors;
+    std::vector<Statement> statements;
+    Loc loc;
+};
+
+// `optimizer NAME(params) { statements }`, or `{ rules }`: each weight runs the first rule that
+// selects it.
 struct Optimizer {
     std::string name;
     Loc name_loc;
     Loc loc;
     std::vector<Param> params;
     std::vector<Statement> statements;
+    std::vector<Rule> rules;
+};
+
+// What the braces of an optimizer hold.
+struct Body {
+    std::vector<Statement> statements;
+    std::vector<Rule> rules;
 };
 
 struct File {

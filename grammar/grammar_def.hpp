@@ -4,7 +4,8 @@
 //   declaration := definition | primitive | optimizer
 //   definition  := ("def" | "network") NAME params? "=" expr
 //   primitive   := ("atom" | "bond") NAME params? ":" expr "->" expr ("{" field* "}")?
-//   optimizer   := "optimizer" NAME params? "{" statement* "}"
+//   optimizer   := "optimizer" NAME params? "{" (rule | statement)* "}"
+//   rule        := "for" SELECTOR ("," SELECTOR)* "{" statement* "}"     SELECTOR := (letter | "_" | "*") (letter | digit | "_" | "." | "*" | "[" | "]")*
 //   params      := "(" (param ("," param)*)? ")"        param := NAME (":" NAME)? ("=" expr)?
 //   field       := NAME "=" expr ";"?                   statement := NAME ("=" | "-=" | "+=") expr ";"?
 //   expr        := compare ("as" NAME)?
@@ -224,6 +225,24 @@ auto const make_field = [](auto& ctx) {
     x3::_val(ctx) = ast::Field{at_c<0>(attr).name, at_c<0>(attr).loc, at_c<1>(attr)};
 };
 
+auto const push_statement = [](auto& ctx) { x3::_val(ctx).statements.push_back(x3::_attr(ctx)); };
+auto const push_rule = [](auto& ctx) { x3::_val(ctx).rules.push_back(x3::_attr(ctx)); };
+auto const clear_body = [](auto& ctx) { x3::_val(ctx) = ast::Body{}; };
+
+auto const make_selector = [](auto& ctx) {
+    auto& range = x3::_attr(ctx);
+    x3::_val(ctx) = ast::Selector{std::string(range.begin(), range.end()), state(ctx).loc(range.begin(), range.end())};
+};
+
+auto const make_rule = [](auto& ctx) {
+    auto& attr = x3::_attr(ctx);
+    ast::Rule r;
+    r.selectors = at_c<0>(attr);
+    r.statements = at_c<1>(attr);
+    r.loc = r.selectors.front().loc;
+    x3::_val(ctx) = r;
+};
+
 auto const make_statement = [](auto& ctx) {
     auto& attr = x3::_attr(ctx);
     ast::Statement s;
@@ -269,7 +288,8 @@ auto const add_optimizer = [](auto& ctx) {
     o.name = at_c<0>(attr).name;
     o.name_loc = at_c<0>(attr).loc;
     if (auto& params = at_c<1>(attr)) o.params = *params;
-    o.statements = at_c<2>(attr);
+    o.statements = at_c<2>(attr).statements;
+    o.rules = at_c<2>(attr).rules;
     o.loc = o.name_loc;
     state(ctx).file->optimizers.push_back(std::move(o));
 };
@@ -278,7 +298,7 @@ auto const add_optimizer = [](auto& ctx) {
 
 inline auto kw(char const* word) { return lexeme[lit(word) >> !(alnum | '_')]; }
 
-auto const reserved = kw("def") | kw("network") | kw("atom") | kw("bond") | kw("optimizer") | kw("as");
+auto const reserved = kw("def") | kw("network") | kw("atom") | kw("bond") | kw("optimizer") | kw("as") | kw("for");
 
 struct identifier_class : located {};
 x3::rule<identifier_class, Ident> const identifier = "name";
@@ -329,6 +349,10 @@ x3::rule<class fields_class, std::vector<ast::Field>> const fields = "'{'";
 x3::rule<class field_class, ast::Field> const field = "field";
 x3::rule<class statements_class, std::vector<ast::Statement>> const statements = "statements";
 x3::rule<class statement_class, ast::Statement> const statement = "statement";
+x3::rule<class body_class, ast::Body> const body = "'{'";
+x3::rule<class rule_class, ast::Rule> const rule = "rule";
+struct selector_class : located {};
+x3::rule<selector_class, ast::Selector> const selector = "atom name or weight path pattern";
 struct definition_keyword_class : located {};
 x3::rule<definition_keyword_class, Ident> const definition_keyword = "'def' or 'network'";
 struct primitive_keyword_class : located {};
@@ -389,12 +413,15 @@ auto const definition_def =
     (definition_keyword > identifier > -params > equals > expr)[add_definition];
 auto const primitive_def = (primitive_keyword > identifier > -params > colon > expr > arrow > expr >
                             -fields)[add_primitive];
-auto const optimizer_def = (kw("optimizer") > identifier > -params > statements)[add_optimizer];
+auto const selector_def = x3::raw[lexeme[(alpha | char_("_*")) >> *(alnum | char_("_.*[]"))]][make_selector];
+auto const rule_def = (kw("for") > (selector % ',') > statements)[make_rule];
+auto const body_def = lit('{') >> x3::eps[clear_body] > *(rule[push_rule] | statement[push_statement]) > rbrace;
+auto const optimizer_def = (kw("optimizer") > identifier > -params > body)[add_optimizer];
 auto const declaration_def = definition | primitive | optimizer;
 
 BOOST_SPIRIT_DEFINE(identifier, number, expr, items, compare, additive, compose, product, unary, power, exponent, primary, call,
                     group, args, arg, add_op, compose_op, cmp_op, mul_op, pow_op, neg_op, assign_op, arrow, equals, rparen,
-                    rbrace, colon, params, param, fields, field, statements, statement, definition_keyword, primitive_keyword, definition, primitive,
+                    rbrace, colon, params, param, fields, field, statements, statement, body, rule, selector, definition_keyword, primitive_keyword, definition, primitive,
                     optimizer, declaration)
 
 }  // namespace modc::grammar

@@ -202,6 +202,8 @@ public:
     // the copy). Throws std::invalid_argument for an unknown name or weight.
     void read_state(const std::string& name, std::size_t weight, void* data) const;
     void write_state(const std::string& name, std::size_t weight, const void* data);
+    // Whether weight i has state `name`: in a block with rules, each weight has its rule's state.
+    bool has_state(const std::string& name, std::size_t weight) const;
     void zero_state();
     long long steps() const;  // steps taken since compilation (or since set_steps)
     // Sets the steps taken so far, as a checkpoint holds them: the next step is number steps + 1,

@@ -165,6 +165,7 @@ PYBIND11_MODULE(_modc, m) {
         .def_property_readonly("weights", [](const Optimizer& o) { return weights_of(o.weights()); })
         .def_property_readonly("hyperparameters", &Optimizer::hyperparameters)
         .def_property_readonly("state_names", &Optimizer::state_names)
+        .def("has_state", &Optimizer::has_state, py::arg("name"), py::arg("weight"))
         .def_property("steps", &Optimizer::steps, &Optimizer::set_steps)
         .def("hyperparameter", &Optimizer::hyperparameter)
         .def("set_hyperparameter", &Optimizer::set_hyperparameter)

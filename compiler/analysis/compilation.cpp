@@ -4,6 +4,7 @@
 #include "compiler/analysis/derive.hpp"
 #include "compiler/frontend/infer_features.hpp"
 #include "compiler/frontend/name_leaves.hpp"
+#include "compiler/analysis/rules.hpp"
 #include "compiler/analysis/typecheck.hpp"
 
 namespace modc {
@@ -32,6 +33,8 @@ std::unique_ptr<Compilation> compile_source(const std::string& name, const std::
         if (fits[i])
             if (auto plan = derive(c->networks[i], c->diags)) c->plans.push_back(std::move(*plan));
     typecheck_optimizers(c->file, c->diags);
+    for (const auto& o : c->file.optimizers)
+        for (const auto& plan : c->plans) check_rules(o, plan, c->diags);
     return c;
 }
 

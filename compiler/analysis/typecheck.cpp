@@ -7,6 +7,7 @@
 #include <set>
 
 #include "compiler/analysis/optimizer_types.hpp"
+#include "compiler/analysis/rules.hpp"
 #include "support/suggest.hpp"
 
 namespace modc {
@@ -473,7 +474,15 @@ private:
 
 bool typecheck_optimizers(const ast::File& file, Diagnostics& diags) {
     bool ok = true;
-    for (const auto& o : file.optimizers) ok &= Checker(o, diags).run();
+    for (const auto& o : file.optimizers) {
+        if (!o.rules.empty() && !o.statements.empty()) {
+            diags.error(o.statements.front().loc, "a statement outside a rule: in an optimizer with rules (for ... { }), "
+                                                  "every statement belongs to one");
+            ok = false;
+        }
+        // Each rule is a block of its own, checked as one (rules.hpp).
+        for (const auto& block : rule_blocks(o)) ok &= Checker(block, diags).run();
+    }
     return ok;
 }
 

@@ -69,11 +69,23 @@ private:
         line("Optimizer " + o.name, o.name_loc);
         ++depth_;
         params(o.params);
-        for (const auto& s : o.statements) {
+        statements(o.statements);
+        for (const auto& r : o.rules) {
+            std::string selectors;
+            for (const auto& s : r.selectors) selectors += " " + s.text;
+            line("Rule" + selectors, r.loc);
+            ++depth_;
+            statements(r.statements);
+            --depth_;
+        }
+        --depth_;
+    }
+
+    void statements(const std::vector<ast::Statement>& list) {
+        for (const auto& s : list) {
             line("Statement " + s.target + " " + s.assign.symbol, s.target_loc);
             nested(*s.value);
         }
-        --depth_;
     }
 
     void expr(const ast::Expr& e) {

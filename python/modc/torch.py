@@ -95,6 +95,11 @@ class Optimizer(torch.optim.Optimizer):
         self._native = _modc.compile_optimizer(name, text, optimizer or "", network or "", _sets(set), schedule,
                                                backend, dtype, gram, threads, owned, precision or "", device=gpu)
         self._weights = self._shards.weights if self._shards else [w for w in self._native.weights]
+        if self._shards is not None and any(not self._native.has_state(s, i) for s in self._native.state_names
+                                            for i in range(len(self._native.weights))):
+            # Every rank must know every weight's state to share them; its rules' states are its own.
+            raise ValueError(f"optimizer '{self._native.name}' keeps different state for different weights (its rules); "
+                             "with process_group, every rule must keep the same state names")
         paths = [w["path"] for w in self._weights]
         missing = [p for p in paths if p not in mapped]
         unknown = [p for p in mapped if p not in paths]
@@ -199,6 +204,8 @@ class Optimizer(torch.optim.Optimizer):
             entry = {}
             local = i if self._shards is None else self._shards.local(i)
             for s in self._native.state_names:
+                if local is not None and not self._native.has_state(s, local):
+                    continue  # another rule's state
                 # read_state copies to host memory (from the GPU on the CUDA backend, after the steps so far).
                 t = torch.zeros_like(p, memory_format=torch.contiguous_format, device="cpu")
                 if local is not None:
@@ -228,6 +235,8 @@ class Optimizer(torch.optim.Optimizer):
                 continue  # another rank's weight: its owner keeps its state
             entry = self.state.get(p, {})
             for s in self._native.state_names:
+                if not self._native.has_state(s, local):
+                    continue  # another rule's state
                 if s not in entry:
                     raise ValueError(f"the state_dict has no state '{s}' for weight '{w['path']}'")
                 t = entry[s].detach().to(device="cpu", dtype=p.dtype).contiguous()  # write_state reads host memory

@@ -71,7 +71,7 @@ def test_step_count_starts_at_one_and_must_be_a_count(mod):
             opt.load_state_dict(state)
 
 
-@pytest.mark.parametrize("name", ["lion", "muon_cautious", "normuon"])
+@pytest.mark.parametrize("name", ["lion", "muon_cautious", "normuon", "nanogpt"])
 def test_blocks_match_modc_step(mod, run_modc, sets, tmp_path, name):
     """Two steps through the Python optimizer equal two `modc step` calls bit for bit."""
     from conftest import read_safetensors, write_safetensors

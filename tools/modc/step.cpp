@@ -87,7 +87,8 @@ int run_step(const StepArgs& a, const DualPlan& plan) {
     // State tensors are named STATE/PATH: every state of every weight, or none (no --state).
     std::vector<rt::TensorSpec> state_specs;
     for (const auto& s : opt.state_names())
-        for (const auto& l : plan.leaves) state_specs.push_back({s + "/" + l.path, l.shape});
+        for (const auto& l : plan.leaves)
+            if (opt.has_state(s, weight_index.at(l.path))) state_specs.push_back({s + "/" + l.path, l.shape});
     if (!a.state.empty()) {
         std::vector<rt::Tensor> state;
         if (!read_checked(a.state, state_specs, state)) return fail("nothing was written");
