@@ -138,6 +138,8 @@ int modc_optimizer_set_hyper(modc_optimizer* o, const char* name, double value, 
  * zero_state: -1 with *error only if the GPU fails. */
 size_t modc_optimizer_state_count(const modc_optimizer* o);
 const char* modc_optimizer_state_name(const modc_optimizer* o, size_t i);
+/* 1 if weight `weight` has state `name` (in a block with rules, each weight has its rule's), else 0. */
+int modc_optimizer_has_state(const modc_optimizer* o, const char* name, size_t weight);
 int modc_optimizer_read_state(const modc_optimizer* o, const char* name, size_t weight, void* data, char** error);
 int modc_optimizer_write_state(modc_optimizer* o, const char* name, size_t weight, const void* data, char** error);
 int modc_optimizer_zero_state(modc_optimizer* o, char** error);

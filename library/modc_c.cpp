@@ -288,6 +288,10 @@ const char* modc_optimizer_state_name(const modc_optimizer* o, size_t i) {
     return i < names.size() ? names[i].c_str() : nullptr;
 }
 
+int modc_optimizer_has_state(const modc_optimizer* o, const char* name, size_t weight) {
+    return o && name && o->optimizer.has_state(name, weight) ? 1 : 0;
+}
+
 int modc_optimizer_read_state(const modc_optimizer* o, const char* name, size_t weight, void* data, char** error) {
     return guard_status(error, [&] {
         require(o, "the optimizer");

@@ -115,6 +115,38 @@ TEST_CASE("C API: an optimizer compiled from text, with a network parameter set"
     modc_free(d);
 }
 
+TEST_CASE("C API: a block with rules: each weight its rule's state; the step count restored", "[c_api]") {
+    // Weight 0 is Linear(16, d) (the first rule: momentum m), weight 1 Linear(4, 16) by path
+    // pattern... both are Linear, so the path rule must come first to take one of them.
+    const char* text =
+        "network n(d = 8) = (Linear(4, 16) as out) @ ReLU @ (Linear(16, d) as in)\n"
+        "optimizer ruled(lr = 0.02, beta = 0.9, b2 = 0.99, eps = 1e-8) {\n"
+        "    for o* { v = b2 * v + (1 - b2) * grad * grad\n W -= lr * grad / (sqrt(v) + eps) }\n"
+        "    for Linear { m = beta * m + grad\n W -= lr * dualize(m) }\n"
+        "}\n";
+    Options options("12");
+    char* error = nullptr;
+    modc_optimizer* o = modc_optimizer_compile_source("ruled.mod", text, "ruled", &options.c, &error);
+    INFO(take(error));
+    REQUIRE(o);
+    REQUIRE(modc_optimizer_weight_count(o) == 2);
+    const std::size_t out = std::string(modc_optimizer_weight_path(o, 0)) == "out" ? 0 : 1, in = 1 - out;
+    CHECK(modc_optimizer_has_state(o, "v", out) == 1);
+    CHECK(modc_optimizer_has_state(o, "m", out) == 0);
+    CHECK(modc_optimizer_has_state(o, "m", in) == 1);
+    CHECK(modc_optimizer_has_state(o, "v", in) == 0);
+    CHECK(modc_optimizer_has_state(o, "v", 2) == 0);
+    std::vector<float> buffer(16 * 12);
+    CHECK(modc_optimizer_read_state(o, "m", out, buffer.data(), &error) != 0);
+    CHECK_THAT(take(error), Catch::Contains("runs the rule 'ruled for o*', which has no state 'm'"));
+    CHECK(modc_optimizer_set_steps(o, 41, &error) == 0);
+    CHECK(modc_optimizer_steps(o) == 41);
+    CHECK(modc_optimizer_set_steps(o, -1, &error) != 0);
+    CHECK_THAT(take(error), Catch::Contains("cannot be negative"));
+    CHECK(modc_optimizer_steps(o) == 41);
+    modc_optimizer_free(o);
+}
+
 TEST_CASE("C API: compile errors come back as messages", "[c_api]") {
     char* error = nullptr;
     // Several optimizers and none chosen.
