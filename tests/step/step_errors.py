@@ -76,7 +76,8 @@ def main():
         case("a state the optimizer does not have", ["--weights", w, "--grads", g, "--state",
                                                      tensors("s2.safetensors", state)], "v/input")
         case("a missing file", ["--weights", path("nowhere.safetensors"), "--grads", g], "nowhere.safetensors")
-
+        case("a step count below 1", ["--weights", w, "--grads", g, "--step", "0"],
+             "--step counts from 1 (the first step), got 0; nothing was written")
         def mod_file(name, text):
             with open(path(name), "w") as f:
                 f.write("network mlp = (Linear(10, 32) as output) @ ReLU @ (Linear(32, 32) as hidden) @ ReLU"
@@ -94,6 +95,14 @@ def main():
         ]:
             expect_error(name, modc, [mod_file(name.replace(" ", "_") + ".mod", text), "--weights", w, "--grads", g,
                                       "--out", out, "--out-state", out_state], message, outputs)
+
+        # A block with rules: each weight has its rule's state; another rule's state is refused, by name.
+        ruled = mod_file("ruled.mod", "optimizer ruled(lr = 0.1, beta = 0.9) {\n"
+                                      "    for hidden {\n        m = beta * m + grad\n        W -= lr * dualize(m)\n    }\n"
+                                      "    for Linear {\n        W -= lr * sign(grad)\n    }\n}\n")
+        every = tensors("s3.safetensors", {f"m/{p}": v for p, v in good.items()})
+        expect_error("another rule's state", modc, [ruled, "--weights", w, "--grads", g, "--state", every, "--out", out,
+                                                   "--out-state", out_state], "m/input", outputs)
 
         # A hyperparameter without a default must be given.
         no_default = mod_file("no_default.mod", "optimizer sgd(lr) {\n    W -= lr * dualize(grad)\n}\n")
