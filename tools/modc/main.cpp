@@ -16,7 +16,6 @@
 #include "tools/modc/dualize.hpp"
 #include "tools/modc/step.hpp"
 #include "compiler/analysis/lower_step.hpp"
-#include "compiler/analysis/rules.hpp"
 #include "compiler/backend/codegen_cuda.hpp"
 #include "compiler/backend/codegen_cuda_step.hpp"
 #include "program/cuda_cost.hpp"
@@ -381,39 +380,11 @@ int run(const Options& o) {
     }
     if (o.command == "emit" && o.emit.rfind("step", 0) == 0) {
         const ast::Optimizer& block = choose_optimizer(*c, o.file, o.optimizer);
-        // One plan per rule (the block itself without rules), each over the weights it selects.
-        const std::vector<ast::Optimizer> rules = rule_blocks(block);
-        const std::vector<int> rule_of = bind_rules(block, plan->leaves);
-        std::vector<step::StepPlan> plans;
-        for (const auto& rule : rules)
-            if (auto p = lower_step(rule, c->diags)) plans.push_back(std::move(*p));
-        c->diags.render(std::cerr, o.color);
-        if (plans.size() != rules.size()) return 1;
-        const ElementType type = o.dtype == "f64" ? ElementType::F64 : ElementType::F32;
         if (o.emit != "step-plan" && o.dtype == "bf16") return fail("the optimizer step runs on f32 or f64 weights: --dtype f32 or f64");
-        std::string out;
-        for (std::size_t r = 0; r < plans.size(); ++r) {
-            std::vector<std::int64_t> elements;
-            std::string paths;
-            for (std::size_t i = 0; i < plan->leaves.size(); ++i)
-                if (rule_of[i] == static_cast<int>(r)) {
-                    const auto& l = plan->leaves[i];
-                    elements.push_back(WeightInfo{l.path, l.atom, l.shape}.elements());
-                    paths += (paths.empty() ? "" : ", ") + l.path;
-                }
-            const char* comment = o.emit == "step-plan" ? "" : o.emit == "step" ? "; " : "// ";
-            if (!block.rules.empty()) out += std::string(comment) + "rule '" + rules[r].name + "': weights " + paths + "\n";
-            if (o.emit == "step-plan") {
-                out += step::print(plans[r]);
-            } else if (o.emit == "step-cuda") {
-                cuda::CudaOptions co;
-                co.type = type;
-                out += cuda::codegen_cuda_step(plans[r], elements, co).source;
-            } else {
-                out += print_llvm(codegen_llvm_step(plans[r], elements, type));
-            }
-        }
-        return write(out);
+        std::optional<std::string> text =
+            emit_step(block, *plan, o.emit, o.dtype == "f64" ? ElementType::F64 : ElementType::F32, c->diags);
+        c->diags.render(std::cerr, o.color);
+        return text ? write(*text) : 1;
     }
     if (o.command == "bench") {
         CompileOptions co;

@@ -5,6 +5,10 @@
 #include <iostream>
 #include <map>
 
+#include "compiler/analysis/lower_step.hpp"
+#include "compiler/analysis/rules.hpp"
+#include "compiler/backend/codegen_cuda_step.hpp"
+#include "compiler/backend/codegen_llvm.hpp"
 #include "runtime/tensor_io.hpp"
 
 namespace modc {
@@ -129,6 +133,39 @@ int run_step(const StepArgs& a, const DualPlan& plan) {
         return fail(e.what());
     }
     return 0;
+}
+
+std::optional<std::string> emit_step(const ast::Optimizer& block, const DualPlan& plan, const std::string& emit,
+                                     ElementType type, Diagnostics& diags) {
+    const std::vector<ast::Optimizer> rules = rule_blocks(block);
+    const std::vector<int> rule_of = bind_rules(block, plan.leaves);
+    std::vector<step::StepPlan> plans;
+    for (const auto& rule : rules)
+        if (auto p = lower_step(rule, diags)) plans.push_back(std::move(*p));
+    if (plans.size() != rules.size()) return std::nullopt;
+    std::string out;
+    for (std::size_t r = 0; r < plans.size(); ++r) {
+        std::vector<std::int64_t> elements;
+        std::string paths;
+        for (std::size_t i = 0; i < plan.leaves.size(); ++i)
+            if (rule_of[i] == static_cast<int>(r)) {
+                const auto& l = plan.leaves[i];
+                elements.push_back(WeightInfo{l.path, l.atom, l.shape}.elements());
+                paths += (paths.empty() ? "" : ", ") + l.path;
+            }
+        const char* comment = emit == "step-plan" ? "" : emit == "step" ? "; " : "// ";
+        if (!block.rules.empty()) out += std::string(comment) + "rule '" + rules[r].name + "': weights " + paths + "\n";
+        if (emit == "step-plan") {
+            out += step::print(plans[r]);
+        } else if (emit == "step-cuda") {
+            cuda::CudaOptions co;
+            co.type = type;
+            out += cuda::codegen_cuda_step(plans[r], elements, co).source;
+        } else {
+            out += print_llvm(codegen_llvm_step(plans[r], elements, type));
+        }
+    }
+    return out;
 }
 
 }  // namespace modc

@@ -1,10 +1,14 @@
 // `modc step`: one optimizer step on tensor files (docs/optimizers.md).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compiler/analysis/dual_plan.hpp"
+#include "grammar/ast.hpp"
 #include "library/modc.hpp"
+#include "program/cpu_program.hpp"
+#include "support/diagnostics.hpp"
 
 namespace modc {
 
@@ -20,5 +24,10 @@ struct StepArgs {
 
 // Reads and checks every input before anything is written; 0, or 1 after saying what is wrong.
 int run_step(const StepArgs& args, const DualPlan& plan);
+
+// `modc emit --emit step-plan|step|step-cuda` of a block: each rule's plan (the block's, without
+// rules) over the weights it selects, as text; nullopt when lowering reported errors to diags.
+std::optional<std::string> emit_step(const ast::Optimizer& block, const DualPlan& plan, const std::string& emit,
+                                     ElementType type, Diagnostics& diags);
 
 }  // namespace modc
