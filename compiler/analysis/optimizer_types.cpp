@@ -95,12 +95,20 @@ Rule dot_rule(const std::vector<Type>& a) {
     return r;
 }
 
-// Wraps a rule: errors and unknowns in, the same out.
+// Wraps a rule: an error in gives an error out, and an unknown argument (state not yet
+// inferred) an unknown result.
 template <Rule (*R)(const std::vector<Type>&)>
 Rule checked(const std::vector<Type>& a) {
     if (any_error(a)) return ok(Type::error());
-    if (R != dualize_rule && R != where_rule && R != max_rule && R != min_rule && R != clamp_rule && any_unknown(a))
-        return ok(Type{});
+    if (any_unknown(a)) return ok(Type{});
+    return R(a);
+}
+
+// The same for rules that type unknown arguments themselves (dualize of state is primal; max,
+// min, clamp and where take their type from the arguments that are known).
+template <Rule (*R)(const std::vector<Type>&)>
+Rule checked_with_unknowns(const std::vector<Type>& a) {
+    if (any_error(a)) return ok(Type::error());
     return R(a);
 }
 
@@ -185,14 +193,14 @@ Rule combine_types(Type a, Type b, const std::string& op) {
 }
 
 const std::vector<Function> kFunctions = {
-    {"dualize", Fn::Dualize, 1, true, "dualize(g), the network's duality map of a gradient", checked<dualize_rule>},
+    {"dualize", Fn::Dualize, 1, true, "dualize(g), the network's duality map of a gradient", checked_with_unknowns<dualize_rule>},
     {"sqrt", Fn::Sqrt, 1, false, "sqrt(x)", checked<sqrt_rule>},
     {"abs", Fn::Abs, 1, false, "abs(x)", checked<abs_rule>},
     {"sign", Fn::Sign, 1, false, "sign(x)", checked<sign_rule>},
-    {"max", Fn::Max, 2, false, "max(a, b), per entry", checked<max_rule>},
-    {"min", Fn::Min, 2, false, "min(a, b), per entry", checked<min_rule>},
-    {"clamp", Fn::Clamp, 3, false, "clamp(x, low, high)", checked<clamp_rule>},
-    {"where", Fn::Where, 3, false, "where(mask, a, b): a where the mask is not 0, else b", checked<where_rule>},
+    {"max", Fn::Max, 2, false, "max(a, b), per entry", checked_with_unknowns<max_rule>},
+    {"min", Fn::Min, 2, false, "min(a, b), per entry", checked_with_unknowns<min_rule>},
+    {"clamp", Fn::Clamp, 3, false, "clamp(x, low, high)", checked_with_unknowns<clamp_rule>},
+    {"where", Fn::Where, 3, false, "where(mask, a, b): a where the mask is not 0, else b", checked_with_unknowns<where_rule>},
     {"sum", Fn::Sum, 1, true, "sum(x), over the whole weight", checked<keep_rule>},
     {"mean", Fn::Mean, 1, true, "mean(x), over the whole weight", checked<keep_rule>},
     {"rms", Fn::Rms, 1, true, "rms(x) = sqrt(mean(x * x))", checked<norm_rule>},
